@@ -1,0 +1,107 @@
+"""Service settings: one pydantic-settings class, read from ``TEXTCLS_*`` and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every ``TEXTCLS_*`` setting, with its default. Passed in, never read as a global."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TEXTCLS_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    # Models
+    model_dir: Path = Field(Path("./models"), description="Model repository root.")
+    default_model: str | None = Field(
+        None, description="Model used when a request names none (default: the only model)."
+    )
+    pinned_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description='Serve these versions instead of the newest, as JSON: {"name": 3}.',
+    )
+    poll_interval_s: float = Field(
+        10.0, ge=0, description="How often to look for new versions; 0 turns polling off."
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="Where inference runs; 'gpu' without a GPU is a start-up error."
+    )
+
+    # Batching and limits
+    max_batch_size: int = Field(64, ge=1, le=4096, description="Texts per model call, at most.")
+    max_batch_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="How long a batch waits to fill once it has one text."
+    )
+    max_queue_texts: int = Field(
+        4096, ge=1, description="Texts waiting per model before /classify answers 503."
+    )
+    max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
+    max_texts: int = Field(256, ge=1, description="Most texts in one request.")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)."
+    )
+    default_top_k: int = Field(3, ge=1, description="Labels in each ranking unless asked.")
+    fallback_margin: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fallback also when the top two confidences are closer than this.",
+    )
+
+    # Prediction log
+    database_url: str = Field(
+        "sqlite:///./textcls.db", description="SQLAlchemy URL of the prediction log."
+    )
+    log_predictions: bool = Field(True, description="Write every prediction to the database.")
+    log_text: Literal["full", "redacted", "hash", "none"] = Field(
+        "full", description="How much of each text the prediction log keeps."
+    )
+    auto_migrate: bool = Field(
+        True, description="Upgrade a SQLite database's schema at start-up."
+    )
+    log_batch_size: int = Field(500, ge=1, description="Rows per INSERT, at most.")
+    log_buffer_rows: int = Field(
+        100_000, ge=1, description="Rows held in memory during an outage before spilling."
+    )
+    log_spill_path: Path = Field(
+        Path("./textcls.spill.jsonl"), description="Where rows go while the database is down."
+    )
+
+    # Security and HTTP
+    api_keys: str = Field(
+        "", description="Comma-separated name:key pairs; empty means the service is open."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of name:sha256(key) lines, one per client."
+    )
+    metrics_api_key: str | None = Field(None, description="Key required by /metrics, if set.")
+    rate_limit_per_s: float = Field(0.0, ge=0, description="Requests/s per client; 0 is off.")
+    rate_limit_burst: int = Field(50, ge=1, description="Token bucket size per client.")
+    cors_origins: str = Field("", description="Comma-separated allowed origins; empty is off.")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="Time to drain on SIGTERM.")
+
+    @field_validator("default_model")
+    @classmethod
+    def _empty_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment; raise ConfigError with the variable's name."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            problems.append(f"TEXTCLS_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
