@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     log_spill_path: Path = Field(
         Path("./textcls.spill.jsonl"), description="Where rows go while the database is down."
     )
+    log_retry_max_s: float = Field(
+        5.0, gt=0, description="Longest wait between retries while the database is down."
+    )
 
     # Security and HTTP
     api_keys: str = Field(

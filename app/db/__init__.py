@@ -1,0 +1,1 @@
+"""The prediction log's database: tables, engine, migrations, queries and CLI commands."""

@@ -1,0 +1,69 @@
+"""One answered prediction as the service hands it to the log, and its row in the database."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from app.redaction import redact
+
+LogTextMode = Literal["full", "redacted", "hash", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """A classified text with the full text; the log writer applies the privacy mode."""
+
+    request_id: str
+    index: int
+    created_at: datetime
+    client: str | None
+    model: str
+    version: int
+    text: str
+    label: str
+    confidence: float
+    fallback: bool
+    ranking: list[tuple[str, float]]
+    latency_ms: float
+    batch_size: int
+
+
+def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
+    """The ``prediction_log`` row for ``record``, keeping only as much text as ``log_text`` allows.
+
+    ``hash`` keeps the sha256 of the full text (to find repeats without storing them); ``none``
+    keeps neither, since a hash of a short text can be reversed by guessing.
+    """
+    if log_text == "full":
+        text: str | None = record.text
+    elif log_text == "redacted":
+        text = redact(record.text)
+    else:
+        text = None
+    digest = None if log_text == "none" else hashlib.sha256(record.text.encode("utf-8")).hexdigest()
+    created = record.created_at
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return {
+        "request_id": record.request_id,
+        "index": record.index,
+        "created_at": created.astimezone(UTC),
+        "client": record.client,
+        "model": record.model,
+        "version": record.version,
+        "text": text,
+        "text_sha256": digest,
+        "label": record.label,
+        "confidence": float(record.confidence),
+        "fallback": bool(record.fallback),
+        "ranking": [{"label": lbl, "confidence": float(c)} for lbl, c in record.ranking],
+        "latency_ms": float(record.latency_ms),
+        "batch_size": int(record.batch_size),
+    }
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,334 @@
+"""The prediction log writer: queue rows in memory, insert them in batches from one thread.
+
+``submit`` only appends to a deque under a lock, so the request path never waits for the
+database. The writer thread takes up to ``log_batch_size`` rows, applies the privacy mode and
+sends them as one multi-row INSERT that ignores rows already present. When the database is down
+or erroring it keeps the rows, retries with capped exponential backoff, and once more than
+``log_buffer_rows`` are held it appends the excess to the spill file (JSON lines, fsynced).
+When the database answers again it replays the spill file, including one left by an earlier
+run. ``stop`` flushes the queue to the database, or to the spill file if the database is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from app.config import Settings
+from app.db.engine import create_db_engine, is_sqlite
+from app.db.inserts import insert_rows
+from app.db.migrate import upgrade
+from app.db.records import PredictionRecord, to_row
+from app.spill_file import SpillFile
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+RETRY_INITIAL_S = 0.05
+IDLE_WAKE_S = 1.0
+
+
+class PredictionLogWriter:
+    """Writes every submitted prediction to the database exactly once, off the request path.
+
+    ``healthy`` and ``status`` describe the database as the writer last saw it (for /readyz);
+    ``rows_written``, ``rows_spilled``, ``rows_replayed``, ``write_errors`` and
+    ``queue_depth`` count what happened. ``metrics`` is optional: any object with the
+    Prometheus attributes ``log_rows_written``, ``log_queue_depth``, ``log_rows_spilled``,
+    ``log_rows_replayed`` and ``log_write_errors``.
+    """
+
+    def __init__(self, settings: Settings, metrics: object | None = None) -> None:
+        self._url = settings.database_url
+        self._auto_migrate = settings.auto_migrate and is_sqlite(settings.database_url)
+        self._log_text = settings.log_text
+        self._batch_size = settings.log_batch_size
+        self._buffer_rows = settings.log_buffer_rows
+        self._retry_max_s = settings.log_retry_max_s
+        self._metrics: Any = metrics
+        self._spill = SpillFile(settings.log_spill_path)
+        self._spill_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: deque[PredictionRecord] = deque()
+        # Converted rows a failed INSERT handed back; only the writer thread touches them.
+        self._retry: list[Row] = []
+        self._in_flight: list[Row] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._schema_ready = not self._auto_migrate
+        self._replay_offset = 0
+        self._spill_pending = False
+        self.engine: Engine | None = None
+        self.healthy = False
+        self.status = "not started"
+        self.rows_written = 0
+        self.rows_spilled = 0
+        self.rows_replayed = 0
+        self.rows_duplicate = 0
+        self.rows_rejected = 0
+        self.write_errors = 0
+
+    # -- the request side ---------------------------------------------------------------
+
+    def submit(self, records: Sequence[PredictionRecord]) -> None:
+        """Queue ``records`` for the database; never blocks on I/O, safe from any thread."""
+        if not records:
+            return
+        with self._cond:
+            self._pending.extend(records)
+            depth = len(self._pending) + len(self._retry)
+            self._cond.notify()
+        if self._metrics is not None:
+            self._metrics.log_queue_depth.set(depth)
+
+    @property
+    def queue_depth(self) -> int:
+        """Rows accepted but not yet in the database or the spill file."""
+        return len(self._pending) + len(self._retry)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the engine, migrate SQLite if configured, start the writer thread.
+
+        A database that is down is not an error here: the service must start and serve, and
+        the writer keeps trying. A malformed URL or a missing driver does raise.
+        """
+        self.engine = create_db_engine(self._url)
+        self._spill_pending = self._spill.exists()
+        if self._spill_pending:
+            log.warning("replaying rows left in %s by an earlier run", self._spill.path)
+        self._probe()
+        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write every queued row to the database, or to the spill file if it is down."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                # Stuck in a database call. Spill what it holds and what is queued; if its
+                # INSERT does land after all, the replay skips those rows as duplicates.
+                log.error("log writer did not finish in %.1fs; spilling its rows", timeout)
+                with self._cond:
+                    records = list(self._pending)
+                    self._pending.clear()
+                rows = self._in_flight + self._retry + [self._to_row(r) for r in records]
+                self._spill_rows(rows)
+        if self.engine is not None:
+            self.engine.dispose()
+        self.healthy = False
+        self.status = "stopped"
+        self._set_depth()
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = RETRY_INITIAL_S
+        while True:
+            with self._cond:
+                while not (self._pending or self._retry or self._stopping) and not (
+                    self._spill_pending or not self.healthy
+                ):
+                    self._cond.wait(IDLE_WAKE_S)
+                stopping = self._stopping
+                records = [
+                    self._pending.popleft()
+                    for _ in range(min(len(self._pending), self._batch_size - len(self._retry)))
+                ]
+            rows = self._retry + [self._to_row(r) for r in records]
+            self._retry = []
+            if rows:
+                ok = self._write(rows)
+                if not ok:
+                    self._retry = rows
+            elif stopping:
+                return  # a spill file not yet replayed waits for the next start
+            elif self._spill_pending:
+                ok = self._replay_chunk()
+            else:
+                ok = self._probe()
+            self._set_depth()
+            if ok:
+                backoff = RETRY_INITIAL_S
+                continue
+            if stopping:
+                self._spill_everything()
+                return
+            self._spill_overflow()
+            with self._cond:
+                if not self._stopping:
+                    self._cond.wait(backoff)
+            backoff = min(backoff * 2, self._retry_max_s)
+
+    def _to_row(self, record: PredictionRecord) -> Row:
+        return to_row(record, self._log_text)
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            assert self.engine is not None
+            upgrade(self.engine)
+            self._schema_ready = True
+
+    def _probe(self) -> bool:
+        """Check the database (and migrate SQLite once); True when it answers."""
+        assert self.engine is not None
+        try:
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1 FROM prediction_log WHERE 1 = 0"))
+        except (SQLAlchemyError, OSError) as exc:
+            self._mark_down(exc)
+            return False
+        self._mark_up()
+        return True
+
+    def _insert(self, rows: list[Row]) -> int:
+        assert self.engine is not None
+        self._ensure_schema()
+        self._in_flight = rows
+        try:
+            with self.engine.begin() as conn:
+                return insert_rows(conn, rows)
+        finally:
+            self._in_flight = []
+
+    def _write(self, rows: list[Row], replay: bool = False) -> bool:
+        """INSERT ``rows``; False (rows kept by the caller) when the database is down."""
+        try:
+            inserted = self._insert(rows)
+        except (DataError, IntegrityError) as exc:
+            # Not an outage: some row is unacceptable. Find it so the others still land.
+            self._count_error()
+            log.error("prediction log rejected a batch (%s); inserting rows one by one", exc)
+            inserted = self._write_one_by_one(rows)
+            if inserted is None:
+                return False
+        except (SQLAlchemyError, OSError) as exc:
+            self._count_error()
+            self._mark_down(exc)
+            return False
+        self._mark_up()
+        self.rows_duplicate += len(rows) - inserted
+        if replay:
+            self.rows_replayed += inserted
+            if self._metrics is not None:
+                self._metrics.log_rows_replayed.inc(inserted)
+        else:
+            self.rows_written += inserted
+            if self._metrics is not None:
+                self._metrics.log_rows_written.inc(inserted)
+        return True
+
+    def _write_one_by_one(self, rows: list[Row]) -> int | None:
+        inserted = 0
+        for row in rows:
+            try:
+                inserted += self._insert([row])
+            except (DataError, IntegrityError) as exc:
+                self.rows_rejected += 1
+                log.error(
+                    "dropping prediction %s/%s the database refuses: %s",
+                    row.get("request_id"),
+                    row.get("index"),
+                    exc.orig,
+                )
+            except (SQLAlchemyError, OSError) as exc:
+                self._mark_down(exc)
+                return None
+        return inserted
+
+    def _replay_chunk(self) -> bool:
+        """Insert the next chunk of the spill file; remove the file once all of it is in."""
+        with self._spill_lock:
+            try:
+                rows, offset, at_end = self._spill.read_chunk(self._replay_offset, self._batch_size)
+            except FileNotFoundError:
+                self._spill_pending, self._replay_offset = False, 0
+                return True
+            except OSError as exc:
+                log.error("cannot read spill file %s: %s", self._spill.path, exc)
+                self._count_error()
+                return False
+            if rows and not self._write(rows, replay=True):
+                return False
+            self._replay_offset = offset
+            if at_end:
+                self._spill.remove()
+                self._spill_pending, self._replay_offset = False, 0
+                log.info("spill file %s replayed and removed", self._spill.path)
+        return True
+
+    def _spill_overflow(self) -> None:
+        """Move rows beyond ``log_buffer_rows`` from memory to the spill file."""
+        excess = self.queue_depth - self._buffer_rows
+        if excess <= 0:
+            return
+        from_retry = self._retry[:excess]
+        self._retry = self._retry[excess:]
+        with self._cond:
+            records = [self._pending.popleft() for _ in range(excess - len(from_retry))]
+        if not self._spill_rows(from_retry + [self._to_row(r) for r in records]):
+            # The disk refuses too: keep them in memory rather than lose them.
+            self._retry = from_retry + [self._to_row(r) for r in records] + self._retry
+
+    def _spill_everything(self) -> None:
+        with self._cond:
+            records = list(self._pending)
+            self._pending.clear()
+        rows = self._retry + [self._to_row(r) for r in records]
+        self._retry = []
+        if not self._spill_rows(rows):
+            log.critical("lost %d prediction rows: database and spill file both failed", len(rows))
+
+    def _spill_rows(self, rows: list[Row]) -> bool:
+        if not rows:
+            return True
+        with self._spill_lock:
+            try:
+                self._spill.append(rows)
+            except OSError as exc:
+                log.error("cannot append to spill file %s: %s", self._spill.path, exc)
+                self._count_error()
+                return False
+            self._spill_pending = True
+        self.rows_spilled += len(rows)
+        if self._metrics is not None:
+            self._metrics.log_rows_spilled.inc(len(rows))
+        log.warning("spilled %d prediction rows to %s", len(rows), self._spill.path)
+        return True
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _count_error(self) -> None:
+        self.write_errors += 1
+        if self._metrics is not None:
+            self._metrics.log_write_errors.inc()
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self.healthy or self.status == "not started":
+            log.warning("prediction log database unavailable, will retry: %s", exc)
+        self.healthy = False
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        self.status = "database unavailable: " + (reason[0] if reason else type(exc).__name__)
+
+    def _mark_up(self) -> None:
+        if not self.healthy and self.status != "not started":
+            log.info("prediction log database is back")
+        self.healthy = True
+        self.status = "ok"
+
+    def _set_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.log_queue_depth.set(self.queue_depth)
