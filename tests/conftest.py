@@ -1,0 +1,22 @@
+"""Shared fixtures: a model repository holding one tiny real model, trained once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.model_factory import train_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model_dir with ``example/1/``: a tiny CNN trained on the bundled example data.
+
+    Session-scoped and shared by every test: treat it as read-only. A test that adds versions,
+    deletes or edits files must copy it first (``shutil.copytree(tiny_model_repo, tmp_path /
+    "models")``) or call ``tests.model_factory.train_tiny_model(its_own_dir)``.
+    """
+    repo = tmp_path_factory.mktemp("model_repo")
+    train_tiny_model(repo)
+    return repo

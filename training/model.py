@@ -1,0 +1,100 @@
+"""Model building: a registry of architectures, each raw strings in, softmax probabilities out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+
+@dataclass
+class ModelParams:
+    """Hyperparameters shared by the architectures (each uses what it needs)."""
+
+    max_tokens: int = 20000
+    sequence_length: int = 64
+    ngrams: int = 1
+    embedding_dim: int = 128
+    filters: int = 128
+    kernel_sizes: Sequence[int] = field(default_factory=lambda: (1, 2, 3))
+    dense_units: int = 128
+    dropout: float = 0.5
+    learning_rate: float = 1e-3
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["kernel_sizes"] = list(self.kernel_sizes)
+        return d
+
+
+# An architecture maps (adapted vectorizer, number of labels, params) to the layers after the
+# string input; build_model adds the input, the vectorizer and compiles.
+Architecture = Callable[[layers.TextVectorization, int, ModelParams, keras.KerasTensor], Any]
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str) -> Callable[[Architecture], Architecture]:
+    """Decorator: make an architecture selectable by ``--arch name``."""
+
+    def add(fn: Architecture) -> Architecture:
+        ARCHITECTURES[name] = fn
+        return fn
+
+    return add
+
+
+@register_architecture("cnn")
+def cnn(
+    vectorizer: layers.TextVectorization, n_labels: int, p: ModelParams, inputs: keras.KerasTensor
+) -> Any:
+    """Embedding -> parallel Conv1D (one per kernel size) -> global max pooling -> dense."""
+    x = vectorizer(inputs)
+    x = layers.Embedding(vectorizer.vocabulary_size(), p.embedding_dim, name="embedding")(x)
+    branches = [
+        layers.GlobalMaxPooling1D(name=f"max_pool_{k}")(
+            layers.Conv1D(p.filters, k, padding="same", activation="relu", name=f"conv_{k}")(x)
+        )
+        for k in p.kernel_sizes
+    ]
+    x = branches[0] if len(branches) == 1 else layers.Concatenate(name="concat")(branches)
+    x = layers.Dropout(p.dropout, name="dropout_features")(x)
+    x = layers.Dense(p.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(p.dropout, name="dropout")(x)
+    return layers.Dense(n_labels, activation="softmax", name="probabilities", dtype="float32")(x)
+
+
+def make_vectorizer(train_texts: Sequence[str], p: ModelParams) -> layers.TextVectorization:
+    """A TextVectorization adapted on the training texts only (never on val/test)."""
+    vectorizer = layers.TextVectorization(
+        max_tokens=p.max_tokens,
+        output_mode="int",
+        output_sequence_length=p.sequence_length,
+        ngrams=p.ngrams if p.ngrams > 1 else None,
+        name="vectorizer",
+    )
+    vectorizer.adapt(np.asarray(train_texts, dtype=object), batch_size=1024)
+    return vectorizer
+
+
+def build_model(
+    arch: str, train_texts: Sequence[str], n_labels: int, params: ModelParams
+) -> keras.Model:
+    """Build and compile ``arch``: input a string tensor [batch], output [batch, n_labels]."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+        )
+    vectorizer = make_vectorizer(train_texts, params)
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    outputs = ARCHITECTURES[arch](vectorizer, n_labels, params, inputs)
+    model = keras.Model(inputs, outputs, name=f"textcls_{arch}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
