@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="Where inference runs; 'gpu' without a GPU is a start-up error."
     )
+    tf_intra_op_threads: int = Field(
+        0, ge=0, description="TensorFlow threads inside one op; 0 means one per CPU core."
+    )
+    tf_inter_op_threads: int = Field(
+        0, ge=0, description="TensorFlow ops run in parallel; 0 means min(2, CPU cores)."
+    )
 
     # Batching and limits
     max_batch_size: int = Field(64, ge=1, le=4096, description="Texts per model call, at most.")

@@ -1,0 +1,52 @@
+"""Route dependencies as ``Annotated`` aliases; all async, so none costs a threadpool hop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.classifier import Classifier
+from app.config import Settings
+from app.errors import ModelNotReady
+from app.metrics import Metrics
+from app.repository import ModelRepository
+from app.services import Services
+
+
+async def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise ModelNotReady("the service is starting")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+async def get_classifier(services: ServicesDep) -> Classifier:
+    return services.classifier
+
+
+async def get_repository(services: ServicesDep) -> ModelRepository:
+    return services.repository
+
+
+async def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
+async def get_client(request: Request) -> str | None:
+    """The authenticated client's name, when an auth layer has set ``request.state.client``."""
+    return getattr(request.state, "client", None)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ClientDep = Annotated[str | None, Depends(get_client)]

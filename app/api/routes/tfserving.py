@@ -1,0 +1,58 @@
+"""TensorFlow Serving's REST predict API, so its clients can switch without changes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import ClassifierDep
+from app.api.responses import OrjsonResponse
+from app.errors import InvalidInput
+from app.schemas import PredictRequest, PredictResponse
+from training.artifact import INPUT_KEY, SIGNATURE_KEY
+
+router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"])
+
+
+def _texts(body: PredictRequest) -> list[object]:
+    """The texts of a row ('instances') or columnar ('inputs') request."""
+    if body.signature_name not in (None, SIGNATURE_KEY):
+        raise InvalidInput(f"unknown signature_name {body.signature_name!r}; use {SIGNATURE_KEY!r}")
+    if body.instances is not None:
+        texts: list[object] = []
+        for i, row in enumerate(body.instances):
+            if isinstance(row, dict):
+                if set(row) != {INPUT_KEY}:
+                    raise InvalidInput(f"instance {i} must be a string or {{{INPUT_KEY!r}: ...}}")
+                texts.append(row[INPUT_KEY])
+            else:
+                texts.append(row)
+        return texts
+    inputs = body.inputs
+    if isinstance(inputs, dict):
+        if set(inputs) != {INPUT_KEY}:
+            raise InvalidInput(f"'inputs' must name only {INPUT_KEY!r}")
+        inputs = inputs[INPUT_KEY]
+    return [inputs] if isinstance(inputs, str) else list(inputs or [])
+
+
+async def _predict(
+    body: PredictRequest, classifier: ClassifierDep, name: str, version: int | None
+) -> OrjsonResponse:
+    texts = classifier.check_texts(_texts(body))
+    _, _, probs = await classifier.probabilities(texts, name, version)
+    key = "predictions" if body.instances is not None else "outputs"
+    return OrjsonResponse({key: probs.tolist()})
+
+
+@router.post("/{name}:predict", response_model=PredictResponse)
+async def predict(name: str, body: PredictRequest, classifier: ClassifierDep) -> OrjsonResponse:
+    """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
+    return await _predict(body, classifier, name, None)
+
+
+@router.post("/{name}/versions/{version}:predict", response_model=PredictResponse)
+async def predict_version(
+    name: str, version: int, body: PredictRequest, classifier: ClassifierDep
+) -> OrjsonResponse:
+    """The same, pinned to one version (404 when it is not the one served)."""
+    return await _predict(body, classifier, name, version)

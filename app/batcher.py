@@ -1,0 +1,200 @@
+"""Dynamic batching: gather texts from concurrent requests into one model call per batch.
+
+Requests enqueue from the event loop and await a future; ONE inference thread per model
+version takes up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the
+oldest arrived), runs the model, ranks order once per batch, and resolves the futures with a
+single ``call_soon_threadsafe``. The loop never runs TensorFlow. The queue is bounded in
+texts; over the bound ``submit`` raises QueueFull at once instead of holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.errors import InferenceFailed, ModelNotReady, QueueFull
+from app.loaded_model import LoadedModel
+from app.metrics import Metrics
+from app.ranking import descending_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """A request's slice of one or more model batches."""
+
+    probabilities: np.ndarray  # float32 [n, n_labels]
+    order: np.ndarray  # label indices per row, most probable first
+    batch_size: int  # texts in the (largest) model call that served these texts
+
+
+@dataclass(slots=True)
+class _Item:
+    texts: list[str]
+    future: asyncio.Future[BatchResult]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float
+
+
+def _resolve(pairs: list[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
+    # Runs on the event loop; a future may have been cancelled by a client that went away.
+    for fut, outcome in pairs:
+        if fut.done():
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+class Batcher:
+    """The batch queue and inference thread of one loaded model version."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        max_batch_size: int,
+        max_batch_wait_s: float,
+        max_queue_texts: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self.max_batch_wait_s = max_batch_wait_s
+        self.max_queue_texts = max_queue_texts
+        self._cond = threading.Condition()
+        self._pending: deque[_Item] = deque()
+        self._pending_texts = 0
+        self._closed = False
+        self._m = metrics
+        version = str(model.version)
+        if metrics is not None:
+            self._batch_size_h = metrics.inference_batch_size.labels(model.name)
+            self._duration_h = metrics.inference_duration.labels(model.name, version)
+            self._wait_h = metrics.queue_wait.labels(model.name)
+            self._depth_g = metrics.queue_depth.labels(model.name)
+        self._thread = threading.Thread(
+            target=self._run, name=f"infer-{model.name}-v{model.version}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting for a batch."""
+        return self._pending_texts
+
+    def submit(self, texts: list[str]) -> asyncio.Future[BatchResult]:
+        """Enqueue ``texts`` now and return a future of their probabilities, in their order.
+
+        Enqueuing without an ``await`` matters: a model swap, which also runs on the loop,
+        cannot slip between choosing this version and queueing on it.
+        """
+        loop = asyncio.get_running_loop()
+        n = self.max_batch_size
+        chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
+        items = [_Item(c, loop.create_future(), loop, time.monotonic()) for c in chunks]
+        with self._cond:
+            if self._closed:
+                raise ModelNotReady(
+                    f"model {self.model.name!r} version {self.model.version} is shutting down"
+                )
+            if self._pending_texts + len(texts) > self.max_queue_texts:
+                raise QueueFull(
+                    f"model {self.model.name!r} has {self._pending_texts} texts queued "
+                    f"(limit {self.max_queue_texts}); retry shortly"
+                )
+            was_idle = not self._pending
+            self._pending.extend(items)
+            self._pending_texts += len(texts)
+            # Wake the thread only when it may act: it was idle, or a batch is now full.
+            if was_idle or self._pending_texts >= self.max_batch_size:
+                self._cond.notify()
+        if self._m is not None:
+            self._depth_g.set(self._pending_texts)
+        if len(items) == 1:
+            return items[0].future
+        return asyncio.ensure_future(_join([it.future for it in items]))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking texts, finish those already queued, then end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take_batch(self) -> list[_Item] | None:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if not self._pending:
+                return None  # closed and drained
+            deadline = self._pending[0].enqueued + self.max_batch_wait_s
+            while self._pending_texts < self.max_batch_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch: list[_Item] = []
+            size = 0
+            while self._pending and size + len(self._pending[0].texts) <= self.max_batch_size:
+                item = self._pending.popleft()
+                batch.append(item)
+                size += len(item.texts)
+            self._pending_texts -= size
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Item]) -> None:
+        texts = [t for item in batch for t in item.texts]
+        started = time.monotonic()
+        try:
+            probs = self.model.predict(texts)
+            order = descending_order(probs)
+        except Exception as exc:  # any model fault: logged in full, and a 500 to each waiter
+            log.exception("inference failed for %s v%s", self.model.name, self.model.version)
+            error = InferenceFailed(f"inference failed: {type(exc).__name__}")
+            self._deliver([(item, error) for item in batch])
+            return
+        elapsed = time.monotonic() - started
+        if self._m is not None:
+            self._batch_size_h.observe(len(texts))
+            self._duration_h.observe(elapsed)
+            for item in batch:
+                self._wait_h.observe(started - item.enqueued)
+            self._depth_g.set(self._pending_texts)
+        outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
+        start = 0
+        for item in batch:
+            end = start + len(item.texts)
+            outcomes.append((item, BatchResult(probs[start:end], order[start:end], len(texts))))
+            start = end
+        self._deliver(outcomes)
+
+    def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for item, outcome in outcomes:
+            by_loop.setdefault(item.loop, []).append((item.future, outcome))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, pairs)
+            except RuntimeError:
+                log.warning("event loop closed before %d results could be delivered", len(pairs))
+
+
+async def _join(futures: list[asyncio.Future[BatchResult]]) -> BatchResult:
+    parts = await asyncio.gather(*futures)
+    return BatchResult(
+        np.concatenate([p.probabilities for p in parts]),
+        np.concatenate([p.order for p in parts]),
+        max(p.batch_size for p in parts),
+    )

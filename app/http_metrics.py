@@ -1,0 +1,47 @@
+"""Pure ASGI middleware counting requests and timing them by route template."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.metrics import Metrics
+
+UNMATCHED = "<unmatched>"
+NOT_MEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class HttpMetricsMiddleware:
+    """Records ``http_requests_total`` and ``http_request_duration_seconds``.
+
+    The route label is the matched route's template (``/models/{name}``), never the raw
+    path, so label cardinality stays fixed; unmatched paths share one label.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            if template not in NOT_MEASURED:
+                m = self.metrics
+                m.http_requests.labels(template, scope["method"], str(status)).inc()
+                m.http_request_duration.labels(template).observe(time.perf_counter() - started)

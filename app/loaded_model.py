@@ -1,0 +1,101 @@
+"""One model version in memory: load the SavedModel, warm it up, predict a batch."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.device import Device
+from training.artifact import (
+    INPUT_KEY,
+    OUTPUT_KEY,
+    SIGNATURE_KEY,
+    ArtifactError,
+    Metadata,
+    read_metadata,
+)
+
+log = logging.getLogger(__name__)
+
+WARMUP_TEXTS = ["warm up", "a longer warm-up text so every layer sees a real input", ""]
+
+
+class LoadError(Exception):
+    """A version folder could not be loaded or did not answer its warm-up batch."""
+
+
+class LoadedModel:
+    """A SavedModel version with its metadata; ``ready`` once a real batch went through."""
+
+    def __init__(self, name: str, version: int, path: Path, device: Device) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self.device = device
+        self.ready = False
+        self.metadata: Metadata | None = None
+        self.labels: list[str] = []
+        self.loaded_at: float | None = None
+        self._module: Any = None
+        self._fn: Any = None
+
+    @property
+    def threshold(self) -> float:
+        assert self.metadata is not None
+        return self.metadata.fallback.threshold
+
+    def load(self, warmup_batch_size: int = 8) -> None:
+        """Read metadata, load the SavedModel on the device, then warm it up; LoadError if not."""
+        import tensorflow as tf
+
+        try:
+            self.metadata = read_metadata(self.path)
+        except ArtifactError as exc:
+            raise LoadError(str(exc)) from exc
+        self.labels = list(self.metadata.labels)
+        try:
+            with tf.device(self.device.tf_name):
+                module = tf.saved_model.load(str(self.path))
+            fn = module.signatures[SIGNATURE_KEY]
+        except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
+            raise LoadError(f"{self.path}: cannot load the SavedModel: {exc}") from exc
+        self._module, self._fn = module, fn
+        self._warm_up(warmup_batch_size)
+        self.loaded_at = time.time()
+        self.ready = True
+
+    def _warm_up(self, batch_size: int) -> None:
+        import tensorflow as tf
+
+        # Both a single text and a full batch, so the first real requests pay no set-up cost.
+        texts = (WARMUP_TEXTS * batch_size)[: max(batch_size, 1)]
+        try:
+            for batch in (texts[:1], texts):
+                probs = self.predict(batch)
+                if probs.shape != (len(batch), len(self.labels)):
+                    raise LoadError(
+                        f"{self.path}: output shape {probs.shape} does not match "
+                        f"{len(batch)} texts x {len(self.labels)} labels in metadata"
+                    )
+        except (tf.errors.OpError, KeyError, TypeError, ValueError) as exc:
+            raise LoadError(f"{self.path}: warm-up batch failed: {exc}") from exc
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """Probabilities, float32 [len(texts), n_labels]; called from one thread at a time."""
+        import tensorflow as tf
+
+        with tf.device(self.device.tf_name):
+            out = self._fn(**{INPUT_KEY: tf.constant(texts, dtype=tf.string)})
+        return np.asarray(out[OUTPUT_KEY].numpy(), dtype=np.float32)
+
+    def release(self) -> None:
+        """Drop the TF objects so their memory can be reclaimed."""
+        self.ready = False
+        self._fn = None
+        self._module = None
+        gc.collect()
