@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -60,6 +61,10 @@ class PredictionLogWriter:
         # Converted rows a failed INSERT handed back; only the writer thread touches them.
         self._retry: list[Row] = []
         self._in_flight: list[Row] = []
+        # Rows submitted, and rows that reached the database or the spill file (or were
+        # refused by the database), so flush() knows when everything submitted is safe.
+        self._submitted = 0
+        self._settled = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._schema_ready = not self._auto_migrate
@@ -83,6 +88,7 @@ class PredictionLogWriter:
             return
         with self._cond:
             self._pending.extend(records)
+            self._submitted += len(records)
             depth = len(self._pending) + len(self._retry)
             self._cond.notify()
         if self._metrics is not None:
@@ -92,6 +98,19 @@ class PredictionLogWriter:
     def queue_depth(self) -> int:
         """Rows accepted but not yet in the database or the spill file."""
         return len(self._pending) + len(self._retry)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every row submitted so far is in the database (or spilled); True if so.
+
+        For readers that must see a prediction just answered, such as POST /feedback.
+        """
+        deadline = time.monotonic() + timeout
+        target = self._submitted
+        while self._settled < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -221,6 +240,8 @@ class PredictionLogWriter:
             return False
         self._mark_up()
         self.rows_duplicate += len(rows) - inserted
+        if not replay:
+            self._settled += len(rows)
         if replay:
             self.rows_replayed += inserted
             if self._metrics is not None:
@@ -293,6 +314,7 @@ class PredictionLogWriter:
             log.critical("lost %d prediction rows: database and spill file both failed", len(rows))
 
     def _spill_rows(self, rows: list[Row]) -> bool:
+        """Append rows from memory to the spill file; False (rows kept) if the disk refuses."""
         if not rows:
             return True
         with self._spill_lock:
@@ -304,6 +326,7 @@ class PredictionLogWriter:
                 return False
             self._spill_pending = True
         self.rows_spilled += len(rows)
+        self._settled += len(rows)
         if self._metrics is not None:
             self._metrics.log_rows_spilled.inc(len(rows))
         log.warning("spilled %d prediction rows to %s", len(rows), self._spill.path)
