@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,15 +86,24 @@ class Settings(BaseSettings):
     )
 
     # Security and HTTP
-    api_keys: str = Field(
-        "", description="Comma-separated name:key pairs; empty means the service is open."
+    # Secrets are SecretStr so a logged or printed Settings never shows them.
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated name:key pairs; empty (and no keys file) means open.",
     )
     api_keys_file: Path | None = Field(
         None, description="File of name:sha256(key) lines, one per client."
     )
-    metrics_api_key: str | None = Field(None, description="Key required by /metrics, if set.")
+    metrics_api_key: SecretStr | None = Field(
+        None, description="Key required by /metrics, if set; /metrics is open otherwise."
+    )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Requests/s per client; 0 is off.")
     rate_limit_burst: int = Field(50, ge=1, description="Token bucket size per client.")
+    rate_limits: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='Per-client requests/s overriding the default, as JSON: {"chat": 200}; '
+        "0 is unlimited. Names are API key names.",
+    )
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty is off.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time to drain on SIGTERM.")
 
