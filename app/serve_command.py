@@ -1,0 +1,86 @@
+"""``textcls serve``: run the service under uvicorn, with one or several worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import ConfigError, load_settings
+
+EXIT_BAD_CONFIG = 2
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus_client reads at import
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_BAD_CONFIG)
+
+
+def _check_gpu_present() -> None:
+    """Fail before forking workers when TEXTCLS_DEVICE=gpu and TensorFlow sees no GPU."""
+    from app.device import configure_device
+    from app.errors import DeviceError
+
+    try:
+        configure_device("gpu")
+    except DeviceError as exc:
+        raise _fail(str(exc)) from None
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Model repository (default: TEXTCLS_MODEL_DIR).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; >1 shares /metrics across them.")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the models under the model repository over HTTP."""
+    if model_dir is not None:
+        # Through the environment, so worker processes build the same settings.
+        os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if settings.device == "gpu":
+        _check_gpu_present()
+
+    import uvicorn
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
+    }
+    if workers == 1:
+        from app.main import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    # Workers write their metrics into files here and /metrics sums them. It must be set
+    # before any worker imports prometheus_client; each run gets a fresh directory so
+    # counters never carry over from a previous run.
+    metrics_dir = tempfile.mkdtemp(prefix="textcls-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run("app.main:create_app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("serve")(serve)
