@@ -31,3 +31,11 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Downgrade the database behind ``engine`` to ``revision`` (``base``: no tables)."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
