@@ -82,8 +82,12 @@ class Classifier:
         top_k: int | None = None,
         threshold: float | None = None,
         client: str | None = None,
+        request_id: str | None = None,
     ) -> Classification:
-        """Classify checked ``texts`` with the named (or default) model."""
+        """Classify checked ``texts`` with the named (or default) model.
+
+        ``request_id`` keys the logged rows (and /feedback); a new one is made if not given.
+        """
         started = time.perf_counter()
         serving = self.repository.resolve(model, version)
         loaded = serving.model
@@ -96,7 +100,7 @@ class Classifier:
             loaded.threshold if threshold is None else threshold,
             self.settings.fallback_margin,
         )
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         if self.metrics is not None:
             self._count(loaded.name, loaded.version, predictions)
         if self.log_sink is not None:
