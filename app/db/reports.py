@@ -59,14 +59,15 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
                 func.coalesce(func.sum(case((PredictionLog.fallback, 1), else_=0)), 0),
             ).where(recent)
         ).one()
-        labels = dict(
-            session.execute(
+        labels: dict[str, int] = {
+            label: count
+            for label, count in session.execute(
                 select(PredictionLog.label, func.count())
                 .where(recent)
                 .group_by(PredictionLog.label)
                 .order_by(func.count().desc(), PredictionLog.label)
-            ).tuples()
-        )
+            )
+        }
         with_feedback, correct = session.execute(
             select(
                 func.count(),
@@ -112,5 +113,5 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
             )
             .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
             .order_by(Feedback.id)
-        ).tuples()
+        )
         return [CorrectedExample(*row) for row in rows]
