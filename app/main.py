@@ -19,6 +19,7 @@ from app.errors import ServiceError
 from app.http_metrics import HttpMetricsMiddleware
 from app.metrics import Metrics
 from app.repository import ModelRepository
+from app.security import CLIENT_ROUTES, METRICS_ROUTES, OPEN_ROUTES, install_security
 from app.services import Services
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ServiceError, service_error_handler)
     # Added last = outermost: the metrics see the 413s the body limit answers.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_security(app, settings)  # API keys, rate limits, X-Request-ID, CORS
     app.add_middleware(HttpMetricsMiddleware, metrics=app_metrics)
-    for router in (classify.router, models.router, tfserving.router, health.router, metrics.router):
-        app.include_router(router)
+    for router in (classify.router, models.router, tfserving.router):
+        app.include_router(router, **CLIENT_ROUTES)
+    app.include_router(health.router, **OPEN_ROUTES)
+    app.include_router(metrics.router, **METRICS_ROUTES)
     return app
 
 

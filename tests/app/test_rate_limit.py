@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from fastapi.testclient import TestClient
 
 from app.auth import KeyStore, parse_key_pairs
 from app.config import ConfigError, Settings
+from app.main import create_app
 from app.rate_limit import RateLimited, RateLimiter
+from tests.app.live_service import make_settings, wait_ready
 
 
 class FakeClock:
@@ -99,3 +105,45 @@ def test_per_client_rates_must_name_configured_clients() -> None:
         RateLimiter.from_settings(settings, keys)
     ok = RateLimiter.from_settings(Settings(rate_limits={"chat": 5.0}), keys)
     assert ok.rate_for("chat") == 5.0
+
+
+@pytest.fixture(scope="module")
+def limited(
+    tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("rate"),
+        tiny_model_repo,
+        api_keys="chat:chat-key,bulk:bulk-key",
+        rate_limit_per_s=0.01,  # one token per 100 s: the test never sees a refill
+        rate_limit_burst=2,
+        rate_limits={"bulk": 0},
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_over_the_limit_is_429_with_retry_after(limited: TestClient) -> None:
+    chat = {"X-API-Key": "chat-key"}
+    assert limited.post("/classify", json={"text": "card lost"}, headers=chat).status_code == 200
+    assert limited.get("/models", headers=chat).status_code == 200
+    r = limited.post("/classify", json={"text": "card lost"}, headers=chat)
+    assert r.status_code == 429
+    retry_after = int(r.headers["retry-after"])
+    assert 1 <= retry_after <= 100
+    assert "rate limit" in r.json()["detail"]
+    # Other clients, per-client overrides and the probes are not affected.
+    bulk = {"X-API-Key": "bulk-key"}
+    for _ in range(5):
+        assert limited.get("/models", headers=bulk).status_code == 200
+    for _ in range(5):
+        assert limited.get("/healthz").status_code == 200
+    # A refused request costs no token and is not let through by a bad key either.
+    assert limited.get("/models", headers={"X-API-Key": "nope"}).status_code == 401
+
+
+def test_openapi_declares_the_429(limited: TestClient) -> None:
+    doc = limited.get("/openapi.json").json()
+    declared = doc["paths"]["/classify"]["post"]["responses"]["429"]
+    assert "Retry-After" in declared["headers"]

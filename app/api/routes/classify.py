@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.api.deps import ClassifierDep, ClientDep
 from app.api.responses import OrjsonResponse
+from app.request_id import RequestId
 from app.schemas import ClassifyRequest, ClassifyResponse
 
 router = APIRouter(tags=["classify"])
@@ -20,12 +21,12 @@ ERRORS = {
 
 @router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)  # type: ignore[arg-type]
 async def classify(
-    body: ClassifyRequest, classifier: ClassifierDep, client: ClientDep
+    body: ClassifyRequest, classifier: ClassifierDep, client: ClientDep, request_id: RequestId
 ) -> OrjsonResponse:
     """Classify `text` or `texts`; predictions come back in input order."""
     texts = classifier.check_texts([body.text] if body.texts is None else body.texts)
     result = await classifier.classify(
-        texts, body.model, body.version, body.top_k, body.threshold, client
+        texts, body.model, body.version, body.top_k, body.threshold, client, request_id
     )
     # Built by hand and rendered by orjson: response_model validation costs more than
     # the model call at high request rates. The schema above still documents the shape.

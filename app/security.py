@@ -1,0 +1,64 @@
+"""Wires API keys, rate limits, request ids and CORS into the app, in one call from create_app.
+
+Which routes need what:
+- ``CLIENT_ROUTES`` (/classify, /feedback, /models, TF Serving's predict): an API key when
+  keys are configured, then the client's token bucket.
+- ``METRICS_ROUTES`` (/metrics): ``TEXTCLS_METRICS_API_KEY`` when set, else open, since
+  Prometheus scrapes from inside the network.
+- ``OPEN_ROUTES`` (/healthz, /readyz): always open, for the orchestrator's probes. /docs and
+  /openapi.json are open too: the API's shape is no secret and clients generate from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from app.auth import (
+    AUTH_RESPONSES,
+    KeyStore,
+    authenticate_metrics,
+    metrics_key_digest,
+    warn_if_open,
+)
+from app.config import Settings
+from app.rate_limit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limit
+from app.request_id import HEADER, REQUEST_ID_RESPONSES, RequestIdMiddleware, request_id
+
+_ID = [Depends(request_id)]  # declares the X-Request-ID header in OpenAPI on every route
+
+CLIENT_ROUTES: dict[str, Any] = {
+    "dependencies": [*_ID, Depends(enforce_rate_limit)],
+    "responses": {**REQUEST_ID_RESPONSES, **AUTH_RESPONSES, **RATE_LIMIT_RESPONSES},
+}
+METRICS_ROUTES: dict[str, Any] = {
+    "dependencies": [*_ID, Depends(authenticate_metrics)],
+    "responses": {**REQUEST_ID_RESPONSES, **AUTH_RESPONSES},
+}
+OPEN_ROUTES: dict[str, Any] = {"dependencies": _ID, "responses": REQUEST_ID_RESPONSES}
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Read the keys (a bad key setting fails here, at start-up) and add the middleware.
+
+    Call it between the body-limit and HTTP-metrics middleware: request ids then wrap the
+    body limit's 413s, and the metrics still count the 400s for bad request ids.
+    """
+    keys = KeyStore.from_settings(settings)
+    app.state.keys = keys
+    app.state.rate_limiter = RateLimiter.from_settings(settings, keys)
+    app.state.metrics_key_digest = metrics_key_digest(settings)
+    warn_if_open(keys)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", HEADER, "Content-Type"],
+            expose_headers=[HEADER, "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(RequestIdMiddleware)
