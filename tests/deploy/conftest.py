@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
+from typer.testing import CliRunner
 
 from app.config import Settings
 
@@ -28,3 +31,18 @@ def env_var_names() -> set[str]:
 @pytest.fixture(scope="session")
 def settings_env_vars() -> set[str]:
     return env_var_names()
+
+
+@functools.cache
+def _textcls_cli() -> typer.Typer:
+    from app import cli
+
+    cli._register()  # what main() does before running; once, as each call adds the commands
+    return cli.cli
+
+
+def textcls_help(*args: str) -> str:
+    """``textcls ARGS --help``, in-process (the CLI is the image's entrypoint)."""
+    result = CliRunner().invoke(_textcls_cli(), [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output
