@@ -40,6 +40,11 @@ METRICS_ROUTES: dict[str, Any] = {
 OPEN_ROUTES: dict[str, Any] = {"dependencies": _ID, "responses": REQUEST_ID_RESPONSES}
 
 
+def check_security_settings(settings: Settings) -> None:
+    """Raise ConfigError now for bad key or rate-limit settings (``textcls serve`` calls it)."""
+    RateLimiter.from_settings(settings, KeyStore.from_settings(settings))
+
+
 def install_security(app: FastAPI, settings: Settings) -> None:
     """Read the keys (a bad key setting fails here, at start-up) and add the middleware.
 

@@ -48,8 +48,12 @@ def serve(
     if model_dir is not None:
         # Through the environment, so worker processes build the same settings.
         os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
+    from app.security import check_security_settings
+    from app.shutdown import exit_zero_on_sigterm
+
     try:
         settings = load_settings()
+        check_security_settings(settings)  # bad API keys fail here, before any worker starts
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if settings.device == "gpu":
@@ -66,6 +70,7 @@ def serve(
         "log_level": log_level,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
     }
+    exit_zero_on_sigterm()
     if workers == 1:
         from app.main import create_app
 
