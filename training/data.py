@@ -205,6 +205,9 @@ def load_dataset(
         texts.append(t)
         labels.append(lab)
         lines.append(line)
+    if problems:
+        # Counting labels is meaningless until every row is readable.
+        raise DataError(path, problems)
     counts = Counter(labels)
     first_line = {}
     for lab, line in zip(labels, lines, strict=True):
@@ -219,7 +222,6 @@ def load_dataset(
                 )
             )
     if problems:
-        problems.sort(key=lambda p: p[0] or 0)
         raise DataError(path, problems)
     if len(counts) < 2:
         raise DataError(path, [(None, f"only one label ({labels[0]!r}); a classifier needs two")])

@@ -23,6 +23,8 @@ class ModelParams:
     kernel_sizes: Sequence[int] = field(default_factory=lambda: (1, 2, 3))
     dense_units: int = 128
     dropout: float = 0.5
+    embedding_dropout: float = 0.0
+    label_smoothing: float = 0.0
     learning_rate: float = 1e-3
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,6 +56,8 @@ def cnn(
     """Embedding -> parallel Conv1D (one per kernel size) -> global max pooling -> dense."""
     x = vectorizer(inputs)
     x = layers.Embedding(vectorizer.vocabulary_size(), p.embedding_dim, name="embedding")(x)
+    if p.embedding_dropout:
+        x = layers.SpatialDropout1D(p.embedding_dropout, name="embedding_dropout")(x)
     branches = [
         layers.GlobalMaxPooling1D(name=f"max_pool_{k}")(
             layers.Conv1D(p.filters, k, padding="same", activation="relu", name=f"conv_{k}")(x)
@@ -94,7 +98,8 @@ def build_model(
     model = keras.Model(inputs, outputs, name=f"textcls_{arch}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        # Targets are one-hot (see training.pipeline) so that label smoothing is available.
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     return model

@@ -48,6 +48,7 @@ class TrainConfig:
     params: ModelParams = field(default_factory=ModelParams)
     epochs: int = 30
     patience: int = 3
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     batch_size: int = 32
     class_weights: bool = True
     target_precision: float = 0.95
@@ -200,11 +201,16 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
             ds = tf.data.Dataset.from_tensor_slices((x, y))
         if shuffle:
             ds = ds.shuffle(len(y), seed=cfg.seed, reshuffle_each_iteration=True)
-        return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(cfg.batch_size)
+        ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_labels), *w))
+        return ds.prefetch(tf.data.AUTOTUNE)
 
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+            monitor=cfg.monitor,
+            mode="min" if cfg.monitor == "val_loss" else "max",
+            patience=cfg.patience,
+            restore_best_weights=True,
         )
     ]
     if cfg.verbose:
@@ -250,7 +256,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     metrics["fallback"] = fallback.model_dump()
     metrics["training"] = {
         "epochs_run": epochs_run,
-        "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
+        "best_epoch": _best_epoch(history.history[cfg.monitor], cfg.monitor),
         "fit_seconds": round(fit_seconds, 2),
     }
 
@@ -258,6 +264,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         **cfg.params.as_dict(),
         "epochs": cfg.epochs,
         "patience": cfg.patience,
+        "monitor": cfg.monitor,
         "batch_size": cfg.batch_size,
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
@@ -314,6 +321,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         f"(val: {fallback.val_fallback_rate:.1%} fall back)"
     )
     return path
+
+
+def _best_epoch(values: list[float], monitor: str) -> int:
+    return int(np.argmin(values) if monitor == "val_loss" else np.argmax(values)) + 1
 
 
 def predict_probabilities(model: Any, texts: list[str], batch_size: int = 256) -> np.ndarray:

@@ -51,12 +51,22 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], pat
     worst = sorted(present, key=lambda k: curves[k][2])[:_WORST_SHOWN]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
     p, r, ap = pr_curve(np.eye(n, dtype=bool)[y_true].ravel(), probs.ravel())
-    left.plot(r, p, color="black", lw=2, label=f"micro-average (AP {ap:.3f})")
+    left.plot(
+        r, p, color="black", lw=2, drawstyle="steps-post", label=f"micro-average (AP {ap:.3f})"
+    )
     for k in present:
-        left.plot(curves[k][1], curves[k][0], color="tab:blue", alpha=0.15, lw=0.8)
+        left.plot(
+            curves[k][1], curves[k][0], color="tab:blue", alpha=0.15, lw=0.8, drawstyle="steps-post"
+        )
     left.set_title(f"Precision-recall, all {len(present)} labels (faint: each label)")
     for k in worst:
-        right.plot(curves[k][1], curves[k][0], lw=1.5, label=f"{labels[k]} (AP {curves[k][2]:.3f})")
+        right.plot(
+            curves[k][1],
+            curves[k][0],
+            lw=1.5,
+            drawstyle="steps-post",
+            label=f"{labels[k]} (AP {curves[k][2]:.3f})",
+        )
     right.set_title(f"The {len(worst)} labels with the lowest average precision")
     for ax in (left, right):
         ax.set_xlabel("recall")

@@ -1,0 +1,155 @@
+"""End to end on tiny real models: versions, atomic export, reload equality, reproducibility."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.model_factory import TINY_PARAMS, tiny_config, train_tiny_model
+from training import artifact
+from training.data import DataError, load_dataset
+from training.export import export_version
+from training.model import build_model
+from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN, predict_probabilities, train
+
+SAMPLE = ["where is my order??", "I lost my card yesterday", "talk to a human", "refund", ""]
+
+
+def _metadata(labels: list[str]) -> artifact.Metadata:
+    return artifact.Metadata(
+        name="x",
+        version=1,
+        labels=labels,
+        created_at=artifact.utc_now_iso(),
+        tensorflow_version=tf.__version__,
+        data=artifact.DataInfo(file="f", sha256="0" * 64, rows={"train": 1}),
+        fallback=artifact.FallbackInfo(threshold=0.5, target_precision=0.95),
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[keras.Model, list[str]]:
+    """A tiny Keras model fitted for two epochs on the example data (not exported)."""
+    ds = load_dataset(EXAMPLE_TRAIN)
+    labels = sorted(set(ds.labels))
+    y = np.eye(len(labels))[[labels.index(lab) for lab in ds.labels]]
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", ds.texts, len(labels), TINY_PARAMS)
+    model.fit(tf.constant(ds.texts), y, epochs=2, batch_size=64, verbose=0)
+    return model, labels
+
+
+def test_reloaded_signature_matches_the_keras_model(
+    fitted: tuple[keras.Model, list[str]], tmp_path: Path
+) -> None:
+    model, labels = fitted
+    path = export_version(model, tmp_path, "m", _metadata(labels))
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    texts = load_dataset(EXAMPLE_TEST).texts + SAMPLE
+    np.testing.assert_allclose(
+        predict_probabilities(fn, texts, 64), predict_probabilities(model, texts, 64), atol=1e-6
+    )
+
+
+def test_versions_count_up_and_ignore_temp_folders(
+    fitted: tuple[keras.Model, list[str]], tmp_path: Path
+) -> None:
+    model, labels = fitted
+    (tmp_path / "m" / ".tmp-leftover").mkdir(parents=True)
+    first = export_version(model, tmp_path, "m", _metadata(labels))
+    second = export_version(model, tmp_path, "m", _metadata(labels))
+    assert (first.name, second.name) == ("1", "2")
+    assert artifact.read_metadata(second).version == 2
+    shutil.rmtree(first)  # the newest + 1, not the count + 1
+    assert export_version(model, tmp_path, "m", _metadata(labels)).name == "3"
+
+
+def test_failure_mid_export_leaves_nothing(
+    fitted: tuple[keras.Model, list[str]], tmp_path: Path
+) -> None:
+    model, labels = fitted
+
+    def broken_report(out: Path) -> None:
+        (out / "metrics.json").write_text("{}")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        export_version(model, tmp_path, "m", _metadata(labels), broken_report)
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_concurrent_publisher_gets_the_next_number(
+    fitted: tuple[keras.Model, list[str]], tmp_path: Path
+) -> None:
+    model, labels = fitted
+
+    def rival_publishes_version_1(out: Path) -> None:
+        (tmp_path / "m" / "1").mkdir()  # another trainer won the race for 1
+
+    path = export_version(model, tmp_path, "m", _metadata(labels), rival_publishes_version_1)
+    assert path.name == "2"
+    assert artifact.read_metadata(path).version == 2
+
+
+def test_train_adds_versions_to_a_copied_repo(tiny_model_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "models"
+    shutil.copytree(tiny_model_repo, repo)
+    path = train_tiny_model(repo, seed=1)
+    assert path == repo / "example" / "2"
+    meta = artifact.read_metadata(path)
+    assert meta.params["seed"] == 1 and meta.data.rows == {"train": 602, "val": 70, "test": 154}
+    assert artifact.versions(tiny_model_repo / "example") == [1]
+
+
+def test_same_seed_same_model(tmp_path: Path) -> None:
+    a = train(tiny_config(tmp_path, "a", seed=5, epochs=2, patience=5), log=lambda _: None)
+    b = train(tiny_config(tmp_path, "b", seed=5, epochs=2, patience=5), log=lambda _: None)
+    fa = tf.saved_model.load(str(a)).signatures["serving_default"]
+    fb = tf.saved_model.load(str(b)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        predict_probabilities(fa, SAMPLE), predict_probabilities(fb, SAMPLE), atol=1e-5
+    )
+
+
+def test_bad_data_publishes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhi,a\nyo,a\n,b\nx,b\n")
+    with pytest.raises(DataError, match=r"bad\.csv:4"):
+        train(tiny_config(tmp_path / "models", None, data=bad), log=lambda _: None)
+    assert not (tmp_path / "models").exists()
+
+
+def test_labels_unknown_to_training_are_rejected(tmp_path: Path) -> None:
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nwhere is my parcel,order_status\nhello,greeting\n")
+    with pytest.raises(DataError, match=r"test\.csv:3: label 'greeting'"):
+        train(tiny_config(tmp_path / "models", test_data=test), log=lambda _: None)
+
+
+def test_imbalanced_data_with_split_and_progress(tmp_path: Path) -> None:
+    rows = ["text,label"]
+    ds = load_dataset(EXAMPLE_TRAIN)
+    keep = {"order_status": 40, "lost_card": 40, "human_agent": 6}
+    seen: dict[str, int] = {}
+    for text, label in zip(ds.texts, ds.labels, strict=True):
+        if seen.get(label, 0) < keep.get(label, 0):
+            seen[label] = seen.get(label, 0) + 1
+            rows.append(f'"{text}",{label}')
+    data = tmp_path / "Small Set (v2).csv"
+    data.write_text("\n".join(rows) + "\n")
+    lines: list[str] = []
+    path = train(tiny_config(tmp_path / "models", None, data=data, epochs=2), log=lines.append)
+    assert path == tmp_path / "models" / "Small-Set-v2" / "1"
+    meta = artifact.read_metadata(path)
+    assert meta.labels == ["human_agent", "lost_card", "order_status"]
+    assert sum(meta.data.rows.values()) == 86 and meta.data.rows["test"] == 9
+    assert [line.split("  ")[0] for line in lines if line.startswith("epoch")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    assert lines[-1].startswith("done in")
