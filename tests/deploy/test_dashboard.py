@@ -196,10 +196,10 @@ def test_metrics_endpoint_exposes_every_dashboard_family(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from app.config import Settings
+    from app.config import load_settings
 
     create_app = _create_app_or_skip()
-    settings = Settings(
+    settings = load_settings(
         model_dir=tiny_model_repo,
         database_url=f"sqlite:///{tmp_path / 'log.db'}",
         log_spill_path=tmp_path / "spill.jsonl",
