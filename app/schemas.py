@@ -136,6 +136,15 @@ class ReadyResponse(BaseModel):
     ready: bool
     device: str
     models: dict[str, int] = Field(description="Model name -> version being served.")
+    reason: str | None = Field(None, description="Why not ready (e.g. no model directory).")
+    logging: str = Field(
+        "off", description="Prediction log: 'ok', 'off', or what is wrong with its database."
+    )
+    degraded: list[str] = Field(
+        default_factory=list,
+        description="Parts running degraded while the service still answers, e.g. 'logging' "
+        "when the database is unreachable (rows are kept, then spilled to a file).",
+    )
 
 
 class PredictRequest(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
 from app.api.responses import OrjsonResponse
+from app.readiness import readiness_details
 from app.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
@@ -30,4 +31,5 @@ async def readyz(services: ServicesDep) -> OrjsonResponse:
     }
     ready = repo.ready
     body = {"ready": ready, "device": services.device.kind, "models": served}
+    body.update(readiness_details(services))
     return OrjsonResponse(body, status_code=200 if ready else 503)
