@@ -242,6 +242,12 @@ class PredictionLogWriter:
         self.rows_duplicate += len(rows) - inserted
         if not replay:
             self._settled += len(rows)
+            if inserted < len(rows):
+                log.warning(
+                    "%d new prediction rows had a (request_id, index) already in the log and "
+                    "were not written; was an X-Request-ID reused?",
+                    len(rows) - inserted,
+                )
         if replay:
             self.rows_replayed += inserted
             if self._metrics is not None:

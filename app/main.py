@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.api.error_handler import service_error_handler
 from app.api.responses import OrjsonResponse
-from app.api.routes import classify, health, metrics, models, tfserving
+from app.api.routes import classify, feedback, health, metrics, models, tfserving
 from app.body_limit import BodyLimitMiddleware
 from app.classifier import Classifier
 from app.config import Settings, load_settings
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     install_security(app, settings)  # API keys, rate limits, X-Request-ID, CORS
     app.add_middleware(HttpMetricsMiddleware, metrics=app_metrics)
-    for router in (classify.router, models.router, tfserving.router):
+    for router in (classify.router, feedback.router, models.router, tfserving.router):
         app.include_router(router, **CLIENT_ROUTES)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db.records import utc_now
@@ -72,13 +73,37 @@ def record_feedback(
     label: str,
     labels_for: LabelsLookup,
     source: str = "api",
+    flush_log: Callable[[], bool] | None = None,
 ) -> StoredFeedback:
     """Store ``label`` as the correct answer for prediction ``(request_id, index)``.
 
     ``labels_for(model, version)`` gives the labels of the model that made the prediction, or
     None when they cannot be known any more (the version was deleted): then any label is kept.
-    Raises PredictionNotFound (404) or InvalidInput (422).
+    ``flush_log``, when given, is called once if the prediction is not in the database yet (it
+    may still be in the log writer's queue) and should return True once the queue is written.
+    Raises PredictionNotFound (404), InvalidInput (422) or FeedbackStoreUnavailable (503).
     """
+    try:
+        try:
+            return _record(engine, request_id, index, label, labels_for, source)
+        except PredictionNotFound:
+            if flush_log is None or not flush_log():
+                raise
+            return _record(engine, request_id, index, label, labels_for, source)
+    except OperationalError as exc:
+        raise FeedbackStoreUnavailable(
+            "the prediction log database is unavailable; try again later"
+        ) from exc
+
+
+def _record(
+    engine: Engine,
+    request_id: str,
+    index: int,
+    label: str,
+    labels_for: LabelsLookup,
+    source: str,
+) -> StoredFeedback:
     with Session(engine) as session, session.begin():
         prediction = find_prediction(session, request_id, index)
         if prediction is None:
