@@ -64,6 +64,49 @@ step "compose files against the compose-spec schema"
 "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker-compose*.yml \
     || fail "a compose file does not match the compose-spec schema"
 
+# promtool (Prometheus's own checker) comes from Debian's prometheus package, unpacked into a
+# temporary folder rather than installed, so no Prometheus daemon is set up or started here.
+step "promtool: the Prometheus config, and every dashboard query as Prometheus parses it"
+tools=$(mktemp -d)
+promtool=$(command -v promtool || true)
+if [ -z "$promtool" ]; then
+    (cd "$tools" && { apt-get download prometheus > /dev/null 2>&1 \
+        || { apt-get update -qq > /dev/null && apt-get download prometheus > /dev/null; }; }) \
+        && dpkg-deb -x "$tools"/prometheus_*.deb "$tools/deb" \
+        && promtool="$tools/deb/usr/bin/promtool"
+fi
+if [ -n "$promtool" ] && [ -x "$promtool" ]; then
+    "$promtool" check config deploy/prometheus/prometheus.yml \
+        || fail "deploy/prometheus/prometheus.yml is not a valid Prometheus config"
+    # Each query becomes a recording rule, the one place promtool parses PromQL offline.
+    "$PY" - deploy/grafana/textcls.json > "$tools/dashboard-rules.yml" <<'PYEOF'
+import json
+import re
+import sys
+
+
+def panels(items):
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))
+
+
+rules = []
+for panel in panels(json.load(open(sys.argv[1]))["panels"]):
+    for target in panel.get("targets", []):
+        expr = target["expr"].replace("$__rate_interval", "5m")
+        expr = re.sub(r"\$\{?(\w+)\}?", r"\1", expr)  # $model -> a label value
+        record = f"dashboard:panel_{panel['id']}:{target['refId'].lower()}"
+        rules.append({"record": record, "expr": expr})
+json.dump({"groups": [{"name": "textcls-dashboard", "rules": rules}]}, sys.stdout)
+PYEOF
+    "$promtool" check rules "$tools/dashboard-rules.yml" \
+        || fail "a dashboard query is not valid PromQL"
+else
+    fail "promtool could not be had from Debian's prometheus package"
+fi
+rm -rf "$tools"
+
 # The image runs ENTRYPOINT + CMD: the entrypoint must be one of the package's console scripts
 # and every option in CMD must be an option of that command.
 step "the image's entrypoint exists in the package"
