@@ -1,0 +1,106 @@
+"""The batcher on a real tiny model: batches fill, big requests split, order holds, close drains."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.batcher import Batcher
+from app.device import CPU
+from app.errors import InferenceFailed, ModelNotReady
+from app.loaded_model import LoadedModel
+from app.metrics import Metrics
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_repo: Path) -> Iterator[LoadedModel]:
+    m = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    m.load()
+    yield m
+    m.release()
+
+
+def _texts(n: int) -> list[str]:
+    return [f"text number {i} about a refund" if i % 2 else f"lost card {i}" for i in range(n)]
+
+
+def test_concurrent_requests_share_batches_and_keep_their_rows(model: LoadedModel) -> None:
+    metrics = Metrics()
+
+    async def run() -> list:
+        batcher = Batcher(model, 16, max_batch_wait_s=0.05, max_queue_texts=1000, metrics=metrics)
+        try:
+            requests = [_texts(1 + i % 3) for i in range(20)]
+            results = await asyncio.gather(*(batcher.submit(t) for t in requests))
+            return list(zip(requests, results, strict=True))
+        finally:
+            await asyncio.to_thread(batcher.close)
+
+    pairs = asyncio.run(run())
+    labels = {"model": "example"}
+    calls = metrics.registry.get_sample_value("textcls_inference_batch_size_count", labels)
+    texts = metrics.registry.get_sample_value("textcls_inference_batch_size_sum", labels)
+    over = metrics.registry.get_sample_value(
+        "textcls_inference_batch_size_bucket", {**labels, "le": "16.0"}
+    )
+    assert texts == sum(len(t) for t, _ in pairs)
+    assert calls is not None and calls < 20  # batched...
+    assert over == calls  # ...and never over max_batch_size
+    for texts_, result in pairs:
+        np.testing.assert_allclose(result.probabilities, model.predict(texts_), atol=1e-5)
+        assert (result.order[:, 0] == result.probabilities.argmax(axis=1)).all()
+
+
+def test_request_larger_than_a_batch_is_split_and_rejoined_in_order(model: LoadedModel) -> None:
+    texts = _texts(50)
+
+    async def run():
+        batcher = Batcher(model, max_batch_size=8, max_batch_wait_s=0.001, max_queue_texts=100)
+        try:
+            return await batcher.submit(texts)
+        finally:
+            await asyncio.to_thread(batcher.close)
+
+    result = asyncio.run(run())
+    assert result.probabilities.shape == (50, len(model.labels))
+    np.testing.assert_allclose(result.probabilities, model.predict(texts), atol=1e-5)
+    assert result.batch_size == 8
+
+
+def test_close_finishes_queued_texts_then_refuses_new_ones(model: LoadedModel) -> None:
+    async def run():
+        batcher = Batcher(model, max_batch_size=64, max_batch_wait_s=0.5, max_queue_texts=100)
+        pending = batcher.submit(_texts(3))  # waits for its batch to fill (0.5 s)
+        await asyncio.to_thread(batcher.close)  # close does not drop it
+        result = await pending
+        with pytest.raises(ModelNotReady):
+            batcher.submit(["late"])
+        return result
+
+    assert asyncio.run(run()).probabilities.shape[0] == 3
+
+
+def test_a_failing_model_call_fails_its_requests_not_the_thread(
+    tiny_model_repo: Path,
+) -> None:
+    broken = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    broken.load()
+
+    async def run() -> bool:
+        batcher = Batcher(broken, 4, max_batch_wait_s=0.001, max_queue_texts=100)
+        try:
+            broken._fn = None  # the loaded function is gone: predict raises TypeError
+            with pytest.raises(InferenceFailed, match="TypeError"):
+                await batcher.submit(["a"])
+            with pytest.raises(InferenceFailed):  # the thread lived on to answer again
+                await batcher.submit(["b"])
+            return batcher._thread.is_alive()
+        finally:
+            await asyncio.to_thread(batcher.close)
+
+    assert asyncio.run(run()) is True
+    broken.release()
