@@ -134,3 +134,33 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     assert "textcls_fallbacks_total{" not in b.render(None)[0].decode()
     assert a.registry is not b.registry
     assert 'textcls_fallbacks_total{model="m"} 1.0' in a.render(None)[0].decode()
+
+
+def test_prediction_log_and_feedback_counters(tiny_model_repo: Path, tmp_path: Path) -> None:
+    settings = make_settings(
+        tiny_model_repo,
+        log_predictions=True,
+        database_url=f"sqlite:///{tmp_path / 'log.db'}",
+        log_spill_path=tmp_path / "spill.jsonl",
+    )
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        body = c.post("/classify", json={"texts": ["refund please", "I lost my card"]}).json()
+        rid = body["request_id"]
+        right = body["predictions"][0]["label"]
+        labels = c.get("/models/example").json()["labels"]
+        wrong = next(lbl for lbl in labels if lbl != body["predictions"][1]["label"])
+        for index, label in ((0, right), (1, wrong)):
+            r = c.post("/feedback", json={"request_id": rid, "index": index, "label": label})
+            assert r.status_code in (200, 201), r.text
+        r = c.post("/feedback", json={"request_id": "nope", "index": 0, "label": right})
+        assert r.status_code == 404
+        s = parse(c.get("/metrics").text)
+    assert value(s, "textcls_log_rows_written_total") == 2
+    assert value(s, "textcls_log_queue_depth") == 0
+    assert value(s, "textcls_log_write_errors_total") == 0
+    assert value(s, "textcls_feedback_total", model="example", correct="true") == 1
+    assert value(s, "textcls_feedback_total", model="example", correct="false") == 1
+    assert (
+        value(s, "textcls_http_requests_total", route="/feedback", method="POST", status="404") == 1
+    )
