@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, rows, texts
+from bench import loadgen, rows, service_metrics, texts
 from bench.baselines.shaping import MODEL_PATH_ENV
 from bench.limit import LimitResult, SignatureRunner
 from bench.loadgen import LoadgenError, LoadResult
@@ -22,13 +22,20 @@ from bench.model import DEFAULT_MODEL_DIR, ModelError, ensure_model
 from bench.postgres import DEFAULT_URL, URL_ENV, PostgresUnavailable, bench_schema
 from bench.procstat import cpu_count
 from bench.report import add_ratios, evaluate_targets, write_results
-from bench.servers import REPO_ROOT, RunningServer, ServerError, ServerSpec, uvicorn_argv
+from bench.servers import (
+    REPO_ROOT,
+    RunningServer,
+    ServerError,
+    ServerSpec,
+    stop_all,
+    uvicorn_argv,
+)
 from training.artifact import read_metadata
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 BATCH_TEXTS = 32
 # (duration_s, warmup_s, reps, server_warmup_s, limit_s)
-FULL = (10.0, 2.0, 3, 5.0, 3.0)
+FULL = (8.0, 2.0, 5, 5.0, 3.0)
 QUICK = (4.0, 1.0, 1, 2.0, 1.5)
 
 
@@ -61,6 +68,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="Extra environment for every textcls server (tuning), repeatable.",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Tuning: also run a second textcls (log SQLite) with this environment change, "
+        "its rows interleaved with the default one's; repeatable.",
+    )
+    p.add_argument(
+        "--variant-workers", type=int, default=None, help="Tuning: the variant's --workers."
+    )
+    p.add_argument(
+        "--variant-log-level",
+        default="warning",
+        help="Tuning: the variant's uvicorn --log-level (info turns access logs on).",
     )
     p.add_argument(
         "--postgres-url",
@@ -99,10 +122,12 @@ def server_specs(
     common = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     baseline_env = {**common, MODEL_PATH_ENV: str(version_dir)}
     model_dir = version_dir.parent.parent
-    textcls_argv = [
-        sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
-        "--model-dir", str(model_dir), "--workers", str(args.workers), "--log-level", "warning",
-    ]  # fmt: skip
+
+    def textcls_argv(workers: int, log_level: str = "warning") -> list[str]:
+        return [
+            sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
+            "--model-dir", str(model_dir), "--workers", str(workers), "--log-level", log_level,
+        ]  # fmt: skip
 
     def textcls_env(key: str, db: str | None) -> dict[str, str]:
         env = {
@@ -121,14 +146,31 @@ def server_specs(
                    uvicorn_argv("bench.baselines.keras_predict_app:create_app"), baseline_env),
         ServerSpec(rows.SIGNATURE, "baseline B (signature per request)",
                    uvicorn_argv("bench.baselines.signature_app:create_app"), baseline_env),
-        ServerSpec(rows.TEXTCLS, "textcls serve, log SQLite", textcls_argv,
+        ServerSpec(rows.TEXTCLS, "textcls serve, log SQLite", textcls_argv(args.workers),
                    textcls_env(rows.TEXTCLS, f"sqlite:///{work / 'textcls.db'}")),
-        ServerSpec(rows.TEXTCLS_NOLOG, "textcls serve, log off", textcls_argv,
+        ServerSpec(rows.TEXTCLS_NOLOG, "textcls serve, log off", textcls_argv(args.workers),
                    textcls_env(rows.TEXTCLS_NOLOG, None)),
     ]  # fmt: skip
     if pg_url:
-        specs.append(ServerSpec(rows.TEXTCLS_PG, "textcls serve, log PostgreSQL", textcls_argv,
-                                textcls_env(rows.TEXTCLS_PG, pg_url)))  # fmt: skip
+        specs.append(
+            ServerSpec(
+                rows.TEXTCLS_PG,
+                "textcls serve, log PostgreSQL",
+                textcls_argv(args.workers),
+                textcls_env(rows.TEXTCLS_PG, pg_url),
+            )
+        )
+    if args.variant or args.variant_workers or args.variant_log_level != "warning":
+        workers = args.variant_workers or args.workers
+        change = " ".join(
+            [*args.variant, f"workers={workers}", f"log-level={args.variant_log_level}"]
+        )
+        specs.append(ServerSpec(
+            rows.TEXTCLS_VARIANT, f"textcls serve, log SQLite, {change}",
+            textcls_argv(workers, args.variant_log_level),
+            {**textcls_env(rows.TEXTCLS_VARIANT, f"sqlite:///{work / 'variant.db'}"),
+             **_env_pairs(args.variant)},
+        ))  # fmt: skip
     return {s.key: s for s in specs}
 
 
@@ -172,7 +214,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
             work / "batch.jsonl", texts.batch_bodies(test_texts, BATCH_TEXTS)
         ),
     }
-    plan = rows.plan_rows(args.quick)
+    specs_preview = server_specs(args, version_dir, work, None)
+    plan = rows.plan_rows(args.quick, variant=rows.TEXTCLS_VARIANT in specs_preview)
     if args.rows:
         wanted = {k.strip() for k in args.rows.split(",") if k.strip()}
         unknown = wanted - {r.key for r in plan}
@@ -185,6 +228,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
     http_runs: dict[str, list[LoadResult]] = {r.key: [] for r in plan}
     limit_runs: dict[str, list[LimitResult]] = {r.key: [] for r in plan}
     server_info: list[dict[str, Any]] = []
+    service_runs: dict[str, list[dict[str, float]]] = {r.key: [] for r in plan}
 
     with ExitStack() as stack:
         pg_url = None
@@ -197,9 +241,11 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
                 plan = [r for r in plan if r.server != rows.TEXTCLS_PG]
         specs = server_specs(args, version_dir, work, pg_url)
         servers: dict[str, RunningServer] = {}
+        started_servers: list[RunningServer] = []
+        stack.callback(stop_all, started_servers)
         for key in dict.fromkeys(r.server for r in plan if r.server):
             server = RunningServer(specs[key], work)
-            stack.callback(server.stop)
+            started_servers.append(server)
             say(f"starting {key} ...")
             cold = server.start()
             loadgen.run_wrk(
@@ -224,16 +270,23 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
                     continue
                 assert row.server is not None
                 server = servers[row.server]
+                textcls = row.server in rows.TEXTCLS_SERVERS
                 body = bodies[row.texts_per_request]
                 loadgen.run_wrk(
                     server.classify_url, body, row.connections, args.warmup,
                     row.texts_per_request, server.pid, args.wrk_timeout,
                 )  # fmt: skip
+                before = service_metrics.scrape(server.base_url) if textcls else {}
                 measured = loadgen.run_wrk(
                     server.classify_url, body, row.connections, args.duration,
                     row.texts_per_request, server.pid, args.wrk_timeout,
                 )  # fmt: skip
                 http_runs[row.key].append(measured)
+                if textcls:
+                    after = service_metrics.scrape(server.base_url)
+                    service_runs[row.key].append(
+                        service_metrics.window_stats(before, after, measured.wall_s)
+                    )
                 say(
                     f"rep {rep + 1}/{args.reps} {row.key}: {measured.requests_per_s:,.0f} req/s, "
                     f"{measured.texts_per_s:,.0f} texts/s, "
@@ -246,7 +299,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
         r.key: (
             rows.aggregate_limit(r, limit_runs[r.key])
             if r.kind == "limit"
-            else rows.aggregate_http(r, http_runs[r.key])
+            else rows.aggregate_http(r, http_runs[r.key], service_runs[r.key])
         )
         for r in plan
     }
@@ -265,6 +318,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
             "reps": args.reps, "server_warmup_s": args.server_warmup,
             "limit_seconds": args.limit_seconds, "workers": args.workers,
             "textcls_env": _env_pairs(args.textcls_env), "wrk_timeout_s": args.wrk_timeout,
+            "variant": _env_pairs(args.variant), "variant_workers": args.variant_workers,
+            "variant_log_level": args.variant_log_level,
             "rows": [r.key for r in plan],
         },
         "machine": {

@@ -19,7 +19,7 @@ from bench.rows import (
     RowResult,
 )
 
-# ratio name -> (reference row, which rows get it)
+VARIANT_PREFIX = "variant_"
 LOG_ROWS = (TEXTCLS_64, TEXTCLS_PG_64)
 
 
@@ -53,6 +53,9 @@ def add_ratios(rows: dict[str, RowResult]) -> None:
             found["vs_limit_b256"] = _ratio(row.texts_per_s, limit.texts_per_s)
         if log_off and row.key in LOG_ROWS:
             found["log_on_vs_off"] = _ratio(row.texts_per_s, log_off.texts_per_s)
+        default = rows.get(row.key.removeprefix(VARIANT_PREFIX))
+        if row.key.startswith(VARIANT_PREFIX) and default:
+            found["variant_vs_default"] = _ratio(row.texts_per_s, default.texts_per_s)
         row.ratios = {k: v for k, v in found.items() if v is not None}
 
 
@@ -111,8 +114,9 @@ def markdown(run: dict[str, Any], rows: list[RowResult], targets: list[Target]) 
         f"row the median of {plan['reps']} x {plan['duration_s']} s, rows interleaved.",
         "",
         "| row | req/s | texts/s | p50 ms | p95 ms | p99 ms | errors | x ceiling | x B "
-        "| x limit@256 | log on/off | CPU cores wrk / server / other |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| x limit@256 | log on/off (variant/default) | server CPU ms/text "
+        "| CPU cores wrk / server / other |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         lines.append(
@@ -121,8 +125,25 @@ def markdown(run: dict[str, Any], rows: list[RowResult], targets: list[Target]) 
             f"| {_num(r.ratios.get('vs_http_ceiling'), 2)} "
             f"| {_num(r.ratios.get('vs_baseline_b'), 1)} "
             f"| {_num(r.ratios.get('vs_limit_b256'), 2)} "
-            f"| {_num(r.ratios.get('log_on_vs_off'), 2)} | {_cpu(r)} |"
+            f"| {_num(r.ratios.get('log_on_vs_off', r.ratios.get('variant_vs_default')), 2)} "
+            f"| {_num(r.cpu_ms_per_text, 3)} "
+            f"| {_cpu(r)} |"
         )
+    served = [r for r in rows if r.service]
+    if served:
+        lines += [
+            "",
+            "| textcls row (from its /metrics) | texts per model call | model calls/s "
+            "| model call ms | queue wait ms |",
+            "|---|--:|--:|--:|--:|",
+        ]
+        for r in served:
+            s = r.service
+            lines.append(
+                f"| {r.title} | {_num(s.get('mean_batch_texts'), 1)} "
+                f"| {_num(s.get('model_calls_per_s'))} | {_num(s.get('mean_model_call_ms'), 2)} "
+                f"| {_num(s.get('mean_queue_wait_ms'), 2)} |"
+            )
     lines += ["", "| target | measured | goal | met |", "|---|--:|--:|---|"]
     for t in targets:
         met = "not measured" if t.met is None else ("**met**" if t.met else "**missed**")

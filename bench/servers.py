@@ -101,12 +101,17 @@ class RunningServer:
     def rss_bytes(self) -> int:
         return procstat.tree_rss_bytes(self.pid)
 
+    def terminate(self) -> None:
+        """SIGTERM to the server's process group (its uvicorn workers too); does not wait."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM to the server's process group, SIGKILL if it has not exited after grace_s."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        os.killpg(proc.pid, signal.SIGTERM)
+        self.terminate()
         try:
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -131,3 +136,11 @@ class RunningServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_all(servers: list[RunningServer]) -> None:
+    """Stop several servers at once: all get SIGTERM first, so their drains overlap."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import loadgen, rows, texts
+from bench import loadgen, rows, service_metrics, texts
 from bench.limit import SignatureRunner
 from bench.loadgen import LoadgenError, LoadResult, WrkSummary, parse_wrk_output
 from bench.report import add_ratios, evaluate_targets, markdown
@@ -82,12 +82,13 @@ def test_aggregate_http_takes_medians_and_sums_errors() -> None:
     assert row.client_cpu == pytest.approx(0.1)
     assert row.server_cpu == pytest.approx(0.5)
     assert row.other_cpu == pytest.approx(1.2)  # (18 - 1 - 5) / 10
+    assert row.cpu_ms_per_text == pytest.approx(1000 * 5.0 / 2000)  # median run: 2000 texts
 
 
 def _row(key: str, server: str | None, tps: float, p99: float = 10.0, errors: int = 0,
          tpr: int = 1, kind: str = "http") -> RowResult:  # fmt: skip
     return RowResult(key, key, kind, server, 64, tpr, 1, tps / tpr, tps, tps, tps, 1.0, 2.0, p99,
-                     errors, 100, 0.1, 0.5, 0.0)  # fmt: skip
+                     errors, 100, 0.1, 0.5, 0.0, 0.4)  # fmt: skip
 
 
 def _rows(main_tps: float, p99: float, errors: int = 0) -> dict[str, RowResult]:
@@ -220,3 +221,30 @@ def test_limit_row_on_a_tiny_model(tiny_model_repo: Path) -> None:
     row = rows.aggregate_limit(rows.limit_row(4), [result])
     assert row.texts_per_s == pytest.approx(result.texts_per_s)
     assert row.texts_per_request == 4
+
+
+METRICS_BEFORE = """# HELP textcls_inference_batch_size Texts in each model call.
+textcls_inference_batch_size_count{model="m"} 10.0
+textcls_inference_batch_size_sum{model="m"} 80.0
+textcls_inference_duration_seconds_count{model="m",version="1"} 10.0
+textcls_inference_duration_seconds_sum{model="m",version="1"} 0.05
+process_cpu_seconds_total 3.0
+"""
+METRICS_AFTER = """textcls_inference_batch_size_count{model="m"} 110.0
+textcls_inference_batch_size_sum{model="m"} 3280.0
+textcls_inference_duration_seconds_count{model="m",version="1"} 60.0
+textcls_inference_duration_seconds_count{model="m",version="2"} 50.0
+textcls_inference_duration_seconds_sum{model="m",version="1"} 0.45
+textcls_inference_duration_seconds_sum{model="m",version="2"} 0.6
+"""
+
+
+def test_service_metrics_window_means() -> None:
+    before = service_metrics.parse_totals(METRICS_BEFORE)
+    after = service_metrics.parse_totals(METRICS_AFTER)
+    assert "process_cpu_seconds_total" not in before
+    stats = service_metrics.window_stats(before, after, wall_s=10.0)
+    assert stats["mean_batch_texts"] == pytest.approx(32.0)  # 3200 texts / 100 calls
+    assert stats["mean_model_call_ms"] == pytest.approx(10.0)  # 1.0 s / 100 calls
+    assert stats["model_calls_per_s"] == pytest.approx(10.0)
+    assert "mean_queue_wait_ms" not in stats  # no such histogram scraped
