@@ -46,6 +46,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "newcomer: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # The README is the source of truth: the first ```sh block under "## Set-up commands".
 run_cmd=$(awk '
@@ -117,7 +118,8 @@ PYEOF
 say "waiting up to ${ready_timeout_s}s for $base/readyz (venv, install, training, start-up)"
 start=$SECONDS
 while :; do
-    status=$(http GET /readyz | head -n 1)
+    response=$(http GET /readyz)
+    status=${response%%$'\n'*}
     [ "$status" = 200 ] && break
     group_alive || die "the run command exited before /readyz answered 200"
     [ $((SECONDS - start)) -lt "$ready_timeout_s" ] \
@@ -164,7 +166,8 @@ while group_alive; do
 done
 wait "$pgid" || true
 pgid=""
-[ "$(http GET /healthz | head -n 1)" = 0 ] || die "something still answers on $base after the stop"
+response=$(http GET /healthz)
+[ "${response%%$'\n'*}" = 0 ] || die "something still answers on $base after the stop"
 grep -qi "shutdown complete" "$log" \
     || die "the server did not log a completed shutdown (lifespan shutdown did not run)"
 say "stopped cleanly in $((SECONDS - start))s"
