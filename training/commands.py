@@ -66,7 +66,9 @@ def train_command(
     model_dir: Annotated[
         Path, typer.Option(envvar="TEXTCLS_MODEL_DIR", help="Model repository root.")
     ] = Path("./models"),
-    arch: Annotated[str, typer.Option(help="Architecture (training.model.ARCHITECTURES).")] = "cnn",
+    arch: Annotated[
+        str, typer.Option(help="Architecture: cnn, ngram, textcnn, transformer or ensemble.")
+    ] = "cnn",
     strategy: Annotated[
         str, typer.Option(help="tf.distribute strategy: default, mirrored or multiworker.")
     ] = "default",
@@ -109,11 +111,11 @@ def train_command(
     quiet: Annotated[bool, typer.Option(help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a model and publish it as models/NAME/VERSION; prints its path last."""
-    from training.model import ARCHITECTURES
+    from training.model import architecture_names
     from training.pipeline import train
 
-    if arch not in ARCHITECTURES:
-        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    if arch not in architecture_names():
+        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architecture_names())}")
     if strategy not in ("default", "mirrored", "multiworker"):
         raise _fail(f"unknown --strategy {strategy!r}; use default, mirrored or multiworker")
     cfg = TrainConfig(

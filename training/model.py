@@ -84,18 +84,28 @@ def make_vectorizer(train_texts: Sequence[str], p: ModelParams) -> layers.TextVe
     return vectorizer
 
 
+def architecture_names() -> list[str]:
+    """Every ``--arch``: those registered here and training.architectures' whole-model builders."""
+    from training.architectures import BUILDERS
+
+    return sorted({*ARCHITECTURES, *BUILDERS})
+
+
 def build_model(
     arch: str, train_texts: Sequence[str], n_labels: int, params: ModelParams
 ) -> keras.Model:
     """Build and compile ``arch``: input a string tensor [batch], output [batch, n_labels]."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(
-            f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}"
-        )
-    vectorizer = make_vectorizer(train_texts, params)
-    inputs = keras.Input(shape=(), dtype="string", name="text")
-    outputs = ARCHITECTURES[arch](vectorizer, n_labels, params, inputs)
-    model = keras.Model(inputs, outputs, name=f"textcls_{arch}")
+    from training.architectures import BUILDERS  # it imports this module, so not at the top
+
+    if arch in BUILDERS:
+        model = BUILDERS[arch](train_texts, n_labels, params)
+    elif arch in ARCHITECTURES:
+        vectorizer = make_vectorizer(train_texts, params)
+        inputs = keras.Input(shape=(), dtype="string", name="text")
+        outputs = ARCHITECTURES[arch](vectorizer, n_labels, params, inputs)
+        model = keras.Model(inputs, outputs, name=f"textcls_{arch}")
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(architecture_names())}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         # Targets are one-hot (see training.pipeline) so that label smoothing is available.

@@ -1,0 +1,125 @@
+"""Each extra architecture trains on the bundled example and round-trips through export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.model_factory import TINY_PARAMS
+from training import artifact
+from training.architectures import BUILDERS
+from training.architectures.ensemble import AveragingEnsemble
+from training.architectures.ngram import split_char_ngrams, standardize_chars
+from training.data import load_dataset
+from training.export import save_serving_model
+from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN
+
+PARAMS = replace(TINY_PARAMS, kernel_sizes=(2, 3), dense_units=32)
+
+
+@pytest.fixture(scope="module")
+def example() -> dict[str, object]:
+    train, test = load_dataset(EXAMPLE_TRAIN), load_dataset(EXAMPLE_TEST)
+    labels = sorted(set(train.labels))
+    index = {lab: k for k, lab in enumerate(labels)}
+    return {
+        "labels": labels,
+        "x": train.texts,
+        "y": np.array([index[lab] for lab in train.labels]),
+        "x_test": test.texts,
+        "y_test": np.array([index[lab] for lab in test.labels]),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
+    """arch -> (Keras model, export path, test probabilities from Keras), trained a few epochs."""
+    out = {}
+    root = tmp_path_factory.mktemp("archs")
+    keras.utils.set_random_seed(0)
+    for arch, build in BUILDERS.items():
+        model = build(example["x"], len(example["labels"]), PARAMS)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-2),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(tf.constant(example["x"]), example["y"], batch_size=32, epochs=4, verbose=0)
+        path = root / arch
+        save_serving_model(model, path)
+        probs = model.predict(tf.constant(example["x_test"]), batch_size=64, verbose=0)
+        out[arch] = (model, path, probs)
+    return out
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> None:
+    _, _, probs = trained[arch]
+    assert probs.shape == (len(example["x_test"]), len(example["labels"]))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    # 14 balanced labels: chance is ~0.07; four tiny epochs must do far better.
+    assert (probs.argmax(axis=1) == example["y_test"]).mean() > 0.5, arch
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_export_signature_matches_the_model(arch: str, trained: dict, example: dict) -> None:
+    _, path, probs = trained[arch]
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures[artifact.SIGNATURE_KEY]
+    result = serve(**{artifact.INPUT_KEY: tf.constant(example["x_test"])})
+    np.testing.assert_allclose(result[artifact.OUTPUT_KEY].numpy(), probs, atol=1e-5)
+
+
+def test_exports_load_in_a_fresh_process_without_project_code(
+    trained: dict, example: dict, tmp_path: Path
+) -> None:
+    """Custom split/standardize functions and layers must be graph ops, not Python objects."""
+    texts = example["x_test"][:5]
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "out = {}\n"
+        "for arch, path in json.loads(sys.argv[1]).items():\n"
+        "    f = tf.saved_model.load(path).signatures['serving_default']\n"
+        f"    out[arch] = f(text=tf.constant({texts!r}))['probabilities'].numpy().tolist()\n"
+        "print(json.dumps(out))\n"
+    )
+    paths = {arch: str(path) for arch, (_, path, _) in trained.items()}
+    # -I: isolated mode, so neither this project nor the tests' modules are importable there.
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    for arch, (_, _, probs) in trained.items():
+        np.testing.assert_allclose(np.array(got[arch]), probs[:5], atol=1e-5)
+
+
+def test_ensemble_averages_its_members(trained: dict, example: dict) -> None:
+    model, _, probs = trained["ensemble"]
+    assert isinstance(model, AveragingEnsemble)
+    x = tf.constant(example["x_test"])
+    members = [m.predict(x, batch_size=64, verbose=0) for m in model.members]
+    assert len(members) >= 2
+    np.testing.assert_allclose(np.mean(members, axis=0), probs, atol=1e-5)
+    # Trained on the sum of their own losses, each member classifies well on its own.
+    for m in members:
+        assert (m.argmax(axis=1) == example["y_test"]).mean() > 0.5
+
+
+def test_char_ngrams_cover_word_edges() -> None:
+    grams = split_char_ngrams(standardize_chars(tf.constant(["Hi  Bob"]))).to_list()[0]
+    grams = [g.decode() for g in grams]
+    assert " h" in grams and "i b" in grams and "bob " in grams and " bob " in grams
+    assert all(2 <= len(g) <= 5 for g in grams)
