@@ -77,3 +77,17 @@ class MachineCpu:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each thread of ``pid``: tid -> (kernel thread name, seconds)."""
+    out: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / _TICKS)
+    return out

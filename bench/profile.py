@@ -17,7 +17,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import loadgen, texts
+from bench import loadgen, procstat, texts
 from bench.__main__ import BATCH_TEXTS, _env_pairs, server_specs
 from bench.model import DEFAULT_MODEL_DIR, ensure_model
 from bench.servers import REPO_ROOT, RunningServer
@@ -50,6 +50,33 @@ def summarise(raw: Path, top: int = 25) -> str:
     return "\n".join(out)
 
 
+def thread_table(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    raw: Path,
+    seconds: float,
+) -> str:
+    """CPU each thread used while py-spy sampled (exact, from /proc), Python names added."""
+    names: dict[int, str] = {}
+    for line in raw.read_text().splitlines():
+        head = line.split(";", 1)[0]  # "thread (1234): MainThread"
+        if head.startswith("thread (") and "):" in head:
+            tid, _, name = head[len("thread (") :].partition("): ")
+            if tid.isdigit():
+                names[int(tid)] = name
+    used = sorted(
+        ((a[1] - before.get(tid, (a[0], 0.0))[1], tid, a[0]) for tid, a in after.items()),
+        reverse=True,
+    )
+    total = sum(u for u, _, _ in used) or 1.0
+    out = [f"-- CPU by thread over {seconds:.0f} s (from /proc; {total:.2f} CPU s in all) --"]
+    for secs, tid, comm in used:
+        if secs <= 0:
+            continue
+        out.append(f"{100 * secs / total:5.1f}%  {secs:6.2f} s  {tid}  {names.get(tid, comm)}")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("--server", default="textcls_sqlite", help="Server key (see bench.rows).")
@@ -64,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--postgres-url", default=None)
     p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     args = p.parse_args(argv)
+    args.variant, args.variant_workers, args.variant_log_level = [], None, "warning"
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print(PY_SPY_HINT, file=sys.stderr)
@@ -99,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
         t = threading.Thread(target=load)
         t.start()
+        threads_before = procstat.thread_cpu_seconds(server.pid)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        threads_after = procstat.thread_cpu_seconds(server.pid)
         t.join()
     r = result["r"]
     print(f"{args.server}: {r.requests_per_s:,.0f} req/s, {r.texts_per_s:,.0f} texts/s, "
           f"p99 {r.wrk.latency_us['p99'] / 1000:.1f} ms, server CPU "
           f"{r.server_cpu_s / r.wall_s:.2f} cores, machine {r.machine_busy_cpu_s / r.wall_s:.2f}"
           f" cores, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(thread_table(threads_before, threads_after, raw, args.duration))
     print(summarise(raw))
     print(f"\nstacks: {raw}")
     return 0

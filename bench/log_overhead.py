@@ -1,0 +1,144 @@
+"""Throughput of ``textcls serve`` with the prediction log off, on SQLite and on PostgreSQL.
+
+Three servers (same model, same settings but the log) run side by side; wrk loads them in
+turn, interleaved over ``--reps`` rounds so background load on the machine hits every variant
+alike; the median requests/s of each is compared with log off (target: >= 90%). After the runs
+each server gets SIGTERM (its writer flushes) and the rows in its database are compared with
+the 200s wrk saw: rows can only exceed them by requests answered after wrk stopped counting.
+
+    python -m bench.log_overhead [--duration 20] [--reps 3] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.engine import create_db_engine
+from app.db.tables import PredictionLog
+from bench import loadgen, texts
+from bench.model import DEFAULT_MODEL_DIR, ensure_model
+from bench.postgres import DEFAULT_URL, bench_schema
+from bench.servers import REPO_ROOT, RunningServer, ServerSpec
+
+VARIANTS = ("off", "sqlite", "postgresql")
+TARGET = 0.90
+
+
+def _spec(key: str, model_dir: Path, work: Path, db: str | None) -> ServerSpec:
+    argv = [
+        sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
+        "--model-dir", str(model_dir), "--log-level", "warning",
+    ]  # fmt: skip
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TEXTCLS_POLL_INTERVAL_S": "0",
+        "TEXTCLS_LOG_PREDICTIONS": "true" if db else "false",
+        "TEXTCLS_DATABASE_URL": db or f"sqlite:///{work / 'unused.db'}",
+        "TEXTCLS_LOG_SPILL_PATH": str(work / f"{key}.spill.jsonl"),
+        "TEXTCLS_SHUTDOWN_GRACE_S": "10",
+    }
+    return ServerSpec(key, f"textcls serve, log {key}", argv, env)
+
+
+def _rows(url: str) -> int:
+    engine = create_db_engine(url)
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(func.count()).select_from(PredictionLog)) or 0
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.log_overhead", description=__doc__)
+    p.add_argument("--duration", type=float, default=20.0, help="Seconds per measured run.")
+    p.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds per server.")
+    p.add_argument("--reps", type=int, default=3, help="Interleaved rounds; medians reported.")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--data", type=Path, default=None, help="BANKING77 folder.")
+    p.add_argument("--postgres-url", default=DEFAULT_URL)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+
+    data = texts.data_dir(args.data)
+    version_dir = ensure_model(args.model_dir, data)
+    model_dir = version_dir.parent.parent
+    bodies = texts.single_bodies(texts.read_texts(data / "test.csv"))
+    rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    answered: dict[str, int] = dict.fromkeys(VARIANTS, 0)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        body_file = loadgen.write_bodies(work / "bodies.jsonl", bodies)
+        urls = {
+            "off": None,
+            "sqlite": f"sqlite:///{work / 'log.db'}",
+            "postgresql": stack.enter_context(bench_schema(args.postgres_url)),
+        }
+        servers = {}
+        for v in VARIANTS:
+            servers[v] = stack.enter_context(
+                RunningServer(_spec(v, model_dir, work, urls[v]), work)
+            )
+            print(f"started {v} on {servers[v].base_url}", flush=True)
+        for v in VARIANTS:
+            warm = loadgen.run_wrk(
+                servers[v].classify_url, body_file, args.connections, args.warmup, 1, None
+            )
+            answered[v] += warm.wrk.ok_requests
+        for rep in range(args.reps):
+            for v in VARIANTS:
+                r = loadgen.run_wrk(
+                    servers[v].classify_url,
+                    body_file,
+                    args.connections,
+                    args.duration,
+                    1,
+                    servers[v].pid,
+                )
+                answered[v] += r.wrk.ok_requests
+                rps[v].append(r.requests_per_s)
+                errors = r.wrk.errors
+                print(f"rep {rep + 1} {v:<10} {r.requests_per_s:8.1f} req/s  errors {errors}")
+        for v in VARIANTS:
+            servers[v].stop()
+        logged = {v: _rows(u) for v, u in urls.items() if u}
+
+    median = {v: statistics.median(rps[v]) for v in VARIANTS}
+    ratio = {v: median[v] / median["off"] for v in ("sqlite", "postgresql")}
+    result = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.log_overhead " + " ".join(argv or sys.argv[1:]),
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "reps": args.reps,
+        "requests_per_s": rps,
+        "median_requests_per_s": median,
+        "ratio_to_log_off": ratio,
+        "target": TARGET,
+        "rows_logged": logged,
+        "ok_responses_counted_by_wrk": answered,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "log_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"median": median, "ratio": ratio, "rows": logged, "ok": answered}))
+    for v in ("sqlite", "postgresql"):
+        verdict = "meets" if ratio[v] >= TARGET else "MISSES"
+        print(f"log on {v}: {ratio[v]:.1%} of log off ({verdict} the {TARGET:.0%} target)")
+        if logged[v] < answered[v]:
+            print(f"  {v}: {answered[v] - logged[v]} answered predictions are NOT in the log!")
+    return 0 if all(r >= TARGET for r in ratio.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
