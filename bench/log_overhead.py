@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = version_dir.parent.parent
     bodies = texts.single_bodies(texts.read_texts(data / "test.csv"))
     rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu_ms: dict[str, list[float]] = {v: [] for v in VARIANTS}  # server CPU per request
     answered: dict[str, int] = dict.fromkeys(VARIANTS, 0)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -108,13 +109,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 answered[v] += r.wrk.ok_requests
                 rps[v].append(r.requests_per_s)
-                errors = r.wrk.errors
-                print(f"rep {rep + 1} {v:<10} {r.requests_per_s:8.1f} req/s  errors {errors}")
+                cpu_ms[v].append(1000 * r.server_cpu_s / max(r.wrk.ok_requests, 1))
+                print(
+                    f"rep {rep + 1} {v:<10} {r.requests_per_s:8.1f} req/s "
+                    f"{cpu_ms[v][-1]:6.2f} server CPU ms/request  errors {r.wrk.errors}",
+                    flush=True,
+                )
         for v in VARIANTS:
             servers[v].stop()
         logged = {v: _rows(u) for v, u in urls.items() if u}
 
     median = {v: statistics.median(rps[v]) for v in VARIANTS}
+    median_cpu = {v: statistics.median(cpu_ms[v]) for v in VARIANTS}
     ratio = {v: median[v] / median["off"] for v in ("sqlite", "postgresql")}
     result = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -125,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         "requests_per_s": rps,
         "median_requests_per_s": median,
         "ratio_to_log_off": ratio,
+        "server_cpu_ms_per_request": cpu_ms,
+        "median_server_cpu_ms_per_request": median_cpu,
         "target": TARGET,
         "rows_logged": logged,
         "ok_responses_counted_by_wrk": answered,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "log_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"median": median, "ratio": ratio, "rows": logged, "ok": answered}))
+    summary = {"median": median, "cpu_ms": median_cpu, "ratio": ratio}
+    print(json.dumps({**summary, "rows": logged, "ok": answered}))
     for v in ("sqlite", "postgresql"):
         verdict = "meets" if ratio[v] >= TARGET else "MISSES"
         print(f"log on {v}: {ratio[v]:.1%} of log off ({verdict} the {TARGET:.0%} target)")

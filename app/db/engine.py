@@ -22,14 +22,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, pre_ping: bool = True) -> Engine:
     """An engine for ``url``; lazy: nothing connects until the first use.
 
     Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL and ``ModuleNotFoundError`` for
     a missing driver: those are configuration errors, not outages.
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "pool_pre_ping": pre_ping}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             # A missing parent folder would look like an outage forever; create it. When
