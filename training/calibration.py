@@ -169,3 +169,49 @@ def plot_reliability(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def calibrate(
+    probs: dict[str, np.ndarray], y: dict[str, np.ndarray]
+) -> tuple[float, dict[str, np.ndarray], dict[str, Any]]:
+    """Fit T on ``probs["val"]``; return T, every split's calibrated probabilities, metrics."""
+    temperature = fit_temperature(probs["val"], y["val"])
+    after = {split: apply_temperature(p, temperature) for split, p in probs.items()}
+    return temperature, after, calibration_metrics(temperature, probs, y)
+
+
+def append_quality_report(
+    out: Path,
+    split: str,
+    before: np.ndarray,
+    after: np.ndarray,
+    y: np.ndarray,
+    calibration: dict[str, Any],
+    oos: dict[str, Any] | None = None,
+) -> None:
+    """Add reliability.png and the calibration (and out-of-scope) sections to ``report.md``."""
+    from training.oos import render_oos_markdown
+
+    t = calibration["temperature"]
+    plot_reliability(before, after, y, t, out / "reliability.png")
+    c = calibration[split]
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"Temperature scaling fitted on val: T = {t:.4f} (applied inside the exported model, "
+        "so served confidences are calibrated; the fallback threshold was chosen on "
+        "calibrated val probabilities).",
+        "",
+        f"| {split} | ECE ({calibration['bins']} bins) | NLL |",
+        "|---|---:|---:|",
+        f"| before | {c['ece_before']:.4f} | {c['nll_before']:.4f} |",
+        f"| after | {c['ece_after']:.4f} | {c['nll_after']:.4f} |",
+        "",
+        "![reliability diagram](reliability.png)",
+        "",
+    ]
+    if oos:
+        lines += render_oos_markdown(oos)
+    with (out / "report.md").open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines))

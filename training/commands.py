@@ -60,6 +60,10 @@ def train_command(
     test_data: Annotated[
         Path | None, typer.Option(help="Test file (default: split off --data).")
     ] = None,
+    oos_data: Annotated[
+        Path | None,
+        typer.Option(help="Out-of-scope texts (a text column, no label) to score the fallback on."),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Model name (default: from the data file's name).")
     ] = None,
@@ -127,6 +131,7 @@ def train_command(
         label_column=label_column,
         val_data=val_data,
         test_data=test_data,
+        oos_data=oos_data,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         arch=arch,

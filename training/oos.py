@@ -76,3 +76,23 @@ def score_oos(
         "oos_recall": float((oos_conf < threshold).mean()),
         "oos_mean_confidence": float(oos_conf.mean()),
     }
+
+
+def render_oos_markdown(m: dict[str, Any]) -> list[str]:
+    """The report.md section for ``score_oos``'s result."""
+    return [
+        "## Out-of-scope texts",
+        "",
+        f"{m['oos_rows']} out-of-scope texts, {m['in_scope_rows']} in-scope test texts, "
+        f"fallback threshold {m['threshold']:.4f} (as Larson et al. 2019 report CLINC150).",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| out-of-scope recall (fall back) | {m['oos_recall']:.4f} |",
+        f"| in-scope accuracy (a fallback counts as wrong) | {m['in_scope_accuracy']:.4f} |",
+        f"| in-scope accuracy ignoring the fallback | "
+        f"{m['in_scope_accuracy_without_fallback']:.4f} |",
+        f"| in-scope share falling back | {m['in_scope_fallback_rate']:.4f} |",
+        f"| mean top confidence on out-of-scope texts | {m['oos_mean_confidence']:.4f} |",
+        "",
+    ]

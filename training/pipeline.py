@@ -42,6 +42,7 @@ class TrainConfig:
     label_column: str = "label"
     val_data: Path | None = None
     test_data: Path | None = None
+    oos_data: Path | None = None  # out-of-scope texts scored after training (training.oos)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     arch: str = "cnn"
@@ -167,9 +168,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     import keras
     import tensorflow as tf
 
+    from training.calibration import append_quality_report, calibrate, with_temperature
     from training.evaluate import apply_threshold, choose_threshold, compute_metrics
     from training.export import export_version
     from training.model import build_model
+    from training.oos import load_oos_texts, score_oos
     from training.progress import EpochLog
     from training.report import write_report
 
@@ -178,6 +181,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         cfg.name or (name_from_path(cfg.data) if cfg.data else EXAMPLE_NAME)
     )
     splits, loaded = prepare_splits(cfg, log)
+    oos_texts = load_oos_texts(cfg.oos_data, cfg.text_column) if cfg.oos_data else None
     n_labels = len(splits.labels)
     counts = {s: len(t) for s, t in splits.texts.items()}
     log(
@@ -232,6 +236,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         for s in ("val", "test")
         if splits.texts[s]
     }
+    # Temperature scaling fitted on val (training.calibration): the metrics, the fallback
+    # threshold and the exported model below all use calibrated probabilities.
+    uncalibrated = probs
+    temperature, probs, calibration = calibrate(probs, splits.y)
+    model = with_temperature(model, temperature)
     metrics: dict[str, Any] = {
         s: compute_metrics(splits.y[s], probs[s], splits.labels) for s in probs
     }
@@ -254,6 +263,13 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         fallback.test_precision = test_fb.precision
         fallback.test_fallback_rate = test_fb.fallback_rate
     metrics["fallback"] = fallback.model_dump()
+    metrics["calibration"] = calibration
+    if oos_texts:
+        in_split = "test" if "test" in probs else "val"
+        oos_probs = predict_probabilities(model, oos_texts, cfg.batch_size * 8)
+        metrics["oos"] = score_oos(
+            probs[in_split], splits.y[in_split], oos_probs, fallback.threshold
+        )
     metrics["training"] = {
         "epochs_run": epochs_run,
         "best_epoch": _best_epoch(history.history[cfg.monitor], cfg.monitor),
@@ -275,6 +291,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         "text_column": cfg.text_column,
         "label_column": cfg.label_column,
         "sources": splits.sources,
+        "oos_data": str(cfg.oos_data) if cfg.oos_data else None,
     }
     headline = {
         s: {k: metrics[s][k] for k in ("rows", "accuracy", "macro_f1")}
@@ -297,6 +314,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         metrics={**headline, "training": metrics["training"]},
         fallback=fallback,
     )
+    meta.metrics.update({k: metrics[k] for k in ("calibration", "oos") if k in metrics})
     report_split = "test" if "test" in probs else "val"
     report_metrics = dict(metrics)
     report_metrics.setdefault("test", metrics[report_split])
@@ -309,6 +327,15 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
             splits.labels,
             splits.y[report_split],
             probs[report_split],
+        )
+        append_quality_report(
+            out,
+            report_split,
+            uncalibrated[report_split],
+            probs[report_split],
+            splits.y[report_split],
+            calibration,
+            metrics.get("oos"),
         )
 
     path = export_version(model, cfg.model_dir, name, meta, report)
