@@ -20,7 +20,7 @@ TINY_PARAMS = ModelParams(
 
 
 def tiny_config(
-    model_dir: Path, name: str = "example", seed: int = 0, **overrides: object
+    model_dir: Path, name: str | None = "example", seed: int = 0, **overrides: object
 ) -> TrainConfig:
     """A TrainConfig on the bundled example data with tiny settings; overrides replace fields."""
     cfg = TrainConfig(

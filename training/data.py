@@ -209,7 +209,7 @@ def load_dataset(
         # Counting labels is meaningless until every row is readable.
         raise DataError(path, problems)
     counts = Counter(labels)
-    first_line = {}
+    first_line: dict[str, int] = {}
     for lab, line in zip(labels, lines, strict=True):
         first_line.setdefault(lab, line)
     for lab, n in sorted(counts.items()):

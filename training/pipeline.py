@@ -50,6 +50,8 @@ class TrainConfig:
     epochs: int = 30
     patience: int = 3
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    reduce_lr_patience: int = 0  # 0: constant learning rate
+    reduce_lr_factor: float = 0.3
     batch_size: int = 32
     class_weights: bool = True
     target_precision: float = 0.95
@@ -217,6 +219,15 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
             restore_best_weights=True,
         )
     ]
+    if cfg.reduce_lr_patience:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=cfg.reduce_lr_factor,
+                patience=cfg.reduce_lr_patience,
+                min_lr=cfg.params.learning_rate / 100,
+            )
+        )
     if cfg.verbose:
         callbacks.append(EpochLog(cfg.epochs, log))
     fit_started = time.monotonic()
@@ -281,6 +292,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         "epochs": cfg.epochs,
         "patience": cfg.patience,
         "monitor": cfg.monitor,
+        "reduce_lr_patience": cfg.reduce_lr_patience,
+        "reduce_lr_factor": cfg.reduce_lr_factor,
         "batch_size": cfg.batch_size,
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
@@ -293,7 +306,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         "sources": splits.sources,
         "oos_data": str(cfg.oos_data) if cfg.oos_data else None,
     }
-    headline = {
+    headline: dict[str, Any] = {
         s: {k: metrics[s][k] for k in ("rows", "accuracy", "macro_f1")}
         for s in ("val", "test")
         if s in metrics
