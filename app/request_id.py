@@ -102,5 +102,5 @@ async def request_id(
 RequestId = Annotated[str, Depends(request_id)]
 
 REQUEST_ID_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"description": f"Invalid {HEADER} header."},
+    400: {"description": f"Invalid {HEADER} header, or a body that is not UTF-8."},
 }

@@ -32,7 +32,14 @@ def test_probes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "device": "cpu", "models": {"example": 1}}
+    assert r.json() == {
+        "ready": True,
+        "device": "cpu",
+        "models": {"example": 1},
+        "reason": None,
+        "logging": "off",
+        "degraded": [],
+    }
 
 
 def test_openapi_documents_the_routes_with_examples(client: TestClient) -> None:
