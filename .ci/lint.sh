@@ -69,11 +69,13 @@ step "compose files against the compose-spec schema"
 step "promtool: the Prometheus config, and every dashboard query as Prometheus parses it"
 tools=$(mktemp -d)
 promtool=$(command -v promtool || true)
-if [ -z "$promtool" ]; then
+prometheus=$(command -v prometheus || true)
+if [ -z "$promtool" ] || [ -z "$prometheus" ]; then
     (cd "$tools" && { apt-get download prometheus > /dev/null 2>&1 \
         || { apt-get update -qq > /dev/null && apt-get download prometheus > /dev/null; }; }) \
         && dpkg-deb -x "$tools"/prometheus_*.deb "$tools/deb" \
-        && promtool="$tools/deb/usr/bin/promtool"
+        && promtool="$tools/deb/usr/bin/promtool" \
+        && prometheus="$tools/deb/usr/bin/prometheus"
 fi
 if [ -n "$promtool" ] && [ -x "$promtool" ]; then
     "$promtool" check config deploy/prometheus/prometheus.yml \
@@ -104,6 +106,16 @@ PYEOF
         || fail "a dashboard query is not valid PromQL"
 else
     fail "promtool could not be had from Debian's prometheus package"
+fi
+
+# The same queries on live data: a real Prometheus scraping a real `textcls serve` (a small
+# model trained on the bundled example) after known traffic; each query must return data.
+step "dashboard queries on a live Prometheus scraping textcls serve"
+if [ -n "$prometheus" ] && [ -x "$prometheus" ]; then
+    "$PY" .ci/dashboard_live.py "$prometheus" \
+        || fail "a dashboard query fails or shows no data on a live service"
+else
+    fail "the prometheus server could not be had from Debian's prometheus package"
 fi
 rm -rf "$tools"
 
