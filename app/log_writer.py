@@ -72,7 +72,6 @@ class PredictionLogWriter:
         self._idle = False  # the writer thread waits for rows (submit must wake it)
         self._thread: threading.Thread | None = None
         self._schema_ready = not self._auto_migrate
-        self._replay_offset = 0
         self._spill_pending = False
         self.engine: Engine | None = None
         self.healthy = False
@@ -177,18 +176,25 @@ class PredictionLogWriter:
                     self._pending.popleft()
                     for _ in range(min(len(self._pending), self._batch_size - len(self._retry)))
                 ]
-            rows = self._retry + [self._to_row(r) for r in records]
-            self._retry = []
-            if rows:
-                ok = self._write(rows)
-                if not ok:
-                    self._retry = rows
-            elif stopping:
+            # Held in _retry until written, so no failure below can drop them.
+            self._retry = rows = self._retry + [self._to_row(r) for r in records]
+            if not rows and stopping:
                 return  # a spill file not yet replayed waits for the next start
-            elif self._spill_pending:
-                ok = self._replay_chunk()
-            else:
-                ok = self._probe()
+            try:
+                if rows:
+                    ok = self._write(rows)
+                    if ok:
+                        self._retry = []
+                elif self._spill_pending:
+                    ok = self._replay()
+                else:
+                    ok = self._probe()
+            except Exception:
+                # A bug, not an outage. Were it to end this thread, every later prediction
+                # would be lost without a sound; log it loudly and go on retrying instead.
+                log.exception("prediction log writer failed unexpectedly; retrying")
+                self._count_error()
+                ok = False
             self._set_depth()
             if ok:
                 backoff = RETRY_INITIAL_S
@@ -300,25 +306,29 @@ class PredictionLogWriter:
                 return None
         return inserted
 
-    def _replay_chunk(self) -> bool:
-        """Insert the next chunk of the spill file; remove the file once all of it is in."""
-        with self._spill_lock:
-            try:
-                rows, offset, at_end = self._spill.read_chunk(self._replay_offset, self._batch_size)
-            except FileNotFoundError:
-                self._spill_pending, self._replay_offset = False, 0
-                return True
-            except OSError as exc:
-                log.error("cannot read spill file %s: %s", self._spill.path, exc)
-                self._count_error()
-                return False
-            if rows and not self._write(rows, replay=True):
-                return False
-            self._replay_offset = offset
-            if at_end:
-                self._spill.remove()
-                self._spill_pending, self._replay_offset = False, 0
-                log.info("spill file %s replayed and removed", self._spill.path)
+    def _replay(self) -> bool:
+        """Insert the whole spill file, chunk by chunk, then remove it; False if the DB fails.
+
+        Holds the spill file's lock throughout, so other worker processes neither append to
+        nor remove it meanwhile. After a failure the next replay starts from the top again:
+        rows already inserted are skipped by the database.
+        """
+        with self._spill_lock, self._spill.locked():
+            offset, at_end = 0, False
+            while not at_end:
+                try:
+                    rows, offset, at_end = self._spill.read_chunk(offset, self._batch_size)
+                except FileNotFoundError:  # replayed and removed by another worker process
+                    break
+                except OSError as exc:
+                    log.error("cannot read spill file %s: %s", self._spill.path, exc)
+                    self._count_error()
+                    return False
+                if rows and not self._write(rows, replay=True):
+                    return False
+            self._spill.remove()
+            self._spill_pending = False
+        log.info("spill file %s replayed and removed", self._spill.path)
         return True
 
     def _spill_overflow(self) -> None:
@@ -347,7 +357,7 @@ class PredictionLogWriter:
         """Append rows from memory to the spill file; False (rows kept) if the disk refuses."""
         if not rows:
             return True
-        with self._spill_lock:
+        with self._spill_lock, self._spill.locked():
             try:
                 self._spill.append(rows)
             except OSError as exc:

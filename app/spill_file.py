@@ -1,16 +1,20 @@
 """The log writer's spill file: prediction rows as JSON lines, appended while the DB is down.
 
-Only the log writer's thread touches it (and ``stop`` after that thread is gone), so it takes
-no locks. Appends are flushed and fsynced per batch. Replay reads it in chunks from the start;
-the file is removed only after every row is in the database, and the database ignores rows it
-already has, so a crash between the two replays rows without duplicating them.
+Appends are flushed and fsynced per batch. Replay reads it in chunks from the start; the file
+is removed only after every row is in the database, and the database ignores rows it already
+has, so a crash between the two replays rows without duplicating them. Several processes
+(``textcls serve --workers N``) may share one path: appends, chunk replays and the removal
+happen under an exclusive ``flock`` on ``<path>.lock``; a replay holds it from the first
+line to the removal, so no other process appends to or removes the file meanwhile.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,19 @@ class SpillFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
         self.corrupt_lines = 0
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the exclusive lock shared by every process using this path."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "ab") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def exists(self) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +10,9 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Alembic keeps the running migration's context in module globals (alembic.context, .op), so
+# two threads of one process must not migrate at once.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config() -> Config:
@@ -21,7 +25,7 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` (default: the newest)."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with _ALEMBIC_LOCK, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -36,6 +40,6 @@ def current_revision(engine: Engine) -> str | None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade the database behind ``engine`` to ``revision`` (``base``: no tables)."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with _ALEMBIC_LOCK, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)

@@ -327,3 +327,22 @@ def test_flush_waits_for_the_rows_submitted_before_it(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM prediction_log")).scalar() == 500
     engine.dispose()
+
+
+def test_two_writers_sharing_a_spill_file_lose_nothing(
+    tmp_path: Path, writers: list[PredictionLogWriter]
+) -> None:
+    # As two worker processes of `textcls serve --workers 2` (same settings) during an outage.
+    url, blocker = _blocked_sqlite(tmp_path)
+    pair = [PredictionLogWriter(settings_for(url, tmp_path, log_buffer_rows=5)) for _ in range(2)]
+    writers.extend(pair)
+    for w in pair:
+        w.start()
+    for _ in range(10):
+        for w in pair:
+            w.submit(make_records(20, per_request=4))
+    wait_until(lambda: all(w.rows_spilled == 195 for w in pair))
+    _unblock(blocker)
+    wait_until(lambda: all(w.queue_depth == 0 and not w._spill_pending for w in pair))
+    assert count_rows(url) == 400 and not (tmp_path / "spill.jsonl").exists()
+    assert sum(w.rows_replayed for w in pair) == 390

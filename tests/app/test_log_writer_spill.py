@@ -38,3 +38,16 @@ def test_unreadable_and_torn_lines_are_skipped_and_counted(tmp_path: Path) -> No
         f.write(b'{"request_id": "torn')
     got, _, at_end = spill.read_chunk(0, 100)
     assert got == rows and at_end and spill.corrupt_lines == 2
+
+
+def test_the_lock_is_exclusive_across_open_files(tmp_path: Path) -> None:
+    import fcntl
+
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    with spill.locked(), open(spill.lock_path, "ab") as other:
+        try:
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            raise AssertionError("a second lock holder got in")
