@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI: lints the Dockerfile, validates the Kubernetes and compose files against their schemas, and
-# checks the image's entrypoint; no Docker engine or cluster needed. Installs its tools itself.
+# CI: the deploy files. hadolint (Dockerfile), shellcheck (.ci), Kubernetes and compose-spec schemas,
+# promtool (Prometheus config, dashboard PromQL), the dashboard on a live Prometheus, the image's
+# entrypoint. Needs no Docker engine or cluster; installs its tools itself; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
