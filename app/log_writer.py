@@ -61,7 +61,8 @@ class PredictionLogWriter:
         self._spill_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: deque[PredictionRecord] = deque()
-        # Converted rows a failed INSERT handed back; only the writer thread touches them.
+        # Converted rows taken for the next INSERT, kept until it succeeds (or they are
+        # spilled); only the writer thread touches them while it runs.
         self._retry: list[Row] = []
         self._in_flight: list[Row] = []
         # Rows submitted, and rows that reached the database or the spill file (or were
@@ -150,7 +151,7 @@ class PredictionLogWriter:
                     records = list(self._pending)
                     self._pending.clear()
                 rows = self._in_flight + self._retry + [self._to_row(r) for r in records]
-                self._spill_rows(rows)
+                self._spill_abandoned(rows)
         if self.engine is not None:
             self.engine.dispose()
         self.healthy = False
@@ -352,6 +353,24 @@ class PredictionLogWriter:
         self._retry = []
         if not self._spill_rows(rows):
             log.critical("lost %d prediction rows: database and spill file both failed", len(rows))
+
+    def _spill_abandoned(self, rows: list[Row]) -> None:
+        """Spill from ``stop`` while the writer thread hangs, perhaps holding the spill lock."""
+        if self._spill_lock.acquire(timeout=2.0):
+            self._spill_lock.release()
+            self._spill_rows(rows)
+            return
+        # The stuck thread holds the lock (a replay hanging in the database). Appending
+        # without it only risks racing another process's replay; not appending loses rows.
+        log.error("spill file is locked by the stuck writer; appending without the lock")
+        try:
+            self._spill.append(rows)
+        except OSError as exc:
+            log.critical(
+                "lost %d prediction rows: cannot append to %s: %s", len(rows), self._spill.path, exc
+            )
+            return
+        self.rows_spilled += len(rows)
 
     def _spill_rows(self, rows: list[Row]) -> bool:
         """Append rows from memory to the spill file; False (rows kept) if the disk refuses."""

@@ -346,3 +346,34 @@ def test_two_writers_sharing_a_spill_file_lose_nothing(
     wait_until(lambda: all(w.queue_depth == 0 and not w._spill_pending for w in pair))
     assert count_rows(url) == 400 and not (tmp_path / "spill.jsonl").exists()
     assert sum(w.rows_replayed for w in pair) == 390
+
+
+@pytest.mark.postgres
+def test_stop_with_the_database_hanging_spills_what_the_writer_holds(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+    writers: list[PredictionLogWriter],
+) -> None:
+    migrated(postgres_url)
+    proxy = TcpProxy(*_pg_parts(postgres_url))
+    proxy.start()
+    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    writer = PredictionLogWriter(settings_for(url.render_as_string(hide_password=False), tmp_path))
+    try:
+        writer.start()
+        writer.submit(make_records(10))
+        assert writer.flush(10)
+        proxy.frozen = True  # the next INSERT is sent and never answered
+        writer.submit(make_records(20, per_request=5))
+        started = time.monotonic()
+        writer.stop(timeout=1.0)
+        assert time.monotonic() - started < 5
+        assert len((tmp_path / "spill.jsonl").read_bytes().splitlines()) >= 20
+    finally:
+        proxy.cut()
+    proxy.frozen = False
+    second = PredictionLogWriter(settings_for(postgres_url, tmp_path))
+    writers.append(second)
+    second.start()
+    wait_until(lambda: not (tmp_path / "spill.jsonl").exists())
+    assert count_rows(postgres_url) == 30
