@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.model_factory import TINY_PARAMS
+from tests.model_factory import TINY_PARAMS, tiny_config
 from training import artifact
 from training.architectures import BUILDERS
 from training.architectures.ensemble import AveragingEnsemble
 from training.architectures.ngram import split_char_ngrams, standardize_chars
+from training.calibration import expected_calibration_error
 from training.data import load_dataset
 from training.export import save_serving_model
-from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN
+from training.pipeline import EXAMPLE_DIR, EXAMPLE_TEST, EXAMPLE_TRAIN, train
 
 PARAMS = replace(TINY_PARAMS, kernel_sizes=(2, 3), dense_units=32)
 
@@ -123,3 +124,30 @@ def test_char_ngrams_cover_word_edges() -> None:
     grams = [g.decode() for g in grams]
     assert " h" in grams and "i b" in grams and "bob " in grams and " bob " in grams
     assert all(2 <= len(g) <= 5 for g in grams)
+
+
+def test_pipeline_trains_an_ensemble_with_calibration_and_oos(tmp_path: Path) -> None:
+    """``textcls train --arch ensemble --oos-data``: calibrated export, report and metrics."""
+    cfg = tiny_config(
+        tmp_path, arch="ensemble", epochs=4, oos_data=EXAMPLE_DIR / "support_chat_oos.csv"
+    )
+    cfg.params = PARAMS
+    version = train(cfg, log=lambda _message: None)
+    meta = artifact.read_metadata(version)
+    calibration, oos = meta.metrics["calibration"], meta.metrics["oos"]
+    assert calibration["temperature"] > 0
+    assert set(calibration["test"]) >= {"ece_before", "ece_after"}
+    assert oos["oos_rows"] == 60 and 0.0 <= oos["oos_recall"] <= 1.0
+    assert oos["threshold"] == pytest.approx(meta.fallback.threshold)
+    report = version / artifact.REPORT_DIR
+    assert (report / "reliability.png").stat().st_size > 0
+    assert "## Calibration" in (report / "report.md").read_text(encoding="utf-8")
+    # The exported signature serves calibrated probabilities: those the metrics were made of.
+    serve = tf.saved_model.load(str(version)).signatures[artifact.SIGNATURE_KEY]
+    test = load_dataset(EXAMPLE_TEST)
+    probs = serve(text=tf.constant(test.texts))[artifact.OUTPUT_KEY].numpy()
+    y = np.array([meta.labels.index(label) for label in test.labels])
+    assert (probs.argmax(axis=1) == y).mean() == pytest.approx(meta.metrics["test"]["accuracy"])
+    assert expected_calibration_error(probs, y) == pytest.approx(
+        calibration["test"]["ece_after"], abs=1e-4
+    )
