@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Model repository holding banking77 (trained there if absent).",
     )
     p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="Train a new banking77 version first (the trainer's current defaults).",
+    )
+    p.add_argument(
         "--data",
         type=Path,
         default=None,
@@ -205,7 +210,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
     work = REPO_ROOT / "bench" / ".work" / stamp
     work.mkdir(parents=True, exist_ok=True)
     data = texts.data_dir(args.data).resolve()
-    version_dir = ensure_model(args.model_dir.resolve(), data, log=say)
+    version_dir = ensure_model(args.model_dir.resolve(), data, log=say, retrain=args.retrain)
     meta = read_metadata(version_dir)
     test_texts = texts.read_texts(data / "test.csv")
     bodies = {

@@ -19,11 +19,13 @@ class ModelError(Exception):
     """The benchmark model is absent and could not be trained."""
 
 
-def ensure_model(model_dir: Path, data: Path, log: Callable[[str], None] = print) -> Path:
+def ensure_model(
+    model_dir: Path, data: Path, log: Callable[[str], None] = print, retrain: bool = False
+) -> Path:
     """The newest ``banking77`` version under ``model_dir``; train it with ``textcls train`` first
-    if there is none (a subprocess, so the harness's own process stays small)."""
+    if there is none or ``retrain`` (a subprocess, so the harness's own process stays small)."""
     found = versions(model_dir / MODEL_NAME)
-    if found:
+    if found and not retrain:
         return version_path(model_dir, MODEL_NAME, found[-1])
     argv = [
         sys.executable, "-m", "app.cli", "train",
@@ -34,9 +36,10 @@ def ensure_model(model_dir: Path, data: Path, log: Callable[[str], None] = print
         "--model-dir", str(model_dir),
         "--quiet",
     ]  # fmt: skip
-    log(f"no {MODEL_NAME} model in {model_dir}: training one (a few minutes): {' '.join(argv)}")
+    why = "retraining" if found else f"no {MODEL_NAME} model in {model_dir}: training one"
+    log(f"{why} (a few minutes): {' '.join(argv)}")
     done = subprocess.run(argv, cwd=REPO_ROOT, check=False)
-    found = versions(model_dir / MODEL_NAME)
-    if done.returncode != 0 or not found:
+    before, found = found, versions(model_dir / MODEL_NAME)
+    if done.returncode != 0 or found == before:
         raise ModelError(f"textcls train exited with {done.returncode} and published no model")
     return version_path(model_dir, MODEL_NAME, found[-1])

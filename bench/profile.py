@@ -25,8 +25,9 @@ from bench.servers import REPO_ROOT, RunningServer
 PY_SPY_HINT = "py-spy is not installed: .venv/bin/pip install py-spy (it needs root or ptrace)"
 
 
-def summarise(raw: Path, top: int = 25) -> str:
-    """Top functions by self and inclusive samples, and samples per thread, from py-spy raw."""
+def summarise(raw: Path, top: int = 25, thread: str = "") -> str:
+    """Top functions by self and inclusive samples, and samples per thread, from py-spy raw;
+    ``thread``: count only stacks of threads whose name contains it."""
     self_n: collections.Counter[str] = collections.Counter()
     incl_n: collections.Counter[str] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
@@ -37,6 +38,8 @@ def summarise(raw: Path, top: int = 25) -> str:
             continue
         n = int(count)
         frames = stack.split(";")
+        if thread not in frames[0]:
+            continue
         total += n
         threads[frames[0]] += n
         self_n[frames[-1]] += n
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--native", action="store_true", help="py-spy --native (C/C++ frames too).")
     p.add_argument("--idle", action="store_true", help="Include idle (waiting) threads.")
     p.add_argument("--gil", action="store_true", help="Only samples holding the GIL.")
+    p.add_argument("--thread", default="", help="Summarise only threads named like this.")
+    p.add_argument("--top", type=int, default=25)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--textcls-env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--postgres-url", default=None)
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{r.server_cpu_s / r.wall_s:.2f} cores, machine {r.machine_busy_cpu_s / r.wall_s:.2f}"
           f" cores, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(thread_table(threads_before, threads_after, raw, args.duration))
-    print(summarise(raw))
+    print(summarise(raw, args.top, args.thread))
     print(f"\nstacks: {raw}")
     return 0
 
