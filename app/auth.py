@@ -8,12 +8,13 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import ConfigError, Settings
+from app.error_responses import ErrorMessage
 from app.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -196,8 +197,9 @@ def metrics_key_digest(settings: Settings) -> bytes | None:
 
 ClientName = Annotated[str, Depends(authenticate)]
 
-AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
+        "model": ErrorMessage,
         "description": "No API key, or one that matches no client.",
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },

@@ -6,12 +6,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from app.auth import ClientName, KeyStore
 from app.config import ConfigError, Settings
+from app.error_responses import ErrorMessage
 from app.errors import ServiceError
 
 # Buckets are per process: with N workers or replicas a client may get up to N times the rate.
@@ -114,8 +115,9 @@ async def enforce_rate_limit(request: Request, client: ClientName) -> str:
 
 AuthorizedClient = Annotated[str, Depends(enforce_rate_limit)]
 
-RATE_LIMIT_RESPONSES: dict[int | str, dict[str, object]] = {
+RATE_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {
+        "model": ErrorMessage,
         "description": "Over the client's rate limit; retry after the given seconds.",
         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
     },

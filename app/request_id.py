@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.error_responses import ErrorMessage
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = b"x-request-id"
@@ -101,6 +103,9 @@ async def request_id(
 
 RequestId = Annotated[str, Depends(request_id)]
 
-REQUEST_ID_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"description": f"Invalid {HEADER} header, or a body that is not UTF-8."},
+REQUEST_ID_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorMessage,
+        "description": f"Invalid {HEADER} header, or a body that is not UTF-8 JSON.",
+    },
 }

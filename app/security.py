@@ -24,6 +24,7 @@ from app.auth import (
     warn_if_open,
 )
 from app.config import Settings
+from app.error_responses import VALIDATION_RESPONSES
 from app.rate_limit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limit
 from app.request_id import HEADER, REQUEST_ID_RESPONSES, RequestIdMiddleware, request_id
 from app.unicode_guard import LoneSurrogateGuard
@@ -32,13 +33,21 @@ _ID = [Depends(request_id)]  # declares the X-Request-ID header in OpenAPI on ev
 
 CLIENT_ROUTES: dict[str, Any] = {
     "dependencies": [*_ID, Depends(enforce_rate_limit)],
-    "responses": {**REQUEST_ID_RESPONSES, **AUTH_RESPONSES, **RATE_LIMIT_RESPONSES},
+    "responses": {
+        **REQUEST_ID_RESPONSES,
+        **AUTH_RESPONSES,
+        **RATE_LIMIT_RESPONSES,
+        **VALIDATION_RESPONSES,
+    },
 }
 METRICS_ROUTES: dict[str, Any] = {
     "dependencies": [*_ID, Depends(authenticate_metrics)],
-    "responses": {**REQUEST_ID_RESPONSES, **AUTH_RESPONSES},
+    "responses": {**REQUEST_ID_RESPONSES, **AUTH_RESPONSES, **VALIDATION_RESPONSES},
 }
-OPEN_ROUTES: dict[str, Any] = {"dependencies": _ID, "responses": REQUEST_ID_RESPONSES}
+OPEN_ROUTES: dict[str, Any] = {
+    "dependencies": _ID,
+    "responses": {**REQUEST_ID_RESPONSES, **VALIDATION_RESPONSES},
+}
 
 
 def check_security_settings(settings: Settings) -> None:

@@ -59,7 +59,9 @@ class LoneSurrogateGuard:
                     await _refuse(send)
                     return
                 break
-        queue = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        queue: list[Message] = [
+            {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        ]
         if messages[-1]["type"] != "http.request":
             queue = messages  # the client went away; let the app see it as it would
 

@@ -35,6 +35,13 @@ def _texts(body: PredictRequest) -> list[object]:
     return [inputs] if isinstance(inputs, str) else list(inputs or [])
 
 
+ERRORS = {
+    404: {"description": "Unknown model or version; the message names what exists."},
+    413: {"description": "Body over TEXTCLS_MAX_BODY_BYTES."},
+    503: {"description": "Model not ready, or the batch queue is full (Retry-After)."},
+}
+
+
 async def _predict(
     body: PredictRequest, classifier: ClassifierDep, name: str, version: int | None
 ) -> OrjsonResponse:
@@ -44,13 +51,17 @@ async def _predict(
     return OrjsonResponse({key: probs.tolist()})
 
 
-@router.post("/{name}:predict", response_model=PredictResponse)
+@router.post("/{name}:predict", response_model=PredictResponse, responses=ERRORS)  # type: ignore[arg-type]
 async def predict(name: str, body: PredictRequest, classifier: ClassifierDep) -> OrjsonResponse:
     """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
     return await _predict(body, classifier, name, None)
 
 
-@router.post("/{name}/versions/{version}:predict", response_model=PredictResponse)
+@router.post(
+    "/{name}/versions/{version}:predict",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+)
 async def predict_version(
     name: str, version: int, body: PredictRequest, classifier: ClassifierDep
 ) -> OrjsonResponse:

@@ -1,0 +1,117 @@
+"""schemathesis against the live service's OpenAPI: every route, >= 1,000 generated requests,
+no 5xx and no answer outside the documented statuses, content types, headers and schemas."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from app.main import create_app
+from tests.app.live_service import make_settings
+
+API_KEY = "schemathesis-key"
+MIN_CASES = 1000
+# Per operation and mode; operations with a small input space (GET /healthz) stop early.
+EXAMPLES = {GenerationMode.POSITIVE: 60, GenerationMode.NEGATIVE: 60}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def base_url(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real uvicorn server in a thread (its lifespan loads the model), on a free port."""
+    app_settings = make_settings(
+        tmp_path_factory.mktemp("schemathesis"),
+        tiny_model_repo,
+        api_keys=f"fuzzer:{API_KEY}",
+        metrics_api_key=API_KEY,
+        max_batch_wait_ms=0,
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(app_settings), log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+def fuzz(operation: object, mode: GenerationMode, max_examples: int) -> int:
+    """Run ``max_examples`` generated requests against one operation; the number sent."""
+    sent = 0
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases every run: a CI failure reproduces
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))  # type: ignore[attr-defined]
+    def run(case: schemathesis.Case) -> None:
+        nonlocal sent
+        sent += 1
+        case.call_and_validate(headers={"X-API-Key": API_KEY}, checks=CHECKS)
+
+    run()
+    return sent
+
+
+@pytest.mark.slow
+def test_every_route_conforms_to_its_openapi_document(base_url: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    cases: dict[str, int] = {}
+    failures: list[str] = []
+    for operation in operations:
+        for mode, max_examples in EXAMPLES.items():
+            label = f"{operation.label} [{mode.value}]"
+            try:
+                cases[label] = fuzz(operation, mode, max_examples)
+            except (AssertionError, BaseExceptionGroup) as exc:  # check failures: report all
+                cases[label] = -1
+                failures.append(f"{label}: {exc}")
+    total = sum(n for n in cases.values() if n > 0)
+    report = "\n".join(f"  {n:4d} {label}" for label, n in sorted(cases.items()))
+    print(f"\nschemathesis: {total} generated requests\n{report}")
+    assert not failures, "\n\n".join(failures)
+    assert total >= MIN_CASES, report
+    assert all(n > 0 for n in cases.values()), report
