@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -167,17 +166,6 @@ def test_panels_use_the_dashboard_datasource_variable() -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
 
 
-def _create_app_or_skip() -> Any:
-    """``app.main.create_app``; outside CI, a skip while the service is still being written."""
-    try:
-        from app.main import create_app
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("app.main.create_app does not exist yet")
-    return create_app
-
-
 def wait_until_ready(client: Any, timeout_s: float = 60.0) -> None:
     """Models load in the background after start-up; /readyz says when one is warm."""
     deadline = time.monotonic() + timeout_s
@@ -197,8 +185,8 @@ def test_metrics_endpoint_exposes_every_dashboard_family(
     from fastapi.testclient import TestClient
 
     from app.config import load_settings
+    from app.main import create_app
 
-    create_app = _create_app_or_skip()
     settings = load_settings(
         model_dir=tiny_model_repo,
         database_url=f"sqlite:///{tmp_path / 'log.db'}",
