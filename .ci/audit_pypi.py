@@ -9,7 +9,7 @@ reported as unverified: "no finding" says nothing about it.
     python .ci/audit_pypi.py requirements.lock [--ignore-vuln ID ...] [--allow-unverified]
 
 Exit status: 0 clean, 1 a vulnerability found, 2 some pins could not be verified (0 with
---allow-unverified, which still lists them).
+--allow-unverified, which still lists them), 3 PyPI could not be reached.
 """
 
 from __future__ import annotations
@@ -61,9 +61,11 @@ def main() -> int:
     pins = read_pins(args.requirements)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda item: check(*item), sorted(pins.items())))
-    found, unverified = [], []
+    found, unverified, unreachable = [], [], []
     for name, version, newest, vulns in results:
-        if newest != version:
+        if newest.startswith("?"):
+            unreachable.append(f"{name}: {newest}")
+        elif newest != version:
             unverified.append(f"{name}=={version} (newest {newest})")
         for v in vulns:
             ids = {str(v.get("id")), *map(str, v.get("aliases") or [])}  # type: ignore[call-overload]
@@ -71,6 +73,9 @@ def main() -> int:
                 continue
             fixed = ", ".join(v.get("fixed_in") or []) or "no fix yet"  # type: ignore[call-overload]
             found.append(f"{name}=={version}: {v.get('id')} (fixed in {fixed}) {v.get('link')}")
+    if unreachable:
+        print("PyPI did not answer for:\n  " + "\n  ".join(unreachable))
+        return 3
     checked = len(pins) - len(unverified)
     print(f"{checked} of {len(pins)} pins are the newest release and were checked on PyPI")
     for line in found:
