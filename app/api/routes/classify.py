@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from app.api.deps import ClassifierDep, ClientDep
+from app.api.deps import caller_of, services_of
 from app.api.responses import OrjsonResponse
-from app.request_id import RequestId
 from app.schemas import ClassifyRequest, ClassifyResponse
 
 router = APIRouter(tags=["classify"])
@@ -20,10 +19,10 @@ ERRORS = {
 
 
 @router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def classify(
-    body: ClassifyRequest, classifier: ClassifierDep, client: ClientDep, request_id: RequestId
-) -> OrjsonResponse:
+async def classify(body: ClassifyRequest, request: Request) -> OrjsonResponse:
     """Classify `text` or `texts`; predictions come back in input order."""
+    classifier = services_of(request).classifier
+    client, request_id = caller_of(request)
     texts = classifier.check_texts([body.text] if body.texts is None else body.texts)
     result = await classifier.classify(
         texts, body.model, body.version, body.top_k, body.threshold, client, request_id

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from app.api.deps import ClassifierDep
+from app.api.deps import services_of
 from app.api.responses import OrjsonResponse
 from app.errors import InvalidInput
 from app.schemas import PredictRequest, PredictResponse
@@ -43,8 +43,9 @@ ERRORS = {
 
 
 async def _predict(
-    body: PredictRequest, classifier: ClassifierDep, name: str, version: int | None
+    body: PredictRequest, request: Request, name: str, version: int | None
 ) -> OrjsonResponse:
+    classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
     _, _, probs = await classifier.probabilities(texts, name, version)
     key = "predictions" if body.instances is not None else "outputs"
@@ -52,9 +53,9 @@ async def _predict(
 
 
 @router.post("/{name}:predict", response_model=PredictResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def predict(name: str, body: PredictRequest, classifier: ClassifierDep) -> OrjsonResponse:
+async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonResponse:
     """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
-    return await _predict(body, classifier, name, None)
+    return await _predict(body, request, name, None)
 
 
 @router.post(
@@ -63,7 +64,7 @@ async def predict(name: str, body: PredictRequest, classifier: ClassifierDep) ->
     responses=ERRORS,  # type: ignore[arg-type]
 )
 async def predict_version(
-    name: str, version: int, body: PredictRequest, classifier: ClassifierDep
+    name: str, version: int, body: PredictRequest, request: Request
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
-    return await _predict(body, classifier, name, version)
+    return await _predict(body, request, name, version)
