@@ -35,7 +35,7 @@ Row = dict[str, Any]
 RETRY_INITIAL_S = 0.05
 # How long a batch may wait to fill: rows reach the database within about this (plus the
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
-BATCH_LINGER_S = 0.05
+BATCH_LINGER_S = 0.2
 IDLE_WAKE_S = 1.0
 
 

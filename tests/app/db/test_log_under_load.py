@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ def start_server(tiny_model_repo: Path, tmp_path: Path) -> Iterator[object]:
 @dataclass
 class LoadResult:
     answered: dict[str, int] = field(default_factory=dict)  # request_id -> texts, for 200s
+    # Requests whose answer was lost in transit (connection reset): the server may or may
+    # not have answered, and logged, them.
+    unknown: dict[str, int] = field(default_factory=dict)
     other: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -131,13 +135,18 @@ async def _load(base: str, seconds: float) -> LoadResult:
             while time.monotonic() < stop_at:
                 n += 1
                 texts = [f"my card {w}-{n} has not arrived", "refund please", "hi"][: 1 + n % 3]
+                rid = f"load-{w}-{n}-{uuid.uuid4().hex[:8]}"
                 try:
-                    r = await client.post("/classify", json={"texts": texts})
+                    r = await client.post(
+                        "/classify", json={"texts": texts}, headers={"X-Request-ID": rid}
+                    )
                 except httpx.TransportError as exc:
+                    result.unknown[rid] = len(texts)
                     result.other[type(exc).__name__] += 1
                     continue
                 if r.status_code == 200:
-                    result.answered[r.json()["request_id"]] = len(texts)
+                    assert r.json()["request_id"] == rid
+                    result.answered[rid] = len(texts)
                 else:
                     result.other[str(r.status_code)] += 1
 
@@ -163,10 +172,18 @@ def logged(url: str) -> dict[str, int]:
 
 
 def assert_exactly_the_answered(url: str, result: LoadResult) -> None:
+    """Every prediction answered with 200 is logged once; nothing else is logged, except
+    requests whose answer was lost in transit (the server may have answered those)."""
     in_db = logged(url)
-    assert result.predictions > 0 and not result.other, result.other
-    assert sum(in_db.values()) == result.predictions
-    assert in_db == result.answered
+    requests = len(result.answered) + sum(result.other.values())
+    assert result.predictions > 0
+    assert set(result.other) <= {"ReadError", "RemoteProtocolError"}, result.other
+    assert len(result.unknown) <= max(3, requests // 200), result.other  # rare, or it proves little
+    missing = {rid: n for rid, n in result.answered.items() if in_db.get(rid) != n}
+    assert not missing, list(missing.items())[:5]
+    extra = {rid: n for rid, n in in_db.items() if rid not in result.answered}
+    assert all(result.unknown.get(rid) == n for rid, n in extra.items()), extra
+    assert sum(in_db.values()) == result.predictions + sum(extra.values())
 
 
 def test_every_answered_prediction_is_logged_after_load(db_url: str, start_server) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +196,10 @@ def test_every_answered_prediction_is_logged_after_load(db_url: str, start_serve
     server.stop()
     assert not server.spill.exists()
     assert_exactly_the_answered(db_url, result)
-    print(f"\n{db_url.split(':')[0]}: {result.predictions} predictions in {LOAD_SECONDS:.0f} s")
+    print(
+        f"\n{db_url.split(':')[0]}: {result.predictions} predictions answered and logged in "
+        f"{LOAD_SECONDS:.0f} s; {len(result.unknown)} answers lost in transit"
+    )
 
 
 @pytest.mark.postgres
