@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.classifier import Classifier
 from app.config import Settings
 from app.errors import ModelNotReady
 from app.metrics import Metrics
@@ -44,10 +43,6 @@ async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-async def get_classifier(services: ServicesDep) -> Classifier:
-    return services.classifier
-
-
 async def get_repository(services: ServicesDep) -> ModelRepository:
     return services.repository
 
@@ -56,13 +51,6 @@ async def get_metrics(services: ServicesDep) -> Metrics:
     return services.metrics
 
 
-async def get_client(request: Request) -> str | None:
-    """The authenticated client's name, when an auth layer has set ``request.state.client``."""
-    return getattr(request.state, "client", None)
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-ClientDep = Annotated[str | None, Depends(get_client)]
