@@ -21,8 +21,9 @@ WORKDIR /src
 
 # Dependencies first, from pyproject.toml alone, so that a code change does not reinstall
 # TensorFlow: stub packages let pip resolve the project, the real code is installed below.
-# DL3013 (pin versions) does not apply: the versions are pinned by pyproject.toml's ranges.
-COPY pyproject.toml README.md ./
+# The versions are those of requirements.lock (the audited lock, .ci/audit.sh) as constraints,
+# so the image runs what CI tested (hadolint's DL3013, "pin versions", cannot see that).
+COPY pyproject.toml README.md requirements.lock ./
 # hadolint ignore=DL3013
 RUN case "${VARIANT}" in \
         cpu) extra="" ;; \
@@ -31,7 +32,7 @@ RUN case "${VARIANT}" in \
     esac \
     && mkdir -p app training \
     && touch app/__init__.py training/__init__.py \
-    && pip install --no-cache-dir ".${extra}" \
+    && pip install --no-cache-dir --constraint requirements.lock ".${extra}" \
     && pip uninstall --yes textcls
 
 COPY app ./app
