@@ -262,9 +262,10 @@ class PredictionLogWriter:
             # Not an outage: some row is unacceptable. Find it so the others still land.
             self._count_error()
             log.error("prediction log rejected a batch (%s); inserting rows one by one", exc)
-            inserted = self._write_one_by_one(rows)
-            if inserted is None:
+            one_by_one = self._write_one_by_one(rows)
+            if one_by_one is None:
                 return False
+            inserted = one_by_one
         except (SQLAlchemyError, OSError) as exc:
             self._count_error()
             self._mark_down(exc)

@@ -43,7 +43,7 @@ class CorrectedExample:
     predicted_label: str
 
 
-def _newest_feedback() -> Select[tuple[int]]:
+def _newest_feedback() -> Select[int]:
     """Ids of the newest correction of each prediction."""
     return select(func.max(Feedback.id)).group_by(Feedback.request_id, Feedback.index)
 
