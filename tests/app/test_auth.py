@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +180,17 @@ def test_bad_keys_file_fails_clearly(tmp_path: Path) -> None:
         read_key_file(path)
     with pytest.raises(ConfigError, match="cannot read"):
         read_key_file(tmp_path / "missing")
+
+
+def test_serve_refuses_bad_key_settings_before_starting(tmp_path: Path) -> None:
+    env = {**os.environ, "TEXTCLS_API_KEYS": "chat:ok-key,broken-entry-secret"}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--model-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "TEXTCLS_API_KEYS entry 2: expected name:key" in done.stderr
+    assert "secret" not in done.stderr and "ok-key" not in done.stderr
