@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.metrics import Metrics
@@ -16,12 +17,14 @@ class HttpMetricsMiddleware:
     """Records ``http_requests_total`` and ``http_request_duration_seconds``.
 
     The route label is the matched route's template (``/models/{name}``), never the raw
-    path, so label cardinality stays fixed; unmatched paths share one label.
+    path, so label cardinality stays fixed; unmatched paths share one label. ``routes`` lets
+    a request answered before routing (a 413 from the body limit) still get its template.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute] | None = None):
         self.app = app
         self.metrics = metrics
+        self.routes = routes or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,9 +42,17 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = scope.get("route")
+            route = scope.get("route") or self._match(scope)
             template = getattr(route, "path", None) or UNMATCHED
             if template not in NOT_MEASURED:
                 m = self.metrics
                 m.http_requests.labels(template, scope["method"], str(status)).inc()
                 m.http_request_duration.labels(template).observe(time.perf_counter() - started)
+
+    def _match(self, scope: Scope) -> BaseRoute | None:
+        # Only for requests the router never saw; a normal request has scope["route"].
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return route
+        return None

@@ -69,8 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the metrics see the 413s the body limit answers.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     install_security(app, settings)  # API keys, rate limits, X-Request-ID, CORS
-    app.add_middleware(HttpMetricsMiddleware, metrics=app_metrics)
-    for router in (classify.router, feedback.router, models.router, tfserving.router):
+    client_routers = (classify.router, feedback.router, models.router, tfserving.router)
+    # The routers' own routes (their paths include the prefix), for labelling requests
+    # answered before routing, such as a 413 from the body limit.
+    templates = [route for router in client_routers for route in router.routes]
+    app.add_middleware(HttpMetricsMiddleware, metrics=app_metrics, routes=templates)
+    for router in client_routers:
         app.include_router(router, **CLIENT_ROUTES)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)

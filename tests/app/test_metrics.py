@@ -164,3 +164,21 @@ def test_prediction_log_and_feedback_counters(tiny_model_repo: Path, tmp_path: P
     assert (
         value(s, "textcls_http_requests_total", route="/feedback", method="POST", status="404") == 1
     )
+
+
+def test_requests_refused_before_routing_keep_their_route_template(tiny_model_repo: Path) -> None:
+    settings = make_settings(tiny_model_repo, max_body_bytes=1024)
+    with TestClient(create_app(settings)) as c:
+        big = {"text": "x" * 2000}
+        assert c.post("/classify", json=big).status_code == 413
+        assert (
+            c.post("/v1/models/example:predict", json={"instances": ["x" * 2000]}).status_code
+            == 413
+        )
+        assert c.get("/classify").status_code == 405
+        s = parse(c.get("/metrics").text)
+    name = "textcls_http_requests_total"
+    assert value(s, name, route="/classify", method="POST", status="413") == 1
+    route = "/v1/models/{name}:predict"
+    assert value(s, name, route=route, method="POST", status="413") == 1
+    assert value(s, name, route="/classify", method="GET", status="405") == 1
