@@ -116,7 +116,17 @@ def test_ratios_are_texts_per_second_against_the_reference_rows() -> None:
     # a 32-text row is not compared with a 1-text ceiling; limit rows have no HTTP ratios
     assert "vs_http_ceiling" not in r[rows.TEXTCLS_BATCH].ratios
     assert r[rows.TEXTCLS_BATCH].ratios["vs_limit_b256"] == pytest.approx(0.75)
-    assert set(r[rows.LIMIT_256].ratios) == {"vs_limit_b256"}
+    assert set(r[rows.LIMIT_256].ratios) == {"vs_limit_b256", "vs_limit_b256_per_cpu"}
+
+
+def test_per_cpu_ratios_compare_cpu_cost_per_text() -> None:
+    r = _rows(main_tps=1200, p99=40)
+    r[rows.TEXTCLS_64].cpu_ms_per_text = 0.8
+    r[rows.CEILING].cpu_ms_per_text = 0.2
+    add_ratios(r)
+    # textcls needs 4x the ceiling's CPU per text: a quarter of its texts per CPU-second
+    assert r[rows.TEXTCLS_64].ratios["vs_http_ceiling_per_cpu"] == pytest.approx(0.25)
+    assert r[rows.TEXTCLS_64].ratios["vs_baseline_b_per_cpu"] == pytest.approx(0.5)
 
 
 def test_targets_met_and_missed() -> None:
@@ -155,7 +165,7 @@ def test_markdown_lists_rows_targets_and_servers() -> None:
     }
     text = markdown(run, list(r.values()), evaluate_targets(r))
     assert f"| {rows.TEXTCLS_64} | 1,200 | 1,200 |" in text
-    assert "| log on (PostgreSQL) vs off | 0.85 | >= 0.90 | **missed** |" in text
+    assert "| log on (PostgreSQL) vs off | 0.85 | >= 0.90 | **missed** | 1.00 |" in text
     assert "| textcls | 3.2 | 300 |" in text
 
 
