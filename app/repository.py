@@ -89,6 +89,8 @@ class ModelRepository:
                 await self.refresh()
             except OSError as exc:  # e.g. shared storage briefly unavailable
                 log.warning("cannot scan %s: %s", self.settings.model_dir, exc)
+            except Exception:  # an unforeseen fault must not end hot reload for good
+                log.exception("model repository refresh failed; retrying in %s s", interval)
 
     async def wait_started(self, timeout: float | None = None) -> None:
         """Wait until the first load has finished (for tests and scripts)."""
