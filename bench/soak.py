@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import sqlite3
@@ -93,9 +94,13 @@ def ensure_model(model_dir: Path) -> None:
     subprocess.run(cmd, cwd=REPO_ROOT, check=True)
 
 
-def start_server(model_dir: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path, workdir: Path, port: int, api_key: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        # With a key, as in production: the soak covers the auth path too.
+        "TEXTCLS_API_KEYS": f"soak:{api_key}",
         "TEXTCLS_DATABASE_URL": f"sqlite:///{workdir / 'log.db'}",
         "TEXTCLS_LOG_SPILL_PATH": str(workdir / "spill.jsonl"),
     }
@@ -191,11 +196,18 @@ async def soak(args: argparse.Namespace) -> Report:
     ensure_model(args.model_dir)
     workdir = Path(tempfile.mkdtemp(prefix="textcls-soak-"))
     port = free_port()
-    proc = start_server(args.model_dir.resolve(), workdir, port)
-    limits = httpx.Limits(max_connections=args.concurrency)
+    api_key = secrets.token_urlsafe(24)
+    proc = start_server(args.model_dir.resolve(), workdir, port, api_key)
+    # Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout, as
+    # a well-configured client or proxy does; else a request sent just as the server closes
+    # an idle connection fails (a client configuration race, not a server error).
+    limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
+            limits=limits,
+            headers={"X-API-Key": api_key},
         ) as client:
             await wait_ready(client, proc)
             print(f"server pid {proc.pid} ready on port {port}; logs in {workdir}", flush=True)
