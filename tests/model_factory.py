@@ -16,6 +16,9 @@ TINY_PARAMS = ModelParams(
     dense_units=16,
     dropout=0.1,
     learning_rate=1e-2,
+    embedding_dropout=0.0,
+    label_smoothing=0.0,
+    towers=1,
 )
 
 

@@ -78,7 +78,7 @@ def train_command(
     ] = "default",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs.")] = _CFG.epochs,
     patience: Annotated[
-        int, typer.Option(min=0, help="Epochs without val-loss improvement before stopping.")
+        int, typer.Option(min=0, help="Epochs without --monitor improving before stopping.")
     ] = _CFG.patience,
     batch_size: Annotated[int, typer.Option(min=1)] = _CFG.batch_size,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS.learning_rate,
@@ -98,6 +98,24 @@ def train_command(
     ] = ",".join(map(str, _DEFAULTS.kernel_sizes)),
     dense_units: Annotated[int, typer.Option(min=1)] = _DEFAULTS.dense_units,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = _DEFAULTS.dropout,
+    embedding_dropout: Annotated[
+        float, typer.Option(min=0.0, max=0.95, help="Spatial dropout on the embeddings.")
+    ] = _DEFAULTS.embedding_dropout,
+    towers: Annotated[
+        int, typer.Option(min=1, help="cnn: independently trained copies, averaged (an ensemble).")
+    ] = _DEFAULTS.towers,
+    label_smoothing: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Label smoothing in the loss.")
+    ] = _DEFAULTS.label_smoothing,
+    monitor: Annotated[
+        str, typer.Option(help="What early stopping watches: val_loss or val_accuracy.")
+    ] = _CFG.monitor,
+    reduce_lr_patience: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Epochs without val-loss improvement before the LR drops (0: off)."
+        ),
+    ] = _CFG.reduce_lr_patience,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = _CFG.val_fraction,
     test_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = _CFG.test_fraction,
     class_weights: Annotated[
@@ -118,6 +136,8 @@ def train_command(
     from training.model import architecture_names
     from training.pipeline import train
 
+    if monitor not in ("val_loss", "val_accuracy"):
+        raise _fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
     if arch not in architecture_names():
         raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architecture_names())}")
     if strategy not in ("default", "mirrored", "multiworker"):
@@ -144,10 +164,15 @@ def train_command(
             kernel_sizes=_parse_kernel_sizes(kernel_sizes),
             dense_units=dense_units,
             dropout=dropout,
+            embedding_dropout=embedding_dropout,
+            label_smoothing=label_smoothing,
+            towers=towers,
             learning_rate=learning_rate,
         ),
         epochs=epochs,
         patience=patience,
+        monitor=monitor,  # type: ignore[arg-type]
+        reduce_lr_patience=reduce_lr_patience,
         batch_size=batch_size,
         class_weights=class_weights,
         target_precision=target_precision,

@@ -48,9 +48,9 @@ class TrainConfig:
     arch: str = "cnn"
     params: ModelParams = field(default_factory=ModelParams)
     epochs: int = 30
-    patience: int = 3
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    reduce_lr_patience: int = 0  # 0: constant learning rate
+    patience: int = 4
+    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    reduce_lr_patience: int = 2  # 0: constant learning rate
     reduce_lr_factor: float = 0.3
     batch_size: int = 32
     class_weights: bool = True

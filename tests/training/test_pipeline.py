@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -53,6 +54,22 @@ def test_reloaded_signature_matches_the_keras_model(
     texts = load_dataset(EXAMPLE_TEST).texts + SAMPLE
     np.testing.assert_allclose(
         predict_probabilities(fn, texts, 64), predict_probabilities(model, texts, 64), atol=1e-6
+    )
+
+
+def test_towers_export_their_average(tmp_path: Path) -> None:
+    ds = load_dataset(EXAMPLE_TRAIN)
+    labels = sorted(set(ds.labels))
+    y = np.eye(len(labels))[[labels.index(lab) for lab in ds.labels]]
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", ds.texts, len(labels), replace(TINY_PARAMS, towers=2))
+    model.fit(tf.constant(ds.texts), y, epochs=1, batch_size=64, verbose=0)
+    towers = [predict_probabilities(m, SAMPLE) for m in model.members]
+    assert len(towers) == 2 and not np.allclose(towers[0], towers[1], atol=1e-3)
+    path = export_version(model, tmp_path, "m", _metadata(labels))
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        predict_probabilities(fn, SAMPLE), (towers[0] + towers[1]) / 2, atol=1e-6
     )
 
 
