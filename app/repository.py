@@ -80,17 +80,18 @@ class ModelRepository:
         self._tasks.append(asyncio.create_task(self._start(), name="model-repository"))
 
     async def _start(self) -> None:
-        await self.refresh()
-        self.started = True
         interval = self.settings.poll_interval_s
-        while interval > 0:
-            await asyncio.sleep(interval)
+        while True:
             try:
                 await self.refresh()
             except OSError as exc:  # e.g. shared storage briefly unavailable
                 log.warning("cannot scan %s: %s", self.settings.model_dir, exc)
             except Exception:  # an unforeseen fault must not end hot reload for good
                 log.exception("model repository refresh failed; retrying in %s s", interval)
+            self.started = True
+            if interval <= 0:
+                return
+            await asyncio.sleep(interval)
 
     async def wait_started(self, timeout: float | None = None) -> None:
         """Wait until the first load has finished (for tests and scripts)."""
