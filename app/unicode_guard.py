@@ -27,8 +27,8 @@ def has_lone_surrogate(body: bytes) -> bool:
         return False  # only an escape can make a surrogate: raw UTF-8 cannot encode one
     try:
         value = json.loads(body)
-    except ValueError:
-        return False  # not JSON at all: the route's own validation answers that
+    except (ValueError, RecursionError):
+        return False  # not JSON, or nested too deep: the route's own parsing answers that
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -176,3 +176,15 @@ def test_escaped_pairs_and_escaped_backslashes_pass(
     for body in (b'{"text": "smile \\ud83d\\ude00"}', b'{"text": "not an escape \\\\ud800"}'):
         r = client.post("/classify", content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 200, (body, r.text)
+
+
+@pytest.mark.parametrize("escape", [b"", b"\\u00e9"])
+def test_deeply_nested_json_is_a_4xx(
+    fuzz_client: tuple[TestClient, set[int]], escape: bytes
+) -> None:
+    client, documented = fuzz_client
+    depth = 100_000  # past Python's recursion limit, well under the body limit
+    body = b'{"text": "a' + escape + b'", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    r = client.post("/classify", content=body, headers={"Content-Type": "application/json"})
+    check(r, documented)
+    assert r.status_code in (400, 422)
