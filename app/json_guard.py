@@ -1,42 +1,70 @@
-"""Refuses JSON bodies whose strings hold lone UTF-16 surrogates (``"\\ud800"``) with a 422.
+"""Refuses, with a 422, JSON bodies that Python's parser accepts but JSON and Unicode do not.
 
-JSON lets a string escape half of a surrogate pair, and Python's parser turns it into a
-``str`` that cannot be encoded as UTF-8. Such a string fails wherever it is encoded: in the
-model call (failing every other request batched with it), in the database driver, and even
-in the validation error that would echo it back. So it is refused here, once, for every
-route, before anything parses it. Escaped pairs (``"\\ud83d\\ude00"``, as ``json.dumps``
-writes emoji) are fine and pass.
+Three things get through ``json.loads`` and break later, as 500s:
+- a string holding a lone UTF-16 surrogate (``"\\ud800"``): it cannot be encoded as UTF-8, so
+  it fails in the model call (failing every other request batched with it), in the database
+  driver, and in the validation error that would echo it back;
+- ``NaN``, ``Infinity``, ``-Infinity``: not JSON, and the error that echoes them cannot be
+  rendered;
+- a number beyond the float range (``1e400``, read as infinity): the same.
+So they are refused here, once, for every route, before the route parses the body. Escaped
+surrogate pairs (``"\\ud83d\\ude00"``, as ``json.dumps`` writes emoji) are fine and pass. The
+body is parsed here only when a cheap scan finds one of these could be in it.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DETAIL = (
+# An escape, a non-finite literal, or an exponent of three digits or more.
+_SUSPECT = re.compile(rb"\\u|NaN|Infinity|[eE][+-]?[0-9]{3}")
+
+SURROGATE = (
     "the JSON body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
     "which is not valid Unicode"
 )
+NON_FINITE = "the JSON body holds NaN or Infinity, which JSON does not allow"
+OUT_OF_RANGE = "the JSON body holds a number beyond the float range"
 
 
-def has_lone_surrogate(body: bytes) -> bool:
-    """True when ``body`` is JSON with a string (or key) that is not valid Unicode."""
-    if b"\\u" not in body:
-        return False  # only an escape can make a surrogate: raw UTF-8 cannot encode one
+class _Refused(ValueError):
+    pass
+
+
+def _constant(name: str) -> float:
+    raise _Refused(NON_FINITE)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(OUT_OF_RANGE)
+    return value
+
+
+def refusal(body: bytes) -> str | None:
+    """Why ``body`` is refused, or None when it is fine (or not JSON: the route says so)."""
+    if not _SUSPECT.search(body):
+        return None
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_constant, parse_float=_float)
+    except _Refused as exc:
+        return str(exc)
     except (ValueError, RecursionError):
-        return False  # not JSON, or nested too deep: the route's own parsing answers that
+        return None  # not JSON, or nested too deep: the route's own parsing answers that
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return SURROGATE
+    return None
 
 
-class LoneSurrogateGuard:
+class JsonGuard:
     """Pure ASGI middleware; reads the body (the body limit, outside it, has bounded it)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -55,8 +83,9 @@ class LoneSurrogateGuard:
                 break
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                if has_lone_surrogate(b"".join(chunks)):
-                    await _refuse(send)
+                reason = refusal(b"".join(chunks))
+                if reason is not None:
+                    await _refuse(send, reason)
                     return
                 break
         queue: list[Message] = [
@@ -71,8 +100,8 @@ class LoneSurrogateGuard:
         await self.app(scope, replay, send)
 
 
-async def _refuse(send: Send) -> None:
-    body = orjson.dumps({"detail": DETAIL})
+async def _refuse(send: Send, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
     await send(
         {
             "type": "http.response.start",

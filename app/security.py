@@ -1,4 +1,4 @@
-"""Wires API keys, rate limits, request ids, CORS and the Unicode guard into create_app.
+"""Wires API keys, rate limits, request ids, CORS and the JSON guard into create_app.
 
 Which routes need what:
 - ``CLIENT_ROUTES`` (/classify, /feedback, /models, TF Serving's predict): an API key when
@@ -25,9 +25,9 @@ from app.auth import (
 )
 from app.config import Settings
 from app.error_responses import VALIDATION_RESPONSES
+from app.json_guard import JsonGuard
 from app.rate_limit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limit
 from app.request_id import HEADER, REQUEST_ID_RESPONSES, RequestIdMiddleware, request_id
-from app.unicode_guard import LoneSurrogateGuard
 
 _ID = [Depends(request_id)]  # declares the X-Request-ID header in OpenAPI on every route
 
@@ -66,7 +66,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     app.state.rate_limiter = RateLimiter.from_settings(settings, keys)
     app.state.metrics_key_digest = metrics_key_digest(settings)
     warn_if_open(keys)
-    app.add_middleware(LoneSurrogateGuard)
+    app.add_middleware(JsonGuard)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

@@ -188,3 +188,30 @@ def test_deeply_nested_json_is_a_4xx(
     r = client.post("/classify", content=body, headers={"Content-Type": "application/json"})
     check(r, documented)
     assert r.status_code in (400, 422)
+
+
+@pytest.mark.parametrize(
+    "body, word",
+    [
+        (b'{"text": "a", "threshold": NaN}', "NaN"),
+        (b'{"text": "a", "threshold": Infinity}', "NaN or Infinity"),
+        (b'{"text": "a", "top_k": -Infinity}', "NaN or Infinity"),
+        (b'{"text": "a", "threshold": 1e400}', "float range"),
+        (b'{"instances": ["a"], "signature_name": 1E+999}', "float range"),
+    ],
+)
+def test_non_finite_numbers_are_422_not_500(
+    fuzz_client: tuple[TestClient, set[int]], body: bytes, word: str
+) -> None:
+    client, _ = fuzz_client
+    for path in ("/classify", "/v1/models/example:predict", "/feedback"):
+        r = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, (path, r.text)
+        assert word in r.json()["detail"]
+
+
+def test_words_that_look_suspect_still_pass(fuzz_client: tuple[TestClient, set[int]]) -> None:
+    client, _ = fuzz_client
+    for text in ("NaN", "Infinity and beyond", "error e999 and E+100", "caf\u00e9"):
+        r = client.post("/classify", json={"text": text, "threshold": 1e-300})
+        assert r.status_code == 200, (text, r.text)
