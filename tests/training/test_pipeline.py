@@ -160,7 +160,8 @@ def test_imbalanced_data_with_split_and_progress(tmp_path: Path) -> None:
     data = tmp_path / "Small Set (v2).csv"
     data.write_text("\n".join(rows) + "\n")
     lines: list[str] = []
-    path = train(tiny_config(tmp_path / "models", None, data=data, epochs=2), log=lines.append)
+    cfg = tiny_config(tmp_path / "models", None, data=data, epochs=2, verbose=True)
+    path = train(cfg, log=lines.append)
     assert path == tmp_path / "models" / "Small-Set-v2" / "1"
     meta = artifact.read_metadata(path)
     assert meta.labels == ["human_agent", "lost_card", "order_status"]
