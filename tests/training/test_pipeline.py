@@ -171,3 +171,10 @@ def test_imbalanced_data_with_split_and_progress(tmp_path: Path) -> None:
         "epoch 2/2",
     ]
     assert lines[-1].startswith("done in")
+
+
+def test_mirrored_strategy_trains_and_publishes(tmp_path: Path) -> None:
+    # MirroredStrategy over this machine's one CPU device: the same code path as on N GPUs.
+    cfg = tiny_config(tmp_path, "m", epochs=1, strategy="mirrored")
+    path = train(cfg, log=lambda _: None)
+    assert artifact.read_metadata(path).params["strategy"] == "mirrored"
