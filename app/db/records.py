@@ -34,16 +34,22 @@ class PredictionRecord:
 def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
     """The ``prediction_log`` row for ``record``, keeping only as much text as ``log_text`` allows.
 
-    ``hash`` keeps the sha256 of the full text (to find repeats without storing them); ``none``
-    keeps neither, since a hash of a short text can be reversed by guessing.
+    ``text_sha256`` hashes the full text for ``full`` and ``hash`` (to find repeats without
+    storing them), the redacted text for ``redacted`` (a hash of the original would let anyone
+    who reads the redacted text guess the card number back), and nothing for ``none``, since a
+    hash of a short text can be reversed by guessing.
     """
+    text: str | None
+    hashed: str | None
     if log_text == "full":
-        text: str | None = record.text
+        text = hashed = record.text
     elif log_text == "redacted":
-        text = redact(record.text)
+        text = hashed = redact(record.text)
+    elif log_text == "hash":
+        text, hashed = None, record.text
     else:
-        text = None
-    digest = None if log_text == "none" else hashlib.sha256(record.text.encode("utf-8")).hexdigest()
+        text = hashed = None
+    digest = None if hashed is None else hashlib.sha256(hashed.encode("utf-8")).hexdigest()
     created = record.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
