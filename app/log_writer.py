@@ -400,11 +400,14 @@ class PredictionLogWriter:
             self._metrics.log_write_errors.inc()
 
     def _mark_down(self, exc: BaseException) -> None:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        if "prediction_log" in reason:  # e.g. relation "prediction_log" does not exist
+            reason += " (has `textcls db upgrade` been run?)"
         if self.healthy or self.status == "not started":
-            log.warning("prediction log database unavailable, will retry: %s", exc)
+            log.warning("prediction log database unavailable, will retry: %s", reason)
         self.healthy = False
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        self.status = "database unavailable: " + (reason[0] if reason else type(exc).__name__)
+        self.status = "database unavailable: " + reason
 
     def _mark_up(self) -> None:
         if not self.healthy and self.status != "not started":

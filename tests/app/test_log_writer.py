@@ -377,3 +377,18 @@ def test_stop_with_the_database_hanging_spills_what_the_writer_holds(
     second.start()
     wait_until(lambda: not (tmp_path / "spill.jsonl").exists())
     assert count_rows(postgres_url) == 30
+
+
+@pytest.mark.postgres
+def test_an_unmigrated_postgres_says_what_to_run(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+    writers: list[PredictionLogWriter],
+) -> None:
+    writer = PredictionLogWriter(settings_for(postgres_url, tmp_path))
+    writers.append(writer)
+    writer.start()  # PostgreSQL is never migrated by the server
+    assert not writer.healthy and "textcls db upgrade" in writer.status
+    writer.submit([make_record()])
+    migrated(postgres_url)
+    assert writer.flush(15) and count_rows(postgres_url) == 1
