@@ -1,28 +1,30 @@
-"""Refuses, with a 422, JSON bodies that Python's parser accepts but JSON and Unicode do not.
+"""JSON that Python's parser accepts but JSON and Unicode do not: refused with 422, not a 500.
 
-Three things get through ``json.loads`` and break later, as 500s:
+Three things get through ``json.loads`` and used to break later, as 500s:
 - a string holding a lone UTF-16 surrogate (``"\\ud800"``): it cannot be encoded as UTF-8, so
-  it fails in the model call (failing every other request batched with it), in the database
-  driver, and in the validation error that would echo it back;
-- ``NaN``, ``Infinity``, ``-Infinity``: not JSON, and the error that echoes them cannot be
-  rendered;
+  it failed the model call (and every other request batched with it), the database driver,
+  and the validation error that echoed it back;
+- ``NaN``, ``Infinity``, ``-Infinity``: not JSON; the validation error echoing them could not
+  be rendered (Starlette's JSON refuses non-finite floats);
 - a number beyond the float range (``1e400``, read as infinity): the same.
-So they are refused here, once, for every route, before the route parses the body. Escaped
-surrogate pairs (``"\\ud83d\\ude00"``, as ``json.dumps`` writes emoji) are fine and pass. The
-body is parsed here only when a cheap scan finds one of these could be in it.
+``JsonGuard`` refuses the first two before the route parses the body; it parses it itself only
+when a fast substring scan finds an escape or one of those words. Escaped surrogate pairs
+(``"\\ud83d\\ude00"``, as ``json.dumps`` writes emoji) pass. ``validation_error_handler``
+renders FastAPI's 422 with orjson, which writes non-finite numbers as null, so an infinite
+number that reaches validation still gets its 422.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 
 import orjson
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-# An escape, a non-finite literal, or an exponent of three digits or more.
-_SUSPECT = re.compile(rb"\\u|NaN|Infinity|[eE][+-]?[0-9]{3}")
 
 SURROGATE = (
     "the JSON body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
@@ -49,7 +51,8 @@ def _float(text: str) -> float:
 
 def refusal(body: bytes) -> str | None:
     """Why ``body`` is refused, or None when it is fine (or not JSON: the route says so)."""
-    if not _SUSPECT.search(body):
+    # Substring tests (memmem) are several times faster than one regex over a large body.
+    if b"\\u" not in body and b"NaN" not in body and b"Infinity" not in body:
         return None
     try:
         value = json.loads(body, parse_constant=_constant, parse_float=_float)
@@ -113,3 +116,10 @@ async def _refuse(send: Send, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 body, rendered so that no input value can turn it into a 500."""
+    assert isinstance(exc, RequestValidationError)
+    body = orjson.dumps({"detail": jsonable_encoder(exc.errors())})
+    return Response(body, status_code=422, media_type="application/json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from app.auth import (
@@ -25,7 +26,7 @@ from app.auth import (
 )
 from app.config import Settings
 from app.error_responses import VALIDATION_RESPONSES
-from app.json_guard import JsonGuard
+from app.json_guard import JsonGuard, validation_error_handler
 from app.rate_limit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limit
 from app.request_id import HEADER, REQUEST_ID_RESPONSES, RequestIdMiddleware, request_id
 
@@ -67,6 +68,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     app.state.metrics_key_digest = metrics_key_digest(settings)
     warn_if_open(keys)
     app.add_middleware(JsonGuard)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

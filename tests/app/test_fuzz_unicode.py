@@ -196,8 +196,10 @@ def test_deeply_nested_json_is_a_4xx(
         (b'{"text": "a", "threshold": NaN}', "NaN"),
         (b'{"text": "a", "threshold": Infinity}', "NaN or Infinity"),
         (b'{"text": "a", "top_k": -Infinity}', "NaN or Infinity"),
-        (b'{"text": "a", "threshold": 1e400}', "float range"),
-        (b'{"instances": ["a"], "signature_name": 1E+999}', "float range"),
+        # Beyond the float range: infinity, refused by validation, rendered without a 500.
+        (b'{"text": "a", "threshold": 1e400}', "threshold"),
+        (b'{"text": "a", "top_k": -1E+999}', "top_k"),
+        (b'{"text": "a", "threshold": 1' + b"0" * 400 + b".5}", "threshold"),
     ],
 )
 def test_non_finite_numbers_are_422_not_500(
@@ -207,7 +209,7 @@ def test_non_finite_numbers_are_422_not_500(
     for path in ("/classify", "/v1/models/example:predict", "/feedback"):
         r = client.post(path, content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 422, (path, r.text)
-        assert word in r.json()["detail"]
+        assert word in r.text
 
 
 def test_words_that_look_suspect_still_pass(fuzz_client: tuple[TestClient, set[int]]) -> None:
