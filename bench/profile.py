@@ -64,9 +64,9 @@ def thread_table(
     for line in raw.read_text().splitlines():
         head = line.split(";", 1)[0]  # "thread (1234): MainThread"
         if head.startswith("thread (") and "):" in head:
-            tid, _, name = head[len("thread (") :].partition("): ")
-            if tid.isdigit():
-                names[int(tid)] = name
+            tid_text, _, name = head[len("thread (") :].partition("): ")
+            if tid_text.isdigit():
+                names[int(tid_text)] = name
     used = sorted(
         ((a[1] - before.get(tid, (a[0], 0.0))[1], tid, a[0]) for tid, a in after.items()),
         reverse=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
@@ -14,7 +15,7 @@ from bench.baselines.shaping import load_metadata, ranked_response, texts_of
 
 def create_app() -> FastAPI:
     """``uvicorn --factory bench.baselines.noop_app:create_app``; answers with fixed numbers."""
-    state: dict[str, object] = {}
+    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +35,7 @@ def create_app() -> FastAPI:
     async def classify(request: ClassifyRequest) -> ClassifyResponse:
         """Parse, shape a response, no inference: what HTTP + JSON + pydantic cost alone."""
         n = len(texts_of(request))
-        probabilities = np.broadcast_to(state["row"], (n, len(state["row"])))  # type: ignore[arg-type]
-        return ranked_response(request, probabilities, state["meta"])  # type: ignore[arg-type]
+        probabilities = np.broadcast_to(state["row"], (n, len(state["row"])))
+        return ranked_response(request, probabilities, state["meta"])
 
     return app
