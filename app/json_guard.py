@@ -10,8 +10,8 @@ Three things get through ``json.loads`` and used to break later, as 500s:
 ``JsonGuard`` refuses the first two before the route parses the body; it parses it itself only
 when a fast substring scan finds an escape or one of those words. Escaped surrogate pairs
 (``"\\ud83d\\ude00"``, as ``json.dumps`` writes emoji) pass. ``validation_error_handler``
-renders FastAPI's 422 with orjson, which writes non-finite numbers as null, so an infinite
-number that reaches validation still gets its 422.
+renders FastAPI's 422 without echoing the input, so an infinite number (or a huge integer)
+that reaches validation still gets its 422.
 """
 
 from __future__ import annotations
@@ -119,7 +119,13 @@ async def _refuse(send: Send, detail: str) -> None:
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 body, rendered so that no input value can turn it into a 500."""
+    """FastAPI's 422 body without the echoed ``input``, so no value sent can make it a 500.
+
+    Echoing the input is what failed: Starlette's JSON refuses infinities, orjson refuses
+    integers past 64 bits. The location and message say what is wrong without it.
+    """
     assert isinstance(exc, RequestValidationError)
-    body = orjson.dumps({"detail": jsonable_encoder(exc.errors())})
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    # ASCII output: any character, even a lone surrogate in a key, is written as an escape.
+    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True).encode()
     return Response(body, status_code=422, media_type="application/json")

@@ -200,6 +200,7 @@ def test_deeply_nested_json_is_a_4xx(
         (b'{"text": "a", "threshold": 1e400}', "threshold"),
         (b'{"text": "a", "top_k": -1E+999}', "top_k"),
         (b'{"text": "a", "threshold": 1' + b"0" * 400 + b".5}", "threshold"),
+        (b'{"text": "a", "bogus": 7363032289102258961256543379664142336}', "bogus"),
     ],
 )
 def test_non_finite_numbers_are_422_not_500(
