@@ -29,6 +29,7 @@ def tiny_config(
     cfg = TrainConfig(
         model_dir=model_dir,
         name=name,
+        arch="cnn",  # the suite's shared tiny model stays the seed cnn (fast, well known)
         params=TINY_PARAMS,
         epochs=6,
         patience=2,

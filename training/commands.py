@@ -71,8 +71,8 @@ def train_command(
         Path, typer.Option(envvar="TEXTCLS_MODEL_DIR", help="Model repository root.")
     ] = Path("./models"),
     arch: Annotated[
-        str, typer.Option(help="Architecture: cnn, ngram, textcnn, transformer or ensemble.")
-    ] = "cnn",
+        str, typer.Option(help="Architecture: ngram, cnn, textcnn, transformer or ensemble.")
+    ] = _CFG.arch,
     strategy: Annotated[
         str, typer.Option(help="tf.distribute strategy: default, mirrored or multiworker.")
     ] = "default",

@@ -45,7 +45,8 @@ class TrainConfig:
     oos_data: Path | None = None  # out-of-scope texts scored after training (training.oos)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    arch: str = "cnn"
+    # ngram: the most accurate single model on BANKING77 and the fastest to serve (README Results).
+    arch: str = "ngram"
     params: ModelParams = field(default_factory=ModelParams)
     epochs: int = 30
     patience: int = 4
