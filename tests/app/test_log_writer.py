@@ -272,7 +272,7 @@ def test_postgres_connection_cut_buffers_spills_and_replays_exactly_once(
         wait_until(lambda: writer.rows_replayed == 400 and writer.queue_depth == 0)
         wait_until(lambda: not (tmp_path / "spill.jsonl").exists())
     finally:
-        proxy.cut()
+        proxy.close()
     assert count_rows(postgres_url) == 700
     assert writer.rows_written == 300 and writer.rows_duplicate == 0
     assert metrics.value("log_rows_written_total") == 300
@@ -303,7 +303,7 @@ def test_unreachable_postgres_does_not_stop_start(
     proxy = TcpProxy("127.0.0.1", 9)
     proxy.start()
     port = proxy.port
-    proxy.cut()  # a port nothing listens on
+    proxy.close()  # a port nothing listens on
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
     writer = PredictionLogWriter(settings_for(url, tmp_path))
     writers.append(writer)
@@ -370,7 +370,7 @@ def test_stop_with_the_database_hanging_spills_what_the_writer_holds(
         assert time.monotonic() - started < 5
         assert len((tmp_path / "spill.jsonl").read_bytes().splitlines()) >= 20
     finally:
-        proxy.cut()
+        proxy.close()
     proxy.frozen = False
     second = PredictionLogWriter(settings_for(postgres_url, tmp_path))
     writers.append(second)

@@ -228,12 +228,19 @@ def test_postgres_cut_for_20s_under_load_loses_and_duplicates_nothing(
         deadline = time.monotonic() + 60
         while server.spill.exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # the writer replays the spill file once the database is back
-        assert not server.spill.exists(), "spill file not replayed"
+        if server.spill.exists():
+            now = httpx.get(server.base + "/metrics").text
+            log_lines = [ln for ln in now.splitlines() if ln.startswith("textcls_log_")]
+            server.proc.kill()
+            out = server.proc.stdout.read() if server.proc.stdout else ""
+            raise AssertionError(
+                "spill file not replayed\n" + "\n".join(log_lines) + "\n" + out[-4000:]
+            )
         server.stop()
     finally:
         cut.cancel()
         restore.cancel()
-        proxy.cut()
+        proxy.close()
     spilled = [ln for ln in metrics.splitlines() if ln.startswith("textcls_log_rows_spilled_total")]
     assert spilled and float(spilled[0].split()[-1]) > 0, "the outage never reached the spill file"
     assert_exactly_the_answered(postgres_url, result)
