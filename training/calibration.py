@@ -147,16 +147,9 @@ def plot_reliability(
             alpha=0.8,
             label="accuracy",
         )
-        ax.bar(
-            r.edges[:-1][used],
-            r.confidence[used] - r.accuracy[used],
-            bottom=r.accuracy[used],
-            width=width,
-            align="edge",
-            color="tab:red",
-            alpha=0.3,
-            label="gap to confidence",
-        )
+        # Mean confidence per bin as a red dot: below the bar's top is under-confident.
+        middle = r.edges[:-1][used] + width / 2
+        ax.plot(middle, r.confidence[used], "o", color="tab:red", ms=4, label="mean confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         ece = expected_calibration_error(probs, y)
         ax.set_title(f"{title}\nECE ({ECE_BINS} bins) = {ece:.4f}")
