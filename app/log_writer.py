@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 RETRY_INITIAL_S = 0.05
+# A statement blocked longer than this (a lock held by a half-dead session, say) fails and is
+# retried, rather than stopping the writer while rows pile up in memory.
+STATEMENT_TIMEOUT_S = 30.0
 # How long a batch may wait to fill: rows reach the database within about this (plus the
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
 BATCH_LINGER_S = 0.2
@@ -127,7 +130,9 @@ class PredictionLogWriter:
         """
         # No pre-ping: a ping per batch doubles the round trips. A connection that died fails
         # its INSERT, the pool drops it, and the retry gets a fresh one.
-        self.engine = create_db_engine(self._url, pre_ping=False)
+        self.engine = create_db_engine(
+            self._url, pre_ping=False, statement_timeout_s=STATEMENT_TIMEOUT_S
+        )
         self._spill_pending = self._spill.exists()
         if self._spill_pending:
             log.warning("replaying rows left in %s by an earlier run", self._spill.path)

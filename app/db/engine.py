@@ -22,8 +22,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_db_engine(url: str, pre_ping: bool = True) -> Engine:
+def create_db_engine(
+    url: str, pre_ping: bool = True, statement_timeout_s: float | None = None
+) -> Engine:
     """An engine for ``url``; lazy: nothing connects until the first use.
+
+    On PostgreSQL, ``statement_timeout_s`` bounds every statement (and its lock waits), and TCP
+    keepalives notice a peer that vanished without closing: a blocked INSERT then fails and is
+    retried instead of stopping the log writer for good.
 
     Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL and ``ModuleNotFoundError`` for
     a missing driver: those are configuration errors, not outages.
@@ -41,7 +47,25 @@ def create_db_engine(url: str, pre_ping: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        kwargs["connect_args"] = {
+            "connect_timeout": PG_CONNECT_TIMEOUT_S,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+        engine = create_engine(parsed, **kwargs)
+        if statement_timeout_s is not None:
+            timeout_ms = int(statement_timeout_s * 1000)
+
+            def _set_timeout(dbapi_conn: Any, _record: Any) -> None:
+                # SET rather than the 'options' parameter, which a URL may already use.
+                with dbapi_conn.cursor() as cursor:
+                    cursor.execute(f"SET statement_timeout = {timeout_ms}")
+                dbapi_conn.commit()
+
+            event.listen(engine, "connect", _set_timeout)
+        return engine
     return create_engine(parsed, **kwargs)
 
 
