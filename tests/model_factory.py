@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.model import ModelParams
+from training.params import ModelParams
 from training.pipeline import TrainConfig, train
 
 TINY_PARAMS = ModelParams(

@@ -10,7 +10,7 @@ import typer
 
 from training.artifact import ArtifactError
 from training.data import FORMATS, DataError
-from training.model import ModelParams
+from training.params import ModelParams
 from training.pipeline import TrainConfig
 
 EXIT_BAD_INPUT = 2

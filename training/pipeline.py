@@ -15,7 +15,7 @@ import numpy as np
 
 from training import artifact
 from training.data import DataError, Dataset, load_dataset
-from training.model import ModelParams
+from training.params import ModelParams
 from training.split import stratified_split
 
 EXAMPLE_DIR = Path(__file__).resolve().parent / "example_data"

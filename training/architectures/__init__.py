@@ -15,7 +15,7 @@ from training.architectures.ensemble import Builder, build_ensemble
 from training.architectures.ngram import build_ngram
 from training.architectures.textcnn import build_textcnn
 from training.architectures.transformer import build_transformer
-from training.model import ModelParams
+from training.params import ModelParams
 
 BUILDERS: dict[str, Builder] = {
     "ngram": build_ngram,

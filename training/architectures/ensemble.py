@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from training.model import ModelParams
+from training.params import ModelParams
 
 Builder = Callable[[Sequence[str], int, ModelParams], keras.Model]
 

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from training.model import ModelParams
+from training.params import ModelParams
 
 # Character n-grams need a larger vocabulary than words: BANKING77's 9k training texts hold
 # ~22k word 1-2-grams and ~47k character 2-5-grams.

@@ -8,7 +8,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from training.model import ModelParams, make_vectorizer
+from training.model import make_vectorizer
+from training.params import ModelParams
 
 HEADS = 4
 BLOCKS = 1
