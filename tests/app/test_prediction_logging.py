@@ -7,22 +7,26 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.main import create_app
 from tests.app.conftest import make_settings, wait_ready
 from tests.app.test_metrics import parse, value
+
+
+def _logging_settings(model_dir: Path, db: Path) -> Settings:
+    return make_settings(
+        model_dir,
+        log_predictions=True,
+        database_url=f"sqlite:///{db}",
+        log_spill_path=db.with_suffix(".spill.jsonl"),
+    )
 
 
 def test_classified_texts_are_logged_with_the_response_request_id(
     tiny_model_repo: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "log.db"
-    settings = make_settings(
-        tiny_model_repo,
-        log_predictions=True,
-        database_url=f"sqlite:///{db}",
-        log_spill_path=tmp_path / "spill.jsonl",
-    )
-    app = create_app(settings)
+    app = create_app(_logging_settings(tiny_model_repo, db))
     with TestClient(app) as c:
         wait_ready(c)
         texts = ["refund please", "I lost my card", "hello"]
@@ -51,13 +55,7 @@ def test_client_supplied_request_id_is_the_logged_one(
     tiny_model_repo: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "log.db"
-    settings = make_settings(
-        tiny_model_repo,
-        log_predictions=True,
-        database_url=f"sqlite:///{db}",
-        log_spill_path=tmp_path / "spill.jsonl",
-    )
-    app = create_app(settings)
+    app = create_app(_logging_settings(tiny_model_repo, db))
     with TestClient(app) as c:
         wait_ready(c)
         r = c.post("/classify", json={"text": "refund"}, headers={"X-Request-ID": "chat-42"})
