@@ -151,19 +151,23 @@ def balanced_class_weights(y: np.ndarray, n_labels: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _strategy_scope(name: Strategy) -> Iterator[None]:
+def _strategy_scope(name: Strategy) -> Iterator[int]:
+    """Build the model under a tf.distribute strategy; yields the number of replicas."""
     import tensorflow as tf
 
     if name == "default":
-        yield
+        yield 1
         return
-    strategy = (
-        tf.distribute.MirroredStrategy()
-        if name == "mirrored"
-        else tf.distribute.MultiWorkerMirroredStrategy()
-    )
+    if name == "mirrored":
+        # MirroredStrategy() alone mirrors over GPUs and falls back to ONE CPU; with no GPU,
+        # mirror over every logical CPU device so that N CPU devices really get N replicas.
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        strategy: tf.distribute.Strategy = tf.distribute.MirroredStrategy(devices=devices)
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # workers from TF_CONFIG
     with strategy.scope():
-        yield
+        yield int(strategy.num_replicas_in_sync)
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
@@ -195,7 +199,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    with _strategy_scope(cfg.strategy):
+    with _strategy_scope(cfg.strategy) as replicas:
         model = build_model(cfg.arch, splits.texts["train"], n_labels, cfg.params)
 
     def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
@@ -302,6 +306,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         "test_fraction": cfg.test_fraction,
         "target_precision": cfg.target_precision,
         "strategy": cfg.strategy,
+        "replicas": replicas,
         "text_column": cfg.text_column,
         "label_column": cfg.label_column,
         "sources": splits.sources,
