@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from app.config import Settings
+from app.db.call_watchdog import CallWatchdog
 from app.db.engine import create_db_engine, is_sqlite
 from app.db.inserts import insert_rows
 from app.db.migrate import upgrade
@@ -35,7 +36,11 @@ Row = dict[str, Any]
 RETRY_INITIAL_S = 0.05
 # A statement blocked longer than this (a lock held by a half-dead session, say) fails and is
 # retried, rather than stopping the writer while rows pile up in memory.
-STATEMENT_TIMEOUT_S = 30.0
+STATEMENT_TIMEOUT_S = 10.0
+# Client side: a call (connect, INSERT, commit) not answered within this has its connection
+# shut and is retried on a fresh one. Covers what the server's timeout cannot: a query that
+# never reached it, over a connection a proxy or NAT holds open without forwarding.
+CALL_TIMEOUT_S = STATEMENT_TIMEOUT_S + 5.0
 # How long a batch may wait to fill: rows reach the database within about this (plus the
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
 BATCH_LINGER_S = 0.2
@@ -75,6 +80,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._idle = False  # the writer thread waits for rows (submit must wake it)
         self._thread: threading.Thread | None = None
+        self._watchdog = CallWatchdog(CALL_TIMEOUT_S, name="prediction-log-watchdog")
         self._schema_ready = not self._auto_migrate
         self._spill_pending = False
         self.engine: Engine | None = None
@@ -97,7 +103,9 @@ class PredictionLogWriter:
             self._pending.extend(records)
             self._submitted += len(records)
             depth = len(self._pending) + len(self._retry)
-            if self._idle or depth >= self._batch_size:
+            # Not while the database is down: that would cut the writer's backoff short on
+            # every request, a storm of connection attempts that starves the server of CPU.
+            if self._idle or (depth >= self._batch_size and self.healthy):
                 self._cond.notify()
         if self._metrics is not None:
             self._metrics.log_queue_depth.set(depth)
@@ -133,6 +141,9 @@ class PredictionLogWriter:
         self.engine = create_db_engine(
             self._url, pre_ping=False, statement_timeout_s=STATEMENT_TIMEOUT_S
         )
+        # First, so the dialect's own first queries on a new connection are watched too.
+        event.listen(self.engine, "connect", self._on_connect, insert=True)
+        self._watchdog.start()
         self._spill_pending = self._spill.exists()
         if self._spill_pending:
             log.warning("replaying rows left in %s by an earlier run", self._spill.path)
@@ -159,6 +170,7 @@ class PredictionLogWriter:
                 self._spill_abandoned(rows)
         if self.engine is not None:
             self.engine.dispose()
+        self._watchdog.close()
         self.healthy = False
         self.status = "stopped"
         self._set_depth()
@@ -241,7 +253,8 @@ class PredictionLogWriter:
         assert self.engine is not None
         try:
             self._ensure_schema()
-            with self.engine.connect() as conn:
+            with self._watchdog.guard(), self.engine.connect() as conn:
+                self._watchdog.attach(conn.connection.dbapi_connection)
                 conn.execute(text("SELECT 1 FROM prediction_log WHERE 1 = 0"))
         except (SQLAlchemyError, OSError) as exc:
             self._mark_down(exc)
@@ -254,10 +267,17 @@ class PredictionLogWriter:
         self._ensure_schema()
         self._in_flight = rows
         try:
-            with self.engine.begin() as conn:
-                return insert_rows(conn, rows)
+            # A call cut short by the watchdog raises a disconnect error; the rows stay with
+            # the caller and are retried, and rows that did land are skipped then.
+            with self._watchdog.guard(), self.engine.connect() as conn:
+                self._watchdog.attach(conn.connection.dbapi_connection)
+                with conn.begin():
+                    return insert_rows(conn, rows)
         finally:
             self._in_flight = []
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        self._watchdog.attach(dbapi_connection)
 
     def _write(self, rows: list[Row], replay: bool = False) -> bool:
         """INSERT ``rows``; False (rows kept by the caller) when the database is down."""

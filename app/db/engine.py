@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 5
+PG_TCP_USER_TIMEOUT_MS = 20_000
 
 
 def is_sqlite(url: str) -> bool:
@@ -27,9 +28,11 @@ def create_db_engine(
 ) -> Engine:
     """An engine for ``url``; lazy: nothing connects until the first use.
 
-    On PostgreSQL, ``statement_timeout_s`` bounds every statement (and its lock waits), and TCP
-    keepalives notice a peer that vanished without closing: a blocked INSERT then fails and is
-    retried instead of stopping the log writer for good.
+    On PostgreSQL, ``statement_timeout_s`` bounds every statement (and its lock waits) on the
+    server, and TCP keepalives and ``tcp_user_timeout`` notice a peer that vanished without
+    closing. None of these bounds a call whose query never reached the server over a
+    connection something keeps open; the log writer adds a client-side watchdog for that
+    (``app.db.call_watchdog``).
 
     Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL and ``ModuleNotFoundError`` for
     a missing driver: those are configuration errors, not outages.
@@ -47,25 +50,25 @@ def create_db_engine(
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {
+        connect_args: dict[str, Any] = {
+            # psycopg bounds the whole connection set-up (TCP, startup, authentication).
             "connect_timeout": PG_CONNECT_TIMEOUT_S,
             "keepalives": 1,
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            # Data sent but not acknowledged for this long (the peer's host is gone) fails.
+            "tcp_user_timeout": PG_TCP_USER_TIMEOUT_MS,
         }
-        engine = create_engine(parsed, **kwargs)
         if statement_timeout_s is not None:
-            timeout_ms = int(statement_timeout_s * 1000)
-
-            def _set_timeout(dbapi_conn: Any, _record: Any) -> None:
-                # SET rather than the 'options' parameter, which a URL may already use.
-                with dbapi_conn.cursor() as cursor:
-                    cursor.execute(f"SET statement_timeout = {timeout_ms}")
-                dbapi_conn.commit()
-
-            event.listen(engine, "connect", _set_timeout)
-        return engine
+            # In the startup packet rather than a SET after connecting: no extra round trip,
+            # which could itself hang. Added to any 'options' the URL already carries.
+            given = parsed.query.get("options", "")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            timeout = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+            connect_args["options"] = f"{given} {timeout}".strip()
+        kwargs["connect_args"] = connect_args
+        return create_engine(parsed, **kwargs)
     return create_engine(parsed, **kwargs)
 
 

@@ -380,6 +380,35 @@ def test_stop_with_the_database_hanging_spills_what_the_writer_holds(
 
 
 @pytest.mark.postgres
+def test_a_call_stuck_on_a_connection_held_open_is_abandoned_and_retried(
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+    writers: list[PredictionLogWriter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The INSERT reaches the proxy, never the server: statement_timeout cannot fire and the
+    # kernel acknowledges every byte, so only the writer's own watchdog ends the wait.
+    monkeypatch.setattr("app.log_writer.CALL_TIMEOUT_S", 1.0)
+    migrated(postgres_url)
+    proxy = TcpProxy(*_pg_parts(postgres_url))
+    proxy.start()
+    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    writer = PredictionLogWriter(settings_for(url.render_as_string(hide_password=False), tmp_path))
+    writers.append(writer)
+    try:
+        writer.start()
+        writer.submit(make_records(10))
+        assert writer.flush(10)
+        proxy.stall()  # the pooled connection: open, silent
+        writer.submit(make_records(20, per_request=5))
+        assert writer.flush(15), writer.status
+        assert writer._watchdog.fired == 1
+    finally:
+        proxy.close()
+    assert count_rows(postgres_url) == 30 and writer.rows_written == 30
+
+
+@pytest.mark.postgres
 def test_an_unmigrated_postgres_says_what_to_run(
     postgres_url: str,  # noqa: F811
     tmp_path: Path,

@@ -15,7 +15,9 @@ class TcpProxy:
     ``cut()`` drops every open connection and resets new ones until ``restore()``, as a
     database going away and coming back looks to a client. The listening socket stays bound
     throughout, so no other process can take the port during the cut. ``frozen = True`` holds
-    every byte instead (a database that hangs without closing); ``close()`` ends it all.
+    every byte instead (a database that hangs without closing); ``stall()`` holds the bytes of
+    the connections open now but serves new ones (a middlebox that lost track of a connection
+    yet keeps it open); ``close()`` ends it all.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -25,6 +27,7 @@ class TcpProxy:
         self._cut = False
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._stalled: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -42,6 +45,11 @@ class TcpProxy:
             conns, self._conns = self._conns, set()
         for conn in conns:
             _reset(conn)
+
+    def stall(self) -> None:
+        """From now on, hold every byte of the connections open now, forever."""
+        with self._lock:
+            self._stalled |= self._conns
 
     def restore(self) -> None:
         with self._lock:
@@ -85,7 +93,7 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                while self.frozen:
+                while (self.frozen or src in self._stalled) and src.fileno() != -1:
                     time.sleep(0.01)
                 dst.sendall(data)
         except OSError:

@@ -78,6 +78,8 @@ def start_server(tiny_model_repo: Path, tmp_path: Path) -> Iterator[object]:
             "TEXTCLS_LOG_SPILL_PATH": str(tmp_path / "spill.jsonl"),
             "TEXTCLS_POLL_INTERVAL_S": "0",
             "TEXTCLS_LOG_RETRY_MAX_S": "0.5",
+            # SIGABRT then prints every thread's stack: where a stuck writer is stuck.
+            "PYTHONFAULTHANDLER": "1",
             **env,
         }
         cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
@@ -231,10 +233,14 @@ def test_postgres_cut_for_20s_under_load_loses_and_duplicates_nothing(
         if server.spill.exists():
             now = httpx.get(server.base + "/metrics").text
             log_lines = [ln for ln in now.splitlines() if ln.startswith("textcls_log_")]
-            server.proc.kill()
+            server.proc.send_signal(signal.SIGABRT)  # faulthandler dumps the threads' stacks
+            try:
+                server.proc.wait(timeout=10)
+            finally:
+                server.proc.kill()
             out = server.proc.stdout.read() if server.proc.stdout else ""
             raise AssertionError(
-                "spill file not replayed\n" + "\n".join(log_lines) + "\n" + out[-4000:]
+                "spill file not replayed\n" + "\n".join(log_lines) + "\n" + out[-12000:]
             )
         server.stop()
     finally:
