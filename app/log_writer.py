@@ -45,6 +45,9 @@ CALL_TIMEOUT_S = STATEMENT_TIMEOUT_S + 5.0
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
 BATCH_LINGER_S = 0.2
 IDLE_WAKE_S = 1.0
+# During an outage the writer spills every few rows; one log line per spill would flood the
+# log, and a log write blocked on a full pipe or a slow disk blocks the writer with it.
+SPILL_LOG_EVERY_S = 5.0
 
 
 class PredictionLogWriter:
@@ -83,6 +86,8 @@ class PredictionLogWriter:
         self._watchdog = CallWatchdog(CALL_TIMEOUT_S, name="prediction-log-watchdog")
         self._schema_ready = not self._auto_migrate
         self._spill_pending = False
+        self._spill_logged_at = -SPILL_LOG_EVERY_S
+        self._spilled_unlogged = 0
         self.engine: Engine | None = None
         self.healthy = False
         self.status = "not started"
@@ -414,7 +419,16 @@ class PredictionLogWriter:
         self._settled += len(rows)
         if self._metrics is not None:
             self._metrics.log_rows_spilled.inc(len(rows))
-        log.warning("spilled %d prediction rows to %s", len(rows), self._spill.path)
+        self._spilled_unlogged += len(rows)
+        now = time.monotonic()
+        if now - self._spill_logged_at >= SPILL_LOG_EVERY_S:
+            log.warning(
+                "spilled %d prediction rows to %s (%d in all)",
+                self._spilled_unlogged,
+                self._spill.path,
+                self.rows_spilled,
+            )
+            self._spill_logged_at, self._spilled_unlogged = now, 0
         return True
 
     # -- state ----------------------------------------------------------------------------

@@ -51,6 +51,22 @@ class Server:
     proc: subprocess.Popen[str]
     base: str
     spill: Path
+    lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def drain(self) -> None:
+        """Read the server's output as it comes. Left unread, the pipe fills (64 KiB) and the
+        server's next log write blocks, the log writer's thread included, for good."""
+        assert self.proc.stdout is not None
+        self.reader = threading.Thread(target=self.lines.extend, args=(self.proc.stdout,))
+        self.reader.daemon = True
+        self.reader.start()
+
+    def output(self) -> str:
+        """Everything the server printed, once it has exited."""
+        if self.reader is not None:
+            self.reader.join(10)
+        return "".join(self.lines)
 
     def stop(self) -> str:
         """SIGTERM (the writer flushes its queue) and the server's output."""
@@ -61,7 +77,7 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        out = self.proc.stdout.read() if self.proc.stdout else ""
+        out = self.output()
         assert self.proc.returncode == 0, out[-3000:]
         return out
 
@@ -93,11 +109,12 @@ def start_server(tiny_model_repo: Path, tmp_path: Path) -> Iterator[object]:
             text=True,
         )
         server = Server(proc, f"http://127.0.0.1:{port}", tmp_path / "spill.jsonl")
+        server.drain()
         started.append(server)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read() if proc.stdout else "server exited")
+                raise AssertionError(server.output())
             try:
                 if httpx.get(server.base + "/readyz", timeout=1).status_code == 200:
                     return server
@@ -204,6 +221,33 @@ def test_every_answered_prediction_is_logged_after_load(db_url: str, start_serve
     )
 
 
+def _writer_progress(base: str) -> float:
+    """Rows the writer has written, replayed or spilled so far (from /metrics)."""
+    names = ("textcls_log_rows_written_total", "textcls_log_rows_replayed_total")
+    text = httpx.get(base + "/metrics", timeout=30).text
+    return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(names))
+
+
+def replayed(server: Server, quiet_s: float = 60.0, limit_s: float = 300.0) -> bool:
+    """Wait for the writer to replay the spill file once the database is back.
+
+    A busy machine makes that slow, not impossible, so give up only after ``quiet_s`` without
+    a row written or replayed (a stuck writer; its watchdog unsticks it within 15 s), or
+    after ``limit_s`` in all.
+    """
+    end = time.monotonic() + limit_s
+    last, quiet_until = -1.0, 0.0
+    while server.spill.exists():
+        now = time.monotonic()
+        progress = _writer_progress(server.base)
+        if progress != last:
+            last, quiet_until = progress, now + quiet_s
+        if now > min(quiet_until, end):
+            return False
+        time.sleep(0.5)
+    return True
+
+
 @pytest.mark.postgres
 def test_postgres_cut_for_20s_under_load_loses_and_duplicates_nothing(
     postgres_url: str,
@@ -226,19 +270,16 @@ def test_postgres_cut_for_20s_under_load_loses_and_duplicates_nothing(
         restore.start()
         result = load(server.base, lead + CUT_SECONDS + 5.0)
         restore.join()
-        metrics = httpx.get(server.base + "/metrics").text
-        deadline = time.monotonic() + 60
-        while server.spill.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)  # the writer replays the spill file once the database is back
-        if server.spill.exists():
-            now = httpx.get(server.base + "/metrics").text
+        metrics = httpx.get(server.base + "/metrics", timeout=30).text
+        if not replayed(server):
+            now = httpx.get(server.base + "/metrics", timeout=30).text
             log_lines = [ln for ln in now.splitlines() if ln.startswith("textcls_log_")]
             server.proc.send_signal(signal.SIGABRT)  # faulthandler dumps the threads' stacks
             try:
                 server.proc.wait(timeout=10)
             finally:
                 server.proc.kill()
-            out = server.proc.stdout.read() if server.proc.stdout else ""
+            out = server.output()
             raise AssertionError(
                 "spill file not replayed\n" + "\n".join(log_lines) + "\n" + out[-12000:]
             )
