@@ -10,6 +10,7 @@ import typer
 
 from training.artifact import ArtifactError
 from training.data import FORMATS, DataError
+from training.distributed import UnsupportedStrategyModel
 from training.params import ModelParams
 from training.pipeline import TrainConfig
 
@@ -185,6 +186,11 @@ def train_command(
         path = train(cfg, log=lambda message: typer.echo(message))
     except (DataError, ArtifactError) as exc:
         raise _fail(str(exc)) from None
+    except UnsupportedStrategyModel as exc:
+        raise _fail(
+            f"--strategy {strategy} needs a functional --arch with dense features "
+            f"(cnn with --towers 1, textcnn, transformer): {exc}"
+        ) from None
     typer.echo(str(path))
 
 

@@ -170,6 +170,28 @@ def _strategy_scope(name: Strategy) -> Iterator[int]:
         yield int(strategy.num_replicas_in_sync)
 
 
+def _replica_trainee(model: Any, sample_texts: list[str]) -> tuple[Any, Callable[[Any], Any]]:
+    """The compiled model body and a tf.data map to its features (training.distributed).
+
+    Call it inside the strategy's scope: the body's compile state belongs to the strategy.
+    """
+    import keras
+
+    from training.distributed import split_at_string_input, vectorize
+
+    string_layers, body = split_at_string_input(model, sample_texts)
+    body.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+    def features(ds: Any) -> Any:
+        return ds.map(lambda x, *rest: (vectorize(string_layers, x), *rest))
+
+    return body, features
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     """Run the whole pipeline and return the published version folder."""
     import keras
@@ -201,6 +223,12 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         tf.config.experimental.enable_op_determinism()
     with _strategy_scope(cfg.strategy) as replicas:
         model = build_model(cfg.arch, splits.texts["train"], n_labels, cfg.params)
+        # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
+        trainee, features = (
+            (model, lambda ds: ds)
+            if cfg.strategy == "default"
+            else _replica_trainee(model, splits.texts["train"])
+        )
 
     def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
         x = tf.constant(splits.texts[split], dtype=tf.string)
@@ -236,9 +264,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     if cfg.verbose:
         callbacks.append(EpochLog(cfg.epochs, log))
     fit_started = time.monotonic()
-    history = model.fit(
-        dataset("train", shuffle=True),
-        validation_data=dataset("val", shuffle=False),
+    history = trainee.fit(
+        features(dataset("train", shuffle=True)),
+        validation_data=features(dataset("val", shuffle=False)),
         epochs=cfg.epochs,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles, with the seed

@@ -85,6 +85,17 @@ def test_unknown_arch_and_strategy(cli: typer.Typer, runner: CliRunner, tmp_path
         assert value in result.stderr
 
 
+def test_mirrored_strategy_refuses_an_architecture_it_cannot_split(
+    cli: typer.Typer, runner: CliRunner, tmp_path: Path
+) -> None:
+    # ngram feeds sparse TF-IDF blocks to its body: it cannot yet train on replicas.
+    args = ["train", "--arch", "ngram", "--strategy", "mirrored", "--epochs", "1"]
+    result = runner.invoke(cli, [*args, "--model-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--strategy mirrored needs a functional --arch" in result.stderr
+    assert not any(tmp_path.rglob("saved_model.pb"))
+
+
 def test_evaluate_writes_the_report(
     cli: typer.Typer, runner: CliRunner, tiny_model_repo: Path, tmp_path: Path
 ) -> None:

@@ -195,12 +195,6 @@ print(train(tiny_config(Path(sys.argv[1]), "m2", epochs=2, strategy="mirrored"),
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: Keras fit under MirroredStrategy with 2 replicas fails on the in-model "
-    "string input (AddN over DT_STRING, tensorflow/tensorflow#80951); the fix is to vectorize "
-    "in tf.data for training and put the vectorizer back in front for export",
-)
 def test_mirrored_strategy_over_two_logical_cpus_exports_a_working_artifact(
     tmp_path: Path,
 ) -> None:
