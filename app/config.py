@@ -71,9 +71,7 @@ class Settings(BaseSettings):
     log_text: Literal["full", "redacted", "hash", "none"] = Field(
         "full", description="How much of each text the prediction log keeps."
     )
-    auto_migrate: bool = Field(
-        True, description="Upgrade a SQLite database's schema at start-up."
-    )
+    auto_migrate: bool = Field(True, description="Upgrade a SQLite database's schema at start-up.")
     log_batch_size: int = Field(500, ge=1, description="Rows per INSERT, at most.")
     log_buffer_rows: int = Field(
         100_000, ge=1, description="Rows held in memory during an outage before spilling."
