@@ -237,9 +237,13 @@ def test_a_leftover_spill_file_is_replayed_without_duplicates(
     assert writer.rows_replayed == 20 and writer.rows_duplicate == 10
 
 
-def _pg_parts(url: str) -> tuple[str, int]:
-    u = make_url(url)
-    return u.host or "127.0.0.1", u.port or 5432
+def _migrated_behind_proxy(database_url: str) -> tuple[TcpProxy, str]:
+    """Migrate the database, start a TCP proxy to it; the proxy and the URL through it."""
+    migrated(database_url)
+    u = make_url(database_url)
+    proxy = TcpProxy(u.host or "127.0.0.1", u.port or 5432)
+    proxy.start()
+    return proxy, u.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
 @pytest.mark.postgres
@@ -248,11 +252,7 @@ def test_postgres_connection_cut_buffers_spills_and_replays_exactly_once(
     tmp_path: Path,
     writers: list[PredictionLogWriter],
 ) -> None:
-    migrated(postgres_url)
-    proxy = TcpProxy(*_pg_parts(postgres_url))
-    proxy.start()
-    proxied = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    url = proxied.render_as_string(hide_password=False)
+    proxy, url = _migrated_behind_proxy(postgres_url)
     metrics = StandInMetrics()
     settings = settings_for(url, tmp_path, log_batch_size=50, log_buffer_rows=100)
     writer = PredictionLogWriter(settings, metrics=metrics)
@@ -354,11 +354,8 @@ def test_stop_with_the_database_hanging_spills_what_the_writer_holds(
     tmp_path: Path,
     writers: list[PredictionLogWriter],
 ) -> None:
-    migrated(postgres_url)
-    proxy = TcpProxy(*_pg_parts(postgres_url))
-    proxy.start()
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    writer = PredictionLogWriter(settings_for(url.render_as_string(hide_password=False), tmp_path))
+    proxy, url = _migrated_behind_proxy(postgres_url)
+    writer = PredictionLogWriter(settings_for(url, tmp_path))
     try:
         writer.start()
         writer.submit(make_records(10))
@@ -389,11 +386,8 @@ def test_a_call_stuck_on_a_connection_held_open_is_abandoned_and_retried(
     # The INSERT reaches the proxy, never the server: statement_timeout cannot fire and the
     # kernel acknowledges every byte, so only the writer's own watchdog ends the wait.
     monkeypatch.setattr("app.log_writer.CALL_TIMEOUT_S", 1.0)
-    migrated(postgres_url)
-    proxy = TcpProxy(*_pg_parts(postgres_url))
-    proxy.start()
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    writer = PredictionLogWriter(settings_for(url.render_as_string(hide_password=False), tmp_path))
+    proxy, url = _migrated_behind_proxy(postgres_url)
+    writer = PredictionLogWriter(settings_for(url, tmp_path))
     writers.append(writer)
     try:
         writer.start()
