@@ -19,7 +19,7 @@ from app.errors import ServiceError
 from app.http_metrics import HttpMetricsMiddleware
 from app.metrics import Metrics
 from app.repository import ModelRepository
-from app.security import CLIENT_ROUTES, METRICS_ROUTES, OPEN_ROUTES, install_security
+from app.security import METRICS_ROUTES, OPEN_ROUTES, client_routes, install_security
 from app.services import Services
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # answered before routing, such as a 413 from the body limit.
     templates = [route for router in client_routers for route in router.routes]
     app.add_middleware(HttpMetricsMiddleware, metrics=app_metrics, routes=templates)
+    routes_security = client_routes(settings)
     for router in client_routers:
-        app.include_router(router, **CLIENT_ROUTES)
+        app.include_router(router, **routes_security)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     return app

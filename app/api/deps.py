@@ -27,9 +27,17 @@ def services_of(request: Request) -> Services:
 
 
 def caller_of(request: Request) -> tuple[str | None, str | None]:
-    """(client name, request id) as the auth and request-id middleware left them, if any."""
+    """(client name, request id) as the auth and request-id middleware left them.
+
+    An open service without a rate limit runs no auth dependency (app.security.client_routes):
+    its client is the peer's address, as the auth dependency would have set it.
+    """
     state = request.scope.get("state") or {}
-    return state.get("client"), state.get("request_id")
+    client = state.get("client")
+    if client is None:
+        peer = request.scope.get("client")
+        client = peer[0] if peer else "anonymous"
+    return client, state.get("request_id")
 
 
 async def get_services(request: Request) -> Services:

@@ -63,4 +63,6 @@ def test_client_supplied_request_id_is_the_logged_one(
         assert r.headers["x-request-id"] == "chat-42"
         assert app.state.services.log_writer.flush(10)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT request_id FROM prediction_log").fetchall() == [("chat-42",)]
+        rows = conn.execute("SELECT request_id, client FROM prediction_log").fetchall()
+    # An open service (no keys, no rate limit) logs the peer's address as the client.
+    assert rows == [("chat-42", "testclient")]
