@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
+from starlette.types import Send
 
 
 class ErrorMessage(BaseModel):
@@ -27,3 +29,22 @@ VALIDATION_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Invalid request: fields, types, limits, or not valid Unicode.",
     },
 }
+
+
+async def send_error(
+    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer ``{"detail": detail}`` from pure ASGI middleware, before any route runs."""
+    body = orjson.dumps({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

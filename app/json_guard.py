@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import math
 
-import orjson
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.error_responses import send_error
 
 SURROGATE = (
     "the JSON body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
@@ -88,7 +89,7 @@ class JsonGuard:
             if not message.get("more_body", False):
                 reason = refusal(b"".join(chunks))
                 if reason is not None:
-                    await _refuse(send, reason)
+                    await send_error(send, 422, reason)
                     return
                 break
         queue: list[Message] = [
@@ -101,21 +102,6 @@ class JsonGuard:
             return queue.pop(0) if queue else await receive()
 
         await self.app(scope, replay, send)
-
-
-async def _refuse(send: Send, detail: str) -> None:
-    body = orjson.dumps({"detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 422,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

@@ -12,11 +12,10 @@ import re
 import uuid
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Header, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.error_responses import ErrorMessage
+from app.error_responses import ErrorMessage, send_error
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = b"x-request-id"
@@ -56,7 +55,7 @@ class RequestIdMiddleware:
                 problem = f"{HEADER} must be 1-{MAX_LENGTH} characters of A-Z a-z 0-9 . _ : -"
         echoed = (_HEADER_KEY, request_id.encode("latin-1"))
         if problem is not None:
-            await _refuse(send, problem, echoed)
+            await send_error(send, 400, problem, (echoed,))
             return
         scope.setdefault("state", {})["request_id"] = request_id
 
@@ -67,22 +66,6 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-async def _refuse(send: Send, detail: str, echoed: tuple[bytes, bytes]) -> None:
-    body = orjson.dumps({"detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                echoed,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def request_id(
