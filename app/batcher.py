@@ -2,8 +2,9 @@
 
 Requests enqueue from the event loop and await a future; ONE inference thread per model
 version takes up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the
-oldest arrived), runs the model, ranks order once per batch, and resolves the futures with a
-single ``call_soon_threadsafe``. The loop never runs TensorFlow. The queue is bounded in
+oldest arrived), runs the model, sorts and ranks the whole batch at once (one vectorised
+``rank`` per distinct top_k/threshold, instead of one per request on the event loop), counts
+the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop never runs TensorFlow. The queue is bounded in
 texts; over the bound ``submit`` raises QueueFull at once instead of holding memory.
 """
 
@@ -21,7 +22,10 @@ import numpy as np
 from app.errors import InferenceFailed, ModelNotReady, QueueFull
 from app.loaded_model import LoadedModel
 from app.metrics import Metrics
-from app.ranking import descending_order
+from app.ranking import RankedPrediction, descending_order, rank
+
+# (top_k, threshold) a request wants its texts ranked with; None: probabilities only.
+RankSpec = tuple[int, float]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class BatchResult:
     probabilities: np.ndarray  # float32 [n, n_labels]
     order: np.ndarray  # label indices per row, most probable first
     batch_size: int  # texts in the (largest) model call that served these texts
+    predictions: list[RankedPrediction] | None = None  # when submitted with a RankSpec
 
 
 @dataclass(slots=True)
@@ -41,6 +46,7 @@ class _Item:
     future: asyncio.Future[BatchResult]
     loop: asyncio.AbstractEventLoop
     enqueued: float
+    ranking: RankSpec | None
 
 
 def _resolve(pairs: list[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
@@ -64,8 +70,10 @@ class Batcher:
         max_batch_wait_s: float,
         max_queue_texts: int,
         metrics: Metrics | None = None,
+        fallback_margin: float = 0.0,
     ) -> None:
         self.model = model
+        self.fallback_margin = fallback_margin
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
@@ -80,6 +88,12 @@ class Batcher:
             self._duration_h = metrics.inference_duration.labels(model.name, version)
             self._wait_h = metrics.queue_wait.labels(model.name)
             self._depth_g = metrics.queue_depth.labels(model.name)
+            self._confidence_h = metrics.prediction_confidence.labels(model.name)
+            self._fallbacks_c = metrics.fallbacks.labels(model.name)
+            self._by_label = {
+                label: metrics.predictions.labels(model.name, version, label)
+                for label in model.labels
+            }
         self._thread = threading.Thread(
             target=self._run, name=f"infer-{model.name}-v{model.version}", daemon=True
         )
@@ -90,8 +104,12 @@ class Batcher:
         """Texts waiting for a batch."""
         return self._pending_texts
 
-    def submit(self, texts: list[str]) -> asyncio.Future[BatchResult]:
-        """Enqueue ``texts`` now and return a future of their probabilities, in their order.
+    def submit(
+        self, texts: list[str], ranking: RankSpec | None = None
+    ) -> asyncio.Future[BatchResult]:
+        """Enqueue ``texts`` now and return a future of their probabilities, in their order,
+        and, given ``ranking`` (top_k, threshold), their ranked predictions, counted in the
+        prediction metrics.
 
         Enqueuing without an ``await`` matters: a model swap, which also runs on the loop,
         cannot slip between choosing this version and queueing on it.
@@ -99,7 +117,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         n = self.max_batch_size
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
-        items = [_Item(c, loop.create_future(), loop, time.monotonic()) for c in chunks]
+        now = time.monotonic()
+        items = [_Item(c, loop.create_future(), loop, now, ranking) for c in chunks]
         with self._cond:
             if self._closed:
                 raise ModelNotReady(
@@ -160,6 +179,7 @@ class Batcher:
         try:
             probs = self.model.predict(texts)
             order = descending_order(probs)
+            ranked = self._rank(batch, probs, order)
         except Exception as exc:  # any model fault: logged in full, and a 500 to each waiter
             log.exception("inference failed for %s v%s", self.model.name, self.model.version)
             error = InferenceFailed(f"inference failed: {type(exc).__name__}")
@@ -174,11 +194,54 @@ class Batcher:
             self._depth_g.set(self._pending_texts)
         outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
         start = 0
-        for item in batch:
+        for item, predictions in zip(batch, ranked, strict=True):
             end = start + len(item.texts)
-            outcomes.append((item, BatchResult(probs[start:end], order[start:end], len(texts))))
+            result = BatchResult(probs[start:end], order[start:end], len(texts), predictions)
+            outcomes.append((item, result))
             start = end
         self._deliver(outcomes)
+
+    def _rank(
+        self, batch: list[_Item], probs: np.ndarray, order: np.ndarray
+    ) -> list[list[RankedPrediction] | None]:
+        """Each item's ranked predictions (None where not asked), one ``rank`` per RankSpec."""
+        out: list[list[RankedPrediction] | None] = [None] * len(batch)
+        groups: dict[RankSpec, list[tuple[int, int, int]]] = {}
+        start = 0
+        for i, item in enumerate(batch):
+            end = start + len(item.texts)
+            if item.ranking is not None:
+                groups.setdefault(item.ranking, []).append((i, start, end))
+            start = end
+        for (top_k, threshold), members in groups.items():
+            if len(members) == len(batch):
+                rows_p, rows_o = probs, order  # the usual case: the whole batch alike
+            else:
+                rows = np.concatenate([np.arange(s, e) for _, s, e in members])
+                rows_p, rows_o = probs[rows], order[rows]
+            ranked = rank(
+                rows_p, rows_o, self.model.labels, top_k, threshold, self.fallback_margin
+            )
+            at = 0
+            for i, s, e in members:
+                out[i] = ranked[at : at + e - s]
+                at += e - s
+            if self._m is not None:
+                self._count(ranked)
+        return out
+
+    def _count(self, predictions: list[RankedPrediction]) -> None:
+        per_label: dict[str, int] = {}
+        fallbacks = 0
+        observe = self._confidence_h.observe
+        for p in predictions:
+            per_label[p.label] = per_label.get(p.label, 0) + 1
+            observe(p.confidence)
+            fallbacks += p.fallback
+        for label, n in per_label.items():
+            self._by_label[label].inc(n)
+        if fallbacks:
+            self._fallbacks_c.inc(fallbacks)
 
     def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
@@ -193,8 +256,12 @@ class Batcher:
 
 async def _join(futures: list[asyncio.Future[BatchResult]]) -> BatchResult:
     parts = await asyncio.gather(*futures)
+    predictions = None
+    if all(p.predictions is not None for p in parts):
+        predictions = [x for p in parts for x in p.predictions]  # type: ignore[union-attr]
     return BatchResult(
         np.concatenate([p.probabilities for p in parts]),
         np.concatenate([p.order for p in parts]),
         max(p.batch_size for p in parts),
+        predictions,
     )

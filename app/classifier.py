@@ -6,7 +6,6 @@ Knows nothing of HTTP; routes call ``Classifier.classify`` and shape its result.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,8 @@ from app.config import Settings
 from app.db.records import PredictionRecord
 from app.errors import InvalidInput
 from app.metrics import Metrics
-from app.ranking import RankedPrediction, rank
+from app.ranking import RankedPrediction
+from app.request_id import new_request_id
 from app.repository import ModelRepository
 
 LogSink = Callable[[Sequence[PredictionRecord]], None]
@@ -91,18 +91,15 @@ class Classifier:
         started = time.perf_counter()
         serving = self.repository.resolve(model, version)
         loaded = serving.model
-        result = await serving.batcher.submit(texts)
-        predictions = rank(
-            result.probabilities,
-            result.order,
-            loaded.labels,
+        # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
+        ranking = (
             top_k or self.settings.default_top_k,
             loaded.threshold if threshold is None else threshold,
-            self.settings.fallback_margin,
         )
-        request_id = request_id or uuid.uuid4().hex
-        if self.metrics is not None:
-            self._count(loaded.name, loaded.version, predictions)
+        result = await serving.batcher.submit(texts, ranking)
+        predictions = result.predictions
+        assert predictions is not None
+        request_id = request_id or new_request_id()
         if self.log_sink is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             now = datetime.now(UTC)
@@ -127,16 +124,3 @@ class Classifier:
                 ]
             )
         return Classification(request_id, loaded.name, loaded.version, predictions)
-
-    def _count(self, name: str, version: int, predictions: list[RankedPrediction]) -> None:
-        m = self.metrics
-        assert m is not None
-        v = str(version)
-        confidence = m.prediction_confidence.labels(name)
-        fallbacks = 0
-        for p in predictions:
-            m.predictions.labels(name, v, p.label).inc()
-            confidence.observe(p.confidence)
-            fallbacks += p.fallback
-        if fallbacks:
-            m.fallbacks.labels(name).inc(fallbacks)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     )
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty is off.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time to drain on SIGTERM.")
+    otel: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans and metrics, sent to the providers you "
+        "configure; off saves its per-request checks.",
+    )
 
     @field_validator("default_model")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,6 +12,7 @@ from app.metrics import Metrics
 
 UNMATCHED = "<unmatched>"
 NOT_MEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
+MAX_CACHED = 1024
 
 
 class HttpMetricsMiddleware:
@@ -25,6 +27,9 @@ class HttpMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes or []
+        # Label children looked up once: ``labels()`` takes a lock and builds a key each call.
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._durations: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,9 +50,21 @@ class HttpMetricsMiddleware:
             route = scope.get("route") or self._match(scope)
             template = getattr(route, "path", None) or UNMATCHED
             if template not in NOT_MEASURED:
-                m = self.metrics
-                m.http_requests.labels(template, scope["method"], str(status)).inc()
-                m.http_request_duration.labels(template).observe(time.perf_counter() - started)
+                self._record(template, scope["method"], status, time.perf_counter() - started)
+
+    def _record(self, template: str, method: str, status: int, seconds: float) -> None:
+        count = self._counts.get((template, method, status))
+        if count is None:
+            count = self.metrics.http_requests.labels(template, method, str(status))
+            if len(self._counts) < MAX_CACHED:  # methods come from clients: stay bounded
+                self._counts[(template, method, status)] = count
+        count.inc()
+        duration = self._durations.get(template)
+        if duration is None:
+            duration = self._durations[template] = self.metrics.http_request_duration.labels(
+                template
+            )
+        duration.observe(seconds)
 
     def _match(self, scope: Scope) -> BaseRoute | None:
         # Only for requests the router never saw; a normal request has scope["route"].

@@ -12,12 +12,15 @@ from app.api.error_handler import service_error_handler
 from app.api.responses import OrjsonResponse
 from app.api.routes import classify, feedback, health, metrics, models, tfserving
 from app.body_limit import BodyLimitMiddleware
+from app.auth import KeyStore
 from app.classifier import Classifier
+from app.classify_fast_path import ClassifyFastPath
 from app.config import Settings, load_settings
 from app.device import configure_device, configure_threads
 from app.errors import ServiceError
 from app.http_metrics import HttpMetricsMiddleware
 from app.metrics import Metrics
+from app.rate_limit import RateLimiter
 from app.repository import ModelRepository
 from app.security import METRICS_ROUTES, OPEN_ROUTES, client_routes, install_security
 from app.services import Services
@@ -62,14 +65,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
+        # Off unless asked: with no provider configured it still costs checks per request.
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
     app.add_exception_handler(ServiceError, service_error_handler)
-    # Added last = outermost: the metrics see the 413s the body limit answers.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    install_security(app, settings)  # API keys, rate limits, X-Request-ID, CORS
     client_routers = (classify.router, feedback.router, models.router, tfserving.router)
+
+    def inner_middleware(keys: KeyStore, limiter: RateLimiter) -> None:
+        app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+        app.add_middleware(
+            ClassifyFastPath,
+            settings=settings,
+            keys=keys,
+            limiter=limiter,
+            route=classify.router.routes[0],
+            services=lambda: getattr(app.state, "services", None),
+        )
+
+    # Added last = outermost: the metrics see the 413s the body limit answers.
+    install_security(app, settings, inner_middleware)  # keys, rate limits, request ids, CORS
     # The routers' own routes (their paths include the prefix), for labelling requests
     # answered before routing, such as a 413 from the body limit.
     templates = [route for router in client_routers for route in router.routes]

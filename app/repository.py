@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import heap
 from app.batcher import Batcher
 from app.config import Settings
 from app.device import Device
@@ -174,7 +175,12 @@ class ModelRepository:
     async def _swap(self, entry: ModelEntry, model: LoadedModel) -> None:
         s = self.settings
         batcher = Batcher(
-            model, s.max_batch_size, s.max_batch_wait_ms / 1000, s.max_queue_texts, self.metrics
+            model,
+            s.max_batch_size,
+            s.max_batch_wait_ms / 1000,
+            s.max_queue_texts,
+            self.metrics,
+            s.fallback_margin,
         )
         old = entry.serving
         entry.serving = Serving(model, batcher)  # the swap: one assignment on the loop
@@ -190,6 +196,7 @@ class ModelRepository:
             self.metrics.set_model_served(model.name, model.version, model.device.kind)
         if old is not None:
             await self._retire(old)
+        log.info("heap settled after the swap in %.0f ms", heap.settle() * 1000)
 
     async def _retire(self, serving: Serving) -> None:
         if self.metrics is not None:

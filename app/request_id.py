@@ -9,7 +9,7 @@ of ``A-Z a-z 0-9 . _ : -`` (64 is the prediction log's column width).
 from __future__ import annotations
 
 import re
-import uuid
+import os
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -25,7 +25,8 @@ _VALID = re.compile(PATTERN)
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as ``uuid4().hex``, without the UUID object's cost)."""
+    return os.urandom(16).hex()
 
 
 def is_valid(value: str) -> bool:

@@ -11,6 +11,7 @@ Which routes need what:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -71,18 +72,25 @@ def check_security_settings(settings: Settings) -> None:
     RateLimiter.from_settings(settings, KeyStore.from_settings(settings))
 
 
-def install_security(app: FastAPI, settings: Settings) -> None:
+def install_security(
+    app: FastAPI, settings: Settings, inner: Callable[[KeyStore, RateLimiter], None]
+) -> None:
     """Read the keys (a bad key setting fails here, at start-up) and add the middleware.
 
-    Call it between the body-limit and HTTP-metrics middleware: request ids then wrap the
-    body limit's 413s, and the metrics still count the 400s for bad request ids.
+    From the inside out: the JSON guard, whatever ``inner`` adds (given the keys and rate
+    limiter; create_app adds the body limit and the /classify fast path), CORS, request ids.
+    Call it before adding the HTTP-metrics middleware, so the metrics still count the 400s
+    for bad request ids; request ids wrap the body limit's 413s.
     """
     keys = KeyStore.from_settings(settings)
     app.state.keys = keys
-    app.state.rate_limiter = RateLimiter.from_settings(settings, keys)
+    limiter = RateLimiter.from_settings(settings, keys)
+    app.state.rate_limiter = limiter
     app.state.metrics_key_digest = metrics_key_digest(settings)
     warn_if_open(keys)
+    # The guard reads the whole body, so it sits inside the body limit, which bounds it.
     app.add_middleware(JsonGuard)
+    inner(keys, limiter)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:

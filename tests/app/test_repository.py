@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -160,3 +163,29 @@ def test_full_queue_answers_503_with_retry_after(tiny_model_repo: Path) -> None:
     assert 'textcls_http_requests_total{method="POST",route="/classify",status="503"} 1.0' in (
         metrics
     )
+
+
+def test_retired_versions_do_not_pile_up_in_the_frozen_heap(
+    model_repo_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """app.heap freezes what is alive after each swap; versions retired later still go.
+
+    Without the unfreeze before each collection, every retired version's cyclic garbage stays
+    frozen for good: about 3,600 objects per reload of this tiny model (measured).
+    """
+    app = create_app(make_settings(model_repo_copy, poll_interval_s=0.1))
+    caplog.set_level(logging.INFO, logger="app.repository")
+    with TestClient(app) as c:
+        wait_ready(c)
+        wait_until(lambda: "heap settled" in caplog.text)
+        first = gc.get_freeze_count()
+        assert first > 0  # settled once the first version loaded
+        for version in (2, 3, 4):
+            add_version_copy(model_repo_copy, "example", 1, version)
+            wait_until(
+                lambda v=version: c.post("/classify", json={"text": "hi"}).json()["version"] == v
+            )
+            settled = lambda n=version: caplog.text.count("heap settled") == n  # noqa: E731
+            wait_until(settled)
+        grown = gc.get_freeze_count() - first
+    assert grown < 1500, f"{grown} more frozen objects after 3 reloads"

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import caller_of, services_of
 from app.api.responses import OrjsonResponse
+from app.classify_fast_path import classification_body
 from app.schemas import ClassifyRequest, ClassifyResponse
 
 router = APIRouter(tags=["classify"])
@@ -29,19 +30,5 @@ async def classify(body: ClassifyRequest, request: Request) -> OrjsonResponse:
     )
     # Built by hand and rendered by orjson: response_model validation costs more than
     # the model call at high request rates. The schema above still documents the shape.
-    return OrjsonResponse(
-        {
-            "request_id": result.request_id,
-            "model": result.model,
-            "version": result.version,
-            "predictions": [
-                {
-                    "label": p.label,
-                    "confidence": p.confidence,
-                    "fallback": p.fallback,
-                    "ranking": [{"label": lbl, "confidence": c} for lbl, c in p.ranking],
-                }
-                for p in result.predictions
-            ],
-        }
-    )
+    # Well-formed requests are answered by app.classify_fast_path before reaching here.
+    return OrjsonResponse(classification_body(result))
