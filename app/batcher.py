@@ -4,8 +4,9 @@ Requests enqueue from the event loop and await a future; ONE inference thread pe
 version takes up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the
 oldest arrived), runs the model, sorts and ranks the whole batch at once (one vectorised
 ``rank`` per distinct top_k/threshold, instead of one per request on the event loop), counts
-the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop never runs TensorFlow. The queue is bounded in
-texts; over the bound ``submit`` raises QueueFull at once instead of holding memory.
+the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop
+never runs TensorFlow. The queue is bounded in texts; over the bound ``submit`` raises
+QueueFull at once instead of holding memory.
 """
 
 from __future__ import annotations
@@ -219,9 +220,7 @@ class Batcher:
             else:
                 rows = np.concatenate([np.arange(s, e) for _, s, e in members])
                 rows_p, rows_o = probs[rows], order[rows]
-            ranked = rank(
-                rows_p, rows_o, self.model.labels, top_k, threshold, self.fallback_margin
-            )
+            ranked = rank(rows_p, rows_o, self.model.labels, top_k, threshold, self.fallback_margin)
             at = 0
             for i, s, e in members:
                 out[i] = ranked[at : at + e - s]

@@ -17,8 +17,8 @@ from app.db.records import PredictionRecord
 from app.errors import InvalidInput
 from app.metrics import Metrics
 from app.ranking import RankedPrediction
-from app.request_id import new_request_id
 from app.repository import ModelRepository
+from app.request_id import new_request_id
 
 LogSink = Callable[[Sequence[PredictionRecord]], None]
 

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from app.api.error_handler import service_error_handler
 from app.api.responses import OrjsonResponse
 from app.api.routes import classify, feedback, health, metrics, models, tfserving
-from app.body_limit import BodyLimitMiddleware
 from app.auth import KeyStore
+from app.body_limit import BodyLimitMiddleware
 from app.classifier import Classifier
 from app.classify_fast_path import ClassifyFastPath
 from app.config import Settings, load_settings

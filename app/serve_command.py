@@ -43,6 +43,13 @@ def serve(
         int, typer.Option(min=1, help="Worker processes; >1 shares /metrics across them.")
     ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="uvicorn's line per request. Off by default: every prediction is already in "
+            "the prediction log and every request in /metrics, and the line costs CPU."
+        ),
+    ] = False,
 ) -> None:
     """Serve the models under the model repository over HTTP."""
     if model_dir is not None:
@@ -68,6 +75,7 @@ def serve(
         "host": host,
         "port": port,
         "log_level": log_level,
+        "access_log": access_log,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
     }
     exit_zero_on_sigterm()

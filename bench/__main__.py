@@ -87,8 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--variant-log-level",
-        default="warning",
-        help="Tuning: the variant's uvicorn --log-level (info turns access logs on).",
+        default="info",
+        help="Tuning: the variant's --log-level (textcls serve's default is info).",
     )
     p.add_argument(
         "--postgres-url",
@@ -128,7 +128,8 @@ def server_specs(
     baseline_env = {**common, MODEL_PATH_ENV: str(version_dir)}
     model_dir = version_dir.parent.parent
 
-    def textcls_argv(workers: int, log_level: str = "warning") -> list[str]:
+    def textcls_argv(workers: int, log_level: str = "info") -> list[str]:
+        # textcls serve's own defaults (log level info, no access log), as `make run` runs it.
         return [
             sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
             "--model-dir", str(model_dir), "--workers", str(workers), "--log-level", log_level,
@@ -165,7 +166,7 @@ def server_specs(
                 textcls_env(rows.TEXTCLS_PG, pg_url),
             )
         )
-    if args.variant or args.variant_workers or args.variant_log_level != "warning":
+    if args.variant or args.variant_workers or args.variant_log_level != "info":
         workers = args.variant_workers or args.workers
         change = " ".join(
             [*args.variant, f"workers={workers}", f"log-level={args.variant_log_level}"]

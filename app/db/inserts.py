@@ -27,8 +27,9 @@ _CONFLICT = 'ON CONFLICT (request_id, "index") DO NOTHING'
 
 
 def _sqlite_time(value: datetime) -> str:
-    # The format SQLAlchemy's SQLite DateTime uses, so ORM reads and comparisons agree.
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The format SQLAlchemy's SQLite DateTime uses ("%Y-%m-%d %H:%M:%S.%f"), so ORM reads and
+    # comparisons agree; isoformat is several times faster than strftime.
+    return value.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 def _json(value: Any) -> str:

@@ -12,9 +12,13 @@ from app.redaction import redact
 LogTextMode = Literal["full", "redacted", "hash", "none"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PredictionRecord:
-    """A classified text with the full text; the log writer applies the privacy mode."""
+    """A classified text with the full text; the log writer applies the privacy mode.
+
+    Not frozen: one is built per answered text on the event loop, and a frozen dataclass's
+    ``__init__`` pays an ``object.__setattr__`` call per field. Nothing mutates records.
+    """
 
     request_id: str
     index: int

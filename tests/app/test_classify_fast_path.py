@@ -55,9 +55,10 @@ def _client(model_dir: Path, fast: bool, **settings: Any) -> TestClient:
 def pair(request: pytest.FixtureRequest, tiny_model_repo: Path) -> Iterator[tuple]:
     """(fast client, slow client, spy) for a service with API keys, and for an open one."""
     extra = {"api_keys": f"chat:{KEY}"} if request.param == "api keys" else {}
-    with _client(tiny_model_repo, True, **extra) as fast, _client(
-        tiny_model_repo, False, **extra
-    ) as slow:
+    with (
+        _client(tiny_model_repo, True, **extra) as fast,
+        _client(tiny_model_repo, False, **extra) as slow,
+    ):
         wait_ready(fast)
         wait_ready(slow)
         layer = _fast_path(fast.app)  # type: ignore[arg-type]

@@ -98,3 +98,21 @@ def test_the_id_is_the_logged_request_id(tiny_model_repo: Path, tmp_path: Path) 
         ).all()
     engine.dispose()
     assert [tuple(row) for row in rows] == [("logged-1", 0), ("logged-1", 1)]
+
+
+def test_generated_ids_are_random_hex_and_a_forked_child_makes_its_own() -> None:
+    import os
+
+    from app.request_id import new_request_id
+
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id must not be the parent's next one
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != new_request_id()
