@@ -72,6 +72,7 @@ class Batcher:
         max_queue_texts: int,
         metrics: Metrics | None = None,
         fallback_margin: float = 0.0,
+        threads: int = 1,
     ) -> None:
         self.model = model
         self.fallback_margin = fallback_margin
@@ -95,10 +96,20 @@ class Batcher:
                 label: metrics.predictions.labels(model.name, version, label)
                 for label in model.labels
             }
-        self._thread = threading.Thread(
-            target=self._run, name=f"infer-{model.name}-v{model.version}", daemon=True
-        )
-        self._thread.start()
+        # More than one thread: a batch can fill and start while the previous one still runs,
+        # so the event loop's work and the model's overlap instead of taking turns.
+        self._threads = [
+            threading.Thread(
+                target=self._run, name=f"infer-{model.name}-v{model.version}-{i}", daemon=True
+            )
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def is_alive(self) -> bool:
+        """Whether any inference thread still runs."""
+        return any(t.is_alive() for t in self._threads)
 
     @property
     def depth(self) -> int:
@@ -143,24 +154,29 @@ class Batcher:
         return asyncio.ensure_future(_join([it.future for it in items]))
 
     def close(self, timeout: float | None = None) -> None:
-        """Stop taking texts, finish those already queued, then end the thread."""
+        """Stop taking texts, finish those already queued, then end the threads."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _take_batch(self) -> list[_Item] | None:
         with self._cond:
-            while not self._pending and not self._closed:
-                self._cond.wait()
-            if not self._pending:
-                return None  # closed and drained
-            deadline = self._pending[0].enqueued + self.max_batch_wait_s
-            while self._pending_texts < self.max_batch_size and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
+            while True:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return None  # closed and drained
+                deadline = self._pending[0].enqueued + self.max_batch_wait_s
+                while self._pending_texts < self.max_batch_size and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._pending:
+                        break
+                    self._cond.wait(remaining)
+                if self._pending:
+                    break  # else another thread took them while this one waited
             batch: list[_Item] = []
             size = 0
             while self._pending and size + len(self._pending[0].texts) <= self.max_batch_size:

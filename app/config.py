@@ -43,9 +43,16 @@ class Settings(BaseSettings):
     )
 
     # Batching and limits
-    max_batch_size: int = Field(64, ge=1, le=4096, description="Texts per model call, at most.")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Texts per model call, at most.")
     max_batch_wait_ms: float = Field(
         2.0, ge=0, le=1000, description="How long a batch waits to fill once it has one text."
+    )
+    inference_threads: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Model calls in flight at once per model: with 2, a batch fills and "
+        "starts while the previous one runs.",
     )
     max_queue_texts: int = Field(
         4096, ge=1, description="Texts waiting per model before /classify answers 503."

@@ -181,6 +181,7 @@ class ModelRepository:
             s.max_queue_texts,
             self.metrics,
             s.fallback_margin,
+            s.inference_threads,
         )
         old = entry.serving
         entry.serving = Serving(model, batcher)  # the swap: one assignment on the loop

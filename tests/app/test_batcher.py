@@ -98,9 +98,53 @@ def test_a_failing_model_call_fails_its_requests_not_the_thread(
                 await batcher.submit(["a"])
             with pytest.raises(InferenceFailed):  # the thread lived on to answer again
                 await batcher.submit(["b"])
-            return batcher._thread.is_alive()
+            return batcher.is_alive()
         finally:
             await asyncio.to_thread(batcher.close)
 
     assert asyncio.run(run()) is True
     broken.release()
+
+
+def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> None:
+    """Requests with different top_k/threshold (or none) share model calls; each is ranked as
+    asked, and the prediction metrics count each ranked text once."""
+    from app.ranking import descending_order, rank
+
+    metrics = Metrics()
+    specs = [(1, 0.0), (3, 0.99), None, (1000, 0.5)]
+
+    async def run() -> list:
+        batcher = Batcher(model, 64, 0.05, 1000, metrics=metrics, fallback_margin=0.1)
+        try:
+            requests = [(_texts(1 + i % 4), specs[i % 4]) for i in range(24)]
+            results = await asyncio.gather(*(batcher.submit(t, s) for t, s in requests))
+            # A request over the batch size is ranked across its parts too.
+            big = await batcher.submit(_texts(150), (2, 0.3))
+            return [*zip(requests, results, strict=True), ((_texts(150), (2, 0.3)), big)]
+        finally:
+            await asyncio.to_thread(batcher.close)
+
+    answered = asyncio.run(run())
+    calls = metrics.registry.get_sample_value(
+        "textcls_inference_batch_size_count", {"model": "example"}
+    )
+    assert calls is not None and calls < 24
+    for (texts, spec), result in answered:
+        if spec is None:
+            assert result.predictions is None
+            continue
+        probs = model.predict(texts)
+        want = rank(probs, descending_order(probs), model.labels, *spec, 0.1)
+        assert [p.label for p in result.predictions] == [p.label for p in want]
+        assert [p.fallback for p in result.predictions] == [p.fallback for p in want]
+        assert [len(p.ranking) for p in result.predictions] == [len(p.ranking) for p in want]
+    ranked_texts = sum(len(t) for (t, s), _ in answered if s is not None)
+    counted = sum(
+        s.value
+        for family in metrics.registry.collect()
+        if family.name == "textcls_predictions"
+        for s in family.samples
+        if s.name == "textcls_predictions_total"
+    )
+    assert counted == ranked_texts

@@ -68,7 +68,7 @@ def test_new_version_under_load_swaps_with_no_failed_request(model_repo_copy: Pa
         assert versions.count(1) > 0 and versions.count(2) >= 100
         assert c.post("/classify", json={"text": "hello"}).json()["version"] == 2
         # The old version was drained and released: its thread ended, its model dropped.
-        wait_until(lambda: not old.batcher._thread.is_alive())
+        wait_until(lambda: not old.batcher.is_alive())
         assert old.model.ready is False
         metrics = c.get("/metrics").text
     assert 'textcls_model_reloads_total{model="example",result="success"} 2.0' in metrics
