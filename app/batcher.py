@@ -147,8 +147,7 @@ class Batcher:
             # Wake the thread only when it may act: it was idle, or a batch is now full.
             if was_idle or self._pending_texts >= self.max_batch_size:
                 self._cond.notify()
-        if self._m is not None:
-            self._depth_g.set(self._pending_texts)
+        # The queue-depth gauge is set by the inference threads after each batch.
         if len(items) == 1:
             return items[0].future
         return asyncio.ensure_future(_join([it.future for it in items]))

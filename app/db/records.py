@@ -57,10 +57,12 @@ def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
     created = record.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
+    elif created.tzinfo is not UTC:
+        created = created.astimezone(UTC)
     return {
         "request_id": record.request_id,
         "index": record.index,
-        "created_at": created.astimezone(UTC),
+        "created_at": created,
         "client": record.client,
         "model": record.model,
         "version": record.version,
