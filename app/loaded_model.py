@@ -94,8 +94,34 @@ class LoadedModel:
         return np.asarray(out[OUTPUT_KEY].numpy(), dtype=np.float32)
 
     def release(self) -> None:
-        """Drop the TF objects so their memory can be reclaimed."""
+        """Destroy the model's TF resources, then drop the TF objects.
+
+        Call it only once nothing predicts with this model any more (the repository closes
+        the batcher first). The explicit destroy matters: TensorFlow does not free a restored
+        SavedModel's lookup tables when their Python objects go, so every reload of the
+        BANKING77 ngram model kept its old vocabularies, +7 MiB of RSS per reload
+        (bench.reload_memory, 20 reloads: 853 -> 989 MiB; with the destroy, flat at ~890).
+        """
         self.ready = False
+        if self._fn is not None:
+            destroyed = destroy_resources(self._fn)
+            log.debug("%s v%s: destroyed %d TF resources", self.name, self.version, destroyed)
         self._fn = None
         self._module = None
         gc.collect()
+
+
+def destroy_resources(fn: Any) -> int:
+    """Destroy every resource (lookup table, variable) a concrete function captured.
+
+    A variable's own deleter later finds its resource gone, which it ignores
+    (``ignore_lookup_error``), as does this for a resource already destroyed.
+    """
+    import tensorflow as tf
+
+    destroyed = 0
+    for tensor in fn.captured_inputs:
+        if tensor.dtype == tf.resource:
+            tf.raw_ops.DestroyResourceOp(resource=tensor, ignore_lookup_error=True)
+            destroyed += 1
+    return destroyed

@@ -189,3 +189,20 @@ def test_retired_versions_do_not_pile_up_in_the_frozen_heap(
             wait_until(settled)
         grown = gc.get_freeze_count() - first
     assert grown < 1500, f"{grown} more frozen objects after 3 reloads"
+
+
+def test_release_destroys_the_models_tf_resources(tiny_model_repo: Path) -> None:
+    """TensorFlow keeps a restored SavedModel's lookup tables after its Python objects go;
+    release() destroys them, so even a kept reference to the function no longer runs."""
+    import tensorflow as tf
+
+    from app.device import CPU
+    from app.loaded_model import LoadedModel
+
+    model = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    model.load()
+    fn = model._fn
+    assert model.predict(["lost card"]).shape[0] == 1
+    model.release()
+    with pytest.raises(tf.errors.OpError):
+        fn(text=tf.constant(["lost card"]))
