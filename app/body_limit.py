@@ -41,7 +41,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] != "http.request":
                 # The client went away; let the app see that as it normally would.
-                await self.app(scope, _replay([message], receive), send)
+                await self.app(scope, replay([message], receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -52,7 +52,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        await self.app(scope, replay([body], receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         exc = PayloadTooLarge(
@@ -63,7 +63,8 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` (already read) first, then reads on."""
     queue = list(messages)
 
     async def replay() -> Message:

@@ -16,6 +16,7 @@ paths give the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handler import service_error_handler
 from app.auth import KeyStore
+from app.body_limit import replay
 from app.classifier import Classification
 from app.config import Settings
 from app.errors import ServiceError
@@ -85,14 +87,14 @@ class ClassifyFastPath:
         keys: KeyStore,
         limiter: RateLimiter,
         route: BaseRoute | None = None,
-        services: Any = None,
+        services: Callable[[], Services | None] = lambda: None,
     ) -> None:
         self.app = app
         self.max_body_bytes = settings.max_body_bytes
         self.keys = keys
         self.limiter = limiter
         self.route = route
-        self._services = services  # a callable returning Services | None (the app's state)
+        self._services = services  # the app's services once its lifespan has started them
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -108,13 +110,13 @@ class ClassifyFastPath:
             return
         body, read = await self._read_body(receive)
         if body is None:
-            await self.app(scope, _replay(read, receive), send)
+            await self.app(scope, replay(read, receive), send)
             return
         services: Services | None = self._services()
         request = self._parse(body, headers, len(scope["headers"]))
         client = self._client(scope, headers) if request is not None else None
         if request is None or client is None or services is None:
-            await self.app(scope, _replay(read, receive), send)
+            await self.app(scope, replay(read, receive), send)
             return
         if self.route is not None:
             scope["route"] = self.route  # the HTTP metrics label it as the router would
@@ -185,12 +187,3 @@ class ClassifyFastPath:
             return peer[0] if peer else "anonymous"
         key = _presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
         return self.keys.identify(key) if key is not None else None
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    queue = list(messages)
-
-    async def replay() -> Message:
-        return queue.pop(0) if queue else await receive()
-
-    return replay

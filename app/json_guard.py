@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.body_limit import replay
 from app.error_responses import send_error
 
 SURROGATE = (
@@ -97,11 +98,7 @@ class JsonGuard:
         ]
         if messages[-1]["type"] != "http.request":
             queue = messages  # the client went away; let the app see it as it would
-
-        async def replay() -> Message:
-            return queue.pop(0) if queue else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(queue, receive), send)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
