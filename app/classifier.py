@@ -15,7 +15,6 @@ import numpy as np
 from app.config import Settings
 from app.db.records import PredictionRecord
 from app.errors import InvalidInput
-from app.metrics import Metrics
 from app.ranking import RankedPrediction
 from app.repository import ModelRepository
 from app.request_id import new_request_id
@@ -34,18 +33,14 @@ class Classification:
 
 
 class Classifier:
-    """Validates texts against the limits, runs them through the batcher and ranks them."""
+    """Validates texts against the limits and runs them through the batcher, which ranks them
+    and counts them in the prediction metrics."""
 
     def __init__(
-        self,
-        settings: Settings,
-        repository: ModelRepository,
-        metrics: Metrics | None = None,
-        log_sink: LogSink | None = None,
+        self, settings: Settings, repository: ModelRepository, log_sink: LogSink | None = None
     ) -> None:
         self.settings = settings
         self.repository = repository
-        self.metrics = metrics
         self.log_sink = log_sink
 
     def check_texts(self, texts: Sequence[object]) -> list[str]:

@@ -44,9 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             log_writer = PredictionLogWriter(settings, metrics=app_metrics)
             log_writer.start()
-        classifier = Classifier(
-            settings, repository, app_metrics, log_writer.submit if log_writer else None
-        )
+        classifier = Classifier(settings, repository, log_writer.submit if log_writer else None)
         app.state.services = Services(
             settings, app_metrics, device, repository, classifier, log_writer
         )
