@@ -65,53 +65,33 @@ PG_INSERT_SQL = (
 )
 
 
-def _pg_params(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            r["request_id"],
-            r["index"],
-            r["created_at"],
-            r["client"],
-            r["model"],
-            r["version"],
-            r["text"],
-            r["text_sha256"],
-            r["label"],
-            r["confidence"],
-            r["fallback"],
-            _json(r["ranking"]),
-            r["latency_ms"],
-            r["batch_size"],
-        )
-        for r in rows
-    ]
+def _values(row: dict[str, Any], convert_time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """``row``'s parameters in COLUMNS order."""
+    return (
+        row["request_id"],
+        row["index"],
+        convert_time(row["created_at"]),
+        row["client"],
+        row["model"],
+        row["version"],
+        row["text"],
+        row["text_sha256"],
+        row["label"],
+        row["confidence"],
+        row["fallback"],
+        _json(row["ranking"]),
+        row["latency_ms"],
+        row["batch_size"],
+    )
 
 
-def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[Any]:
-    convert_time = _DIALECTS[dialect][2]
-    flat: list[Any] = []
-    for r in rows:
-        flat += (
-            r["request_id"],
-            r["index"],
-            convert_time(r["created_at"]),
-            r["client"],
-            r["model"],
-            r["version"],
-            r["text"],
-            r["text_sha256"],
-            r["label"],
-            r["confidence"],
-            r["fallback"],
-            _json(r["ranking"]),
-            r["latency_ms"],
-            r["batch_size"],
-        )
-    return flat
+def _same(value: datetime) -> datetime:
+    return value  # psycopg sends aware datetimes as timestamptz
 
 
 def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert ``rows``, one multi-row INSERT per ``MAX_ROWS_PER_STATEMENT``; return rows inserted.
+    """Insert ``rows`` and return how many were new: on SQLite one multi-row INSERT per
+    ``MAX_ROWS_PER_STATEMENT`` rows, on PostgreSQL one pipelined executemany.
 
     Rows whose ``(request_id, index)`` is already there are skipped, so replaying is safe.
     """
@@ -119,12 +99,12 @@ def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     if dialect == "postgresql":
         # A list of parameter tuples: SQLAlchemy calls the driver's executemany, and the
         # result's rowcount is the sum over the rows (duplicates count 0).
-        return conn.exec_driver_sql(PG_INSERT_SQL, _pg_params(rows)).rowcount
+        return conn.exec_driver_sql(PG_INSERT_SQL, [_values(r, _same) for r in rows]).rowcount
     inserted = 0
     for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
         chunk = rows[start : start + MAX_ROWS_PER_STATEMENT]
-        result = conn.exec_driver_sql(
-            insert_sql(dialect, len(chunk)), tuple(_params(dialect, chunk))
-        )
+        convert_time = _DIALECTS[dialect][2]
+        flat = tuple(value for row in chunk for value in _values(row, convert_time))
+        result = conn.exec_driver_sql(insert_sql(dialect, len(chunk)), flat)
         inserted += result.rowcount
     return inserted
