@@ -154,6 +154,12 @@ def presented_key(bearer: HTTPAuthorizationCredentials | None, api_key: str | No
     return api_key or None
 
 
+def peer_client(scope: Any) -> str:
+    """An open service's name for its caller: the peer's address (``anonymous`` if unknown)."""
+    peer = scope.get("client")
+    return str(peer[0]) if peer else "anonymous"
+
+
 async def authenticate(request: Request, bearer: BearerCredentials, api_key: ApiKeyHeader) -> str:
     """The calling client's name (also set as ``request.state.client``); 401 if unknown.
 
@@ -161,7 +167,7 @@ async def authenticate(request: Request, bearer: BearerCredentials, api_key: Api
     """
     keys: KeyStore = request.app.state.keys
     if keys.is_open:
-        client = request.client.host if request.client else "anonymous"
+        client = peer_client(request.scope)
     else:
         key = presented_key(bearer, api_key)
         if key is None:

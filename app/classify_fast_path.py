@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handler import service_error_handler
-from app.auth import KeyStore
+from app.auth import KeyStore, peer_client
 from app.body_limit import replay
 from app.classifier import Classification
 from app.config import Settings
@@ -183,7 +183,6 @@ class ClassifyFastPath:
     def _client(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
         """The client's name as the auth dependency would set it; None when it would refuse."""
         if self.keys.is_open:
-            peer = scope.get("client")
-            return peer[0] if peer else "anonymous"
+            return peer_client(scope)
         key = _presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
         return self.keys.identify(key) if key is not None else None

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth import peer_client
 from app.config import Settings
 from app.errors import ModelNotReady
 from app.metrics import Metrics
@@ -35,8 +36,7 @@ def caller_of(request: Request) -> tuple[str | None, str | None]:
     state = request.scope.get("state") or {}
     client = state.get("client")
     if client is None:
-        peer = request.scope.get("client")
-        client = peer[0] if peer else "anonymous"
+        client = peer_client(request.scope)
     return client, state.get("request_id")
 
 
