@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from pathlib import Path
@@ -108,7 +107,8 @@ class LoadedModel:
             log.debug("%s v%s: destroyed %d TF resources", self.name, self.version, destroyed)
         self._fn = None
         self._module = None
-        gc.collect()
+        # No gc.collect() here: the repository's swap ends with app.heap.settle, which
+        # unfreezes and collects once (a collection here could not reach frozen objects).
 
 
 def destroy_resources(fn: Any) -> int:
