@@ -1,0 +1,10 @@
+"""textcls's HTTP service, by concern; arrows point one way, edge -> plane -> predlog.
+
+- ``app.edge``: HTTP only (middleware, auth, rate limits, request ids, schemas, routes).
+- ``app.plane``: the data plane without HTTP (repository, batcher, classifier, ranking).
+- ``app.predlog``: the prediction log (writer, spill file, redaction, tables, migrations).
+- top level: ``main`` (app factory, the middleware list), ``config`` (settings), ``errors``
+  (domain errors, no HTTP statuses), ``metrics``, ``cli`` and ``serve_command``.
+Top-level ``config``, ``errors`` and ``metrics`` import no subpackage. tests/app/test_layout.py
+walks the imports to keep it so.
+"""

@@ -20,7 +20,7 @@ cli = typer.Typer(
 
 def _register() -> None:
     from app import serve_command
-    from app.db import commands as db_commands
+    from app.predlog import commands as db_commands
     from training import commands as training_commands
 
     training_commands.register(cli)

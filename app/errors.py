@@ -1,63 +1,97 @@
-"""The service's exception hierarchy; each error carries its HTTP status, mapped in one place."""
+"""The service's domain errors: what went wrong, never how HTTP says it (app.edge.errors maps them).
+
+Each leaf names one situation; the middle classes (``NotFound``, ``Unavailable``, ...) are the
+kinds a transport cares about, so a new error only has to pick its kind.
+"""
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """Base of every error the service turns into an HTTP answer ``{"detail": ...}``."""
+    """Base of every error a request can be answered with; ``detail`` is safe to show a client.
 
-    status_code = 500
+    ``retry_after_s`` says when trying again may succeed (None: not soon, or not at all).
+    """
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers
+        self.retry_after_s = retry_after_s
+
+
+# -- the kinds --------------------------------------------------------------------------
 
 
 class InvalidInput(ServiceError):
-    """The request is well-formed JSON but breaks a rule (empty text, too many texts...)."""
-
-    status_code = 422
+    """The request is well-formed but breaks a rule (empty text, too many texts, bad label...)."""
 
 
-class ModelNotFound(ServiceError):
-    """No model of that name is in the repository."""
-
-    status_code = 404
+class NotFound(ServiceError):
+    """Something the request names does not exist."""
 
 
-class VersionNotFound(ServiceError):
-    """The model exists but the requested version is not being served."""
-
-    status_code = 404
-
-
-class ModelNotReady(ServiceError):
-    """The model is known but has no warmed-up version to answer with (yet)."""
-
-    status_code = 503
-
-
-class QueueFull(ServiceError):
-    """The batcher's bounded queue is full; the client should retry shortly."""
-
-    status_code = 503
-
-    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+class Unavailable(ServiceError):
+    """The service cannot answer this now; the same request may succeed later."""
 
 
 class PayloadTooLarge(ServiceError):
     """The request body is over ``TEXTCLS_MAX_BODY_BYTES``."""
 
-    status_code = 413
+
+class Unauthorized(ServiceError):
+    """No API key, or one that matches no client."""
+
+
+class RateLimited(ServiceError):
+    """The client has used up its token bucket."""
+
+    def __init__(self, client: str, retry_after_s: int) -> None:
+        super().__init__(
+            f"rate limit exceeded for client {client!r}; retry in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
 
 
 class InferenceFailed(ServiceError):
-    """The model raised while predicting a batch; a server-side fault, reported as 500."""
+    """The model raised while predicting a batch: a fault of the server, not of the request."""
 
-    status_code = 500
+
+# -- the situations ---------------------------------------------------------------------
+
+
+class ModelNotFound(NotFound):
+    """No model of that name is in the repository."""
+
+
+class VersionNotFound(NotFound):
+    """The model exists but the requested version is not being served."""
+
+
+class PredictionNotFound(NotFound):
+    """No logged prediction has this request id and index."""
+
+
+class ModelNotReady(Unavailable):
+    """The model is known but has no warmed-up version to answer with (yet)."""
+
+
+class QueueFull(Unavailable):
+    """The batcher's bounded queue is full; the client should retry shortly."""
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+
+
+class PredictionLogOff(Unavailable):
+    """Feedback needs the prediction log, and ``TEXTCLS_LOG_PREDICTIONS`` is false."""
+
+
+class LogStoreUnavailable(Unavailable):
+    """The prediction log database does not answer right now."""
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
 
 
 class DeviceError(Exception):
-    """The requested inference device cannot be used; a start-up error, not an HTTP one."""
+    """The requested inference device cannot be used; a start-up error, not a request's."""

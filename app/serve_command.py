@@ -1,12 +1,23 @@
-"""``textcls serve``: run the service under uvicorn, with one or several worker processes."""
+"""``textcls serve``: run the service under uvicorn, with one or several worker processes.
+
+Graceful shutdown: on SIGTERM uvicorn stops accepting connections, waits up to
+``timeout_graceful_shutdown`` (``TEXTCLS_SHUTDOWN_GRACE_S``) for the requests in flight, and runs
+the lifespan shutdown, which drains the batch queues and flushes the prediction log. Then it
+restores the SIGTERM handler it found and raises the signal again; with Python's default handler
+the process would end "killed by SIGTERM" (status 143), which orchestrators read as a crash, so
+``exit_zero_on_sigterm`` installs one that exits with status 0.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -22,10 +33,24 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_CONFIG)
 
 
+def _exit_zero(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def exit_zero_on_sigterm() -> None:
+    """Install the handler uvicorn hands SIGTERM back to once it has drained.
+
+    Installed before uvicorn starts, it also turns a SIGTERM during start-up (loading
+    TensorFlow) into a clean exit: nothing is in flight then.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_zero)
+
+
 def _check_gpu_present() -> None:
     """Fail before forking workers when TEXTCLS_DEVICE=gpu and TensorFlow sees no GPU."""
-    from app.device import configure_device
     from app.errors import DeviceError
+    from app.plane.device import configure_device
 
     try:
         configure_device("gpu")
@@ -55,8 +80,7 @@ def serve(
     if model_dir is not None:
         # Through the environment, so worker processes build the same settings.
         os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
-    from app.security import check_security_settings
-    from app.shutdown import exit_zero_on_sigterm
+    from app.edge.access import check_security_settings
 
     try:
         settings = load_settings()

@@ -32,10 +32,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.engine import create_db_engine
-from app.db.records import PredictionRecord
-from app.db.tables import PredictionLog
-from app.log_writer import PredictionLogWriter
+from app.predlog.engine import create_db_engine
+from app.predlog.records import PredictionRecord
+from app.predlog.tables import PredictionLog
+from app.predlog.writer import PredictionLogWriter
 from bench import loadgen, texts
 from bench.model import DEFAULT_MODEL_DIR, ensure_model
 from bench.postgres import DEFAULT_URL, bench_schema

@@ -24,8 +24,8 @@ def bench_schema(base_url: str) -> Iterator[str]:
 
     Its own schema, so the run neither sees nor disturbs tables of tests using the same database.
     """
-    from app.db.engine import create_db_engine
-    from app.db.migrate import upgrade
+    from app.predlog.engine import create_db_engine
+    from app.predlog.migrate import upgrade
 
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base_url, connect_args={"connect_timeout": 5})

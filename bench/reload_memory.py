@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 from app.config import Settings
-from app.device import CPU
 from app.metrics import Metrics
-from app.repository import ModelRepository
+from app.plane.device import CPU
+from app.plane.repository import ModelRepository
 from training.artifact import METADATA_FILE, versions
 
 

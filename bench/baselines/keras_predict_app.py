@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from app.schemas import ClassifyRequest, ClassifyResponse
+from app.edge.schemas import ClassifyRequest, ClassifyResponse
 from bench.baselines.shaping import load_metadata, model_path_from_env, ranked_response, texts_of
 from training.artifact import INPUT_KEY, OUTPUT_KEY, SIGNATURE_KEY
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from app.schemas import ClassifyRequest, ClassifyResponse
+from app.edge.schemas import ClassifyRequest, ClassifyResponse
 from bench.baselines.shaping import load_metadata, ranked_response, texts_of
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.schemas import ClassifyRequest, ClassifyResponse, Prediction, RankedLabel
+from app.edge.schemas import ClassifyRequest, ClassifyResponse, Prediction, RankedLabel
 from training.artifact import Metadata, read_metadata
 
 MODEL_PATH_ENV = "TEXTCLS_BENCH_MODEL_PATH"

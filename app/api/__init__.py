@@ -1,1 +1,0 @@
-"""The HTTP layer: routes, dependencies and the JSON response class."""

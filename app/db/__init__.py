@@ -1,1 +1,0 @@
-"""The prediction log's database: tables, engine, migrations, queries and CLI commands."""

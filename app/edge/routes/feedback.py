@@ -1,0 +1,106 @@
+"""POST /feedback: the correct label for one logged prediction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from app.edge.deps import ServicesDep
+from app.errors import PredictionLogOff
+from app.plane.services import Services
+from app.predlog.feedback import record_feedback
+from training.artifact import ArtifactError, read_metadata, version_path
+
+router = APIRouter(tags=["feedback"])
+
+FLUSH_WAIT_S = 2.0
+
+
+class FeedbackRequest(BaseModel):
+    """Which prediction (the response's ``request_id`` and the text's ``index``) and its label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"request_id": "3f2c9a7e0b1d4e5f8a6b7c8d9e0f1a2b", "index": 0, "label": "lost_card"}
+            ]
+        },
+    )
+
+    request_id: StrictStr = Field(min_length=1, max_length=64)
+    index: StrictInt = Field(
+        ge=0, description="Position of the text in the request (0 for 'text')."
+    )
+    label: StrictStr = Field(min_length=1, max_length=255, description="The correct label.")
+
+
+class FeedbackResponse(BaseModel):
+    """The stored correction; ``correct`` tells whether the model had it right."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: int
+    request_id: str
+    index: int
+    label: str
+    predicted_label: str
+    correct: bool
+    model: str
+    version: int
+    created_at: datetime
+    source: str
+
+
+ERRORS = {
+    404: {"description": "No logged prediction with this request_id and index."},
+    422: {"description": "Invalid body, or a label the prediction's model does not have."},
+    503: {"description": "The prediction log is off or its database is unavailable."},
+}
+
+
+def labels_of(services: Services, model: str, version: int) -> list[str] | None:
+    """Labels of ``model`` ``version``: the loaded one if it is served, else its metadata.json."""
+    entry = services.repository.entries.get(model)
+    if entry is not None and entry.serving is not None:
+        loaded = entry.serving.model
+        if loaded.version == version:
+            return list(loaded.labels)
+    try:
+        return read_metadata(version_path(services.settings.model_dir, model, version)).labels
+    except ArtifactError:
+        return None  # the version is gone: the label cannot be checked
+
+
+@router.post("/feedback", status_code=201, response_model=FeedbackResponse, responses=ERRORS)  # type: ignore[arg-type]
+def post_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackResponse:
+    """Record the correct label of a logged prediction; a later correction wins."""
+    writer = services.log_writer
+    if writer is None or writer.engine is None:
+        raise PredictionLogOff(
+            "feedback needs the prediction log; TEXTCLS_LOG_PREDICTIONS is false"
+        )
+    stored = record_feedback(
+        writer.engine,
+        body.request_id,
+        body.index,
+        body.label,
+        partial(labels_of, services),
+        flush_log=partial(writer.flush, FLUSH_WAIT_S),
+    )
+    services.metrics.feedback.labels(stored.model, "true" if stored.correct else "false").inc()
+    return FeedbackResponse(
+        id=stored.id,
+        request_id=stored.request_id,
+        index=stored.index,
+        label=stored.label,
+        predicted_label=stored.predicted_label,
+        correct=stored.correct,
+        model=stored.model,
+        version=stored.version,
+        created_at=stored.created_at,
+        source=stored.source,
+    )

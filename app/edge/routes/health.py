@@ -1,0 +1,35 @@
+"""Liveness (/healthz) and readiness (/readyz) probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.edge.deps import ServicesDep
+from app.edge.responses import OrjsonResponse
+from app.edge.schemas import HealthResponse, ReadyResponse
+from app.plane.readiness import readiness_details
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz() -> OrjsonResponse:
+    """The process answers."""
+    return OrjsonResponse({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    responses={503: {"model": ReadyResponse, "description": "No model warmed up yet."}},
+)
+async def readyz(services: ServicesDep) -> OrjsonResponse:
+    """Ready once a model is loaded and warmed up; 503 before that. Shows the device."""
+    repo = services.repository
+    served = {
+        name: e.serving.model.version for name, e in repo.entries.items() if e.serving is not None
+    }
+    ready = repo.ready
+    body = {"ready": ready, "device": services.device.kind, "models": served}
+    body.update(readiness_details(services))
+    return OrjsonResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,60 @@
+"""GET /models and /models/{name}: served versions, labels, metrics, threshold, device."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from app.edge.deps import RepositoryDep
+from app.edge.schemas import ModelInfo, ModelsResponse
+from app.errors import ModelNotFound
+from app.plane.repository import ModelEntry, ModelRepository
+from training.artifact import versions
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
+    serving = entry.serving
+    info = ModelInfo(
+        name=entry.name,
+        ready=serving is not None,
+        version=serving.model.version if serving else None,
+        versions_on_disk=versions(repo.settings.model_dir / entry.name),
+        loading=entry.loading,
+        device=repo.device.kind,
+        failures=[
+            {"version": f.version, "error": f.error, "at": _iso(f.at)}  # type: ignore[misc]
+            for f in sorted(entry.failures.values(), key=lambda f: f.version)
+        ],
+    )
+    if serving is not None and serving.model.metadata is not None:
+        meta = serving.model.metadata
+        info.labels = list(meta.labels)
+        info.threshold = meta.fallback.threshold
+        info.metrics = meta.metrics
+        info.created_at = meta.created_at
+        info.loaded_at = _iso(serving.model.loaded_at)
+    return info
+
+
+@router.get("", response_model=ModelsResponse)
+async def list_models(repo: RepositoryDep) -> ModelsResponse:
+    """Every model in the repository, with what it serves and what failed to load."""
+    models = [describe(repo, e) for _, e in sorted(repo.entries.items())]
+    return ModelsResponse(device=repo.device.kind, models=models)
+
+
+@router.get("/{name}", response_model=ModelInfo, responses={404: {"description": "No such model."}})
+async def get_model(name: str, repo: RepositoryDep) -> ModelInfo:
+    """One model: its served version, labels, threshold, test metrics and load failures."""
+    entry = repo.entries.get(name)
+    if entry is None:
+        known = ", ".join(sorted(repo.entries)) or "none"
+        raise ModelNotFound(f"model {name!r} not found; models: {known}")
+    return describe(repo, entry)

@@ -1,0 +1,281 @@
+"""Dynamic batching: gather texts from concurrent requests into one model call per batch.
+
+Requests enqueue from the event loop and await a future; ONE inference thread per model
+version takes up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the
+oldest arrived), runs the model, sorts and ranks the whole batch at once (one vectorised
+``rank`` per distinct top_k/threshold, instead of one per request on the event loop), counts
+the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop
+never runs TensorFlow. The queue is bounded in texts; over the bound ``submit`` raises
+QueueFull at once instead of holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.errors import InferenceFailed, ModelNotReady, QueueFull
+from app.metrics import Metrics
+from app.plane.loaded_model import LoadedModel
+from app.plane.ranking import RankedPrediction, descending_order, rank
+
+# (top_k, threshold) a request wants its texts ranked with; None: probabilities only.
+RankSpec = tuple[int, float]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """A request's slice of one or more model batches."""
+
+    probabilities: np.ndarray  # float32 [n, n_labels]
+    order: np.ndarray  # label indices per row, most probable first
+    batch_size: int  # texts in the (largest) model call that served these texts
+    predictions: list[RankedPrediction] | None = None  # when submitted with a RankSpec
+
+
+@dataclass(slots=True)
+class _Item:
+    texts: list[str]
+    future: asyncio.Future[BatchResult]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float
+    ranking: RankSpec | None
+
+
+def _resolve(pairs: list[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
+    # Runs on the event loop; a future may have been cancelled by a client that went away.
+    for fut, outcome in pairs:
+        if fut.done():
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+class Batcher:
+    """The batch queue and inference thread of one loaded model version."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        max_batch_size: int,
+        max_batch_wait_s: float,
+        max_queue_texts: int,
+        metrics: Metrics | None = None,
+        fallback_margin: float = 0.0,
+        threads: int = 1,
+    ) -> None:
+        self.model = model
+        self.fallback_margin = fallback_margin
+        self.max_batch_size = max_batch_size
+        self.max_batch_wait_s = max_batch_wait_s
+        self.max_queue_texts = max_queue_texts
+        self._cond = threading.Condition()
+        self._pending: deque[_Item] = deque()
+        self._pending_texts = 0
+        self._closed = False
+        self._m = metrics
+        version = str(model.version)
+        if metrics is not None:
+            self._batch_size_h = metrics.inference_batch_size.labels(model.name)
+            self._duration_h = metrics.inference_duration.labels(model.name, version)
+            self._wait_h = metrics.queue_wait.labels(model.name)
+            self._depth_g = metrics.queue_depth.labels(model.name)
+            self._confidence_h = metrics.prediction_confidence.labels(model.name)
+            self._fallbacks_c = metrics.fallbacks.labels(model.name)
+            self._by_label = {
+                label: metrics.predictions.labels(model.name, version, label)
+                for label in model.labels
+            }
+        # More than one thread: a batch can fill and start while the previous one still runs,
+        # so the event loop's work and the model's overlap instead of taking turns.
+        self._threads = [
+            threading.Thread(
+                target=self._run, name=f"infer-{model.name}-v{model.version}-{i}", daemon=True
+            )
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def is_alive(self) -> bool:
+        """Whether any inference thread still runs."""
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting for a batch."""
+        return self._pending_texts
+
+    def submit(
+        self, texts: list[str], ranking: RankSpec | None = None
+    ) -> asyncio.Future[BatchResult]:
+        """Enqueue ``texts`` now and return a future of their probabilities, in their order,
+        and, given ``ranking`` (top_k, threshold), their ranked predictions, counted in the
+        prediction metrics.
+
+        Enqueuing without an ``await`` matters: a model swap, which also runs on the loop,
+        cannot slip between choosing this version and queueing on it.
+        """
+        loop = asyncio.get_running_loop()
+        n = self.max_batch_size
+        chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
+        now = time.monotonic()
+        items = [_Item(c, loop.create_future(), loop, now, ranking) for c in chunks]
+        with self._cond:
+            if self._closed:
+                raise ModelNotReady(
+                    f"model {self.model.name!r} version {self.model.version} is shutting down"
+                )
+            if self._pending_texts + len(texts) > self.max_queue_texts:
+                raise QueueFull(
+                    f"model {self.model.name!r} has {self._pending_texts} texts queued "
+                    f"(limit {self.max_queue_texts}); retry shortly"
+                )
+            was_idle = not self._pending
+            self._pending.extend(items)
+            self._pending_texts += len(texts)
+            # Wake the thread only when it may act: it was idle, or a batch is now full.
+            if was_idle or self._pending_texts >= self.max_batch_size:
+                self._cond.notify()
+        # The queue-depth gauge is set by the inference threads after each batch.
+        if len(items) == 1:
+            return items[0].future
+        return asyncio.ensure_future(_join([it.future for it in items]))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking texts, finish those already queued, then end the threads."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _take_batch(self) -> list[_Item] | None:
+        with self._cond:
+            while True:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return None  # closed and drained
+                deadline = self._pending[0].enqueued + self.max_batch_wait_s
+                while self._pending_texts < self.max_batch_size and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._pending:
+                        break
+                    self._cond.wait(remaining)
+                if self._pending:
+                    break  # else another thread took them while this one waited
+            batch: list[_Item] = []
+            size = 0
+            while self._pending and size + len(self._pending[0].texts) <= self.max_batch_size:
+                item = self._pending.popleft()
+                batch.append(item)
+                size += len(item.texts)
+            self._pending_texts -= size
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Item]) -> None:
+        texts = [t for item in batch for t in item.texts]
+        started = time.monotonic()
+        try:
+            probs = self.model.predict(texts)
+            order = descending_order(probs)
+            ranked = self._rank(batch, probs, order)
+        except Exception as exc:  # any model fault: logged in full, and a 500 to each waiter
+            log.exception("inference failed for %s v%s", self.model.name, self.model.version)
+            error = InferenceFailed(f"inference failed: {type(exc).__name__}")
+            self._deliver([(item, error) for item in batch])
+            return
+        elapsed = time.monotonic() - started
+        if self._m is not None:
+            self._batch_size_h.observe(len(texts))
+            self._duration_h.observe(elapsed)
+            for item in batch:
+                self._wait_h.observe(started - item.enqueued)
+            self._depth_g.set(self._pending_texts)
+        outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
+        start = 0
+        for item, predictions in zip(batch, ranked, strict=True):
+            end = start + len(item.texts)
+            result = BatchResult(probs[start:end], order[start:end], len(texts), predictions)
+            outcomes.append((item, result))
+            start = end
+        self._deliver(outcomes)
+
+    def _rank(
+        self, batch: list[_Item], probs: np.ndarray, order: np.ndarray
+    ) -> list[list[RankedPrediction] | None]:
+        """Each item's ranked predictions (None where not asked), one ``rank`` per RankSpec."""
+        out: list[list[RankedPrediction] | None] = [None] * len(batch)
+        groups: dict[RankSpec, list[tuple[int, int, int]]] = {}
+        start = 0
+        for i, item in enumerate(batch):
+            end = start + len(item.texts)
+            if item.ranking is not None:
+                groups.setdefault(item.ranking, []).append((i, start, end))
+            start = end
+        for (top_k, threshold), members in groups.items():
+            if len(members) == len(batch):
+                rows_p, rows_o = probs, order  # the usual case: the whole batch alike
+            else:
+                rows = np.concatenate([np.arange(s, e) for _, s, e in members])
+                rows_p, rows_o = probs[rows], order[rows]
+            ranked = rank(rows_p, rows_o, self.model.labels, top_k, threshold, self.fallback_margin)
+            at = 0
+            for i, s, e in members:
+                out[i] = ranked[at : at + e - s]
+                at += e - s
+            if self._m is not None:
+                self._count(ranked)
+        return out
+
+    def _count(self, predictions: list[RankedPrediction]) -> None:
+        per_label: dict[str, int] = {}
+        fallbacks = 0
+        observe = self._confidence_h.observe
+        for p in predictions:
+            per_label[p.label] = per_label.get(p.label, 0) + 1
+            observe(p.confidence)
+            fallbacks += p.fallback
+        for label, n in per_label.items():
+            self._by_label[label].inc(n)
+        if fallbacks:
+            self._fallbacks_c.inc(fallbacks)
+
+    def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for item, outcome in outcomes:
+            by_loop.setdefault(item.loop, []).append((item.future, outcome))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, pairs)
+            except RuntimeError:
+                log.warning("event loop closed before %d results could be delivered", len(pairs))
+
+
+async def _join(futures: list[asyncio.Future[BatchResult]]) -> BatchResult:
+    parts = await asyncio.gather(*futures)
+    predictions = None
+    if all(p.predictions is not None for p in parts):
+        predictions = [x for p in parts for x in p.predictions]  # type: ignore[union-attr]
+    return BatchResult(
+        np.concatenate([p.probabilities for p in parts]),
+        np.concatenate([p.order for p in parts]),
+        max(p.batch_size for p in parts),
+        predictions,
+    )

@@ -1,0 +1,121 @@
+"""The classification data plane: resolve the model, batch, rank, count, and log predictions.
+
+Knows nothing of HTTP; routes call ``Classifier.classify`` and shape its result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from app.config import Settings
+from app.errors import InvalidInput
+from app.plane.ranking import RankedPrediction
+from app.plane.repository import ModelRepository
+from app.plane.request_ids import new_request_id
+from app.predlog.records import PredictionRecord
+
+LogSink = Callable[[Sequence[PredictionRecord]], None]
+
+
+@dataclass(slots=True)
+class Classification:
+    """The answer to one classify call, in input order."""
+
+    request_id: str
+    model: str
+    version: int
+    predictions: list[RankedPrediction]
+
+
+class Classifier:
+    """Validates texts against the limits and runs them through the batcher, which ranks them
+    and counts them in the prediction metrics."""
+
+    def __init__(
+        self, settings: Settings, repository: ModelRepository, log_sink: LogSink | None = None
+    ) -> None:
+        self.settings = settings
+        self.repository = repository
+        self.log_sink = log_sink
+
+    def check_texts(self, texts: Sequence[object]) -> list[str]:
+        """The texts if each is a non-blank string within the limits, else InvalidInput."""
+        s = self.settings
+        if not texts:
+            raise InvalidInput("'texts' must hold at least one text")
+        if len(texts) > s.max_texts:
+            raise InvalidInput(f"too many texts: {len(texts)} (at most {s.max_texts})")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInput(f"text {i} is not a string")
+            if len(text) > s.max_text_chars:
+                raise InvalidInput(
+                    f"text {i} has {len(text)} characters (at most {s.max_text_chars})"
+                )
+            if not text.strip():
+                raise InvalidInput(f"text {i} is empty")
+        return texts  # type: ignore[return-value]
+
+    async def probabilities(
+        self, texts: list[str], model: str | None, version: int | None
+    ) -> tuple[str, int, np.ndarray]:
+        """Raw probabilities (TF Serving's shape); texts must already be checked."""
+        serving = self.repository.resolve(model, version)
+        result = await serving.batcher.submit(texts)
+        return serving.model.name, serving.model.version, result.probabilities
+
+    async def classify(
+        self,
+        texts: list[str],
+        model: str | None = None,
+        version: int | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        client: str | None = None,
+        request_id: str | None = None,
+    ) -> Classification:
+        """Classify checked ``texts`` with the named (or default) model.
+
+        ``request_id`` keys the logged rows (and /feedback); a new one is made if not given.
+        """
+        started = time.perf_counter()
+        serving = self.repository.resolve(model, version)
+        loaded = serving.model
+        # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
+        ranking = (
+            top_k or self.settings.default_top_k,
+            loaded.threshold if threshold is None else threshold,
+        )
+        result = await serving.batcher.submit(texts, ranking)
+        predictions = result.predictions
+        assert predictions is not None
+        request_id = request_id or new_request_id()
+        if self.log_sink is not None:
+            latency_ms = (time.perf_counter() - started) * 1000
+            now = datetime.now(UTC)
+            self.log_sink(
+                [
+                    PredictionRecord(
+                        request_id,
+                        i,
+                        now,
+                        client,
+                        loaded.name,
+                        loaded.version,
+                        text,
+                        p.label,
+                        p.confidence,
+                        p.fallback,
+                        p.ranking,
+                        latency_ms,
+                        result.batch_size,
+                    )
+                    for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
+                ]
+            )
+        return Classification(request_id, loaded.name, loaded.version, predictions)

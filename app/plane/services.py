@@ -1,0 +1,25 @@
+"""The objects one app instance runs with, created in its lifespan and shared by the routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.plane.classifier import Classifier
+from app.plane.device import Device
+from app.plane.repository import ModelRepository
+
+if TYPE_CHECKING:
+    from app.predlog.writer import PredictionLogWriter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: Metrics
+    device: Device
+    repository: ModelRepository
+    classifier: Classifier
+    log_writer: PredictionLogWriter | None = None

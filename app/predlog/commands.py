@@ -1,0 +1,172 @@
+"""CLI commands of the prediction log: ``db upgrade``, ``feedback export``, ``logs stats``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from app.config import ConfigError, load_settings
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+db_app = typer.Typer(help="The prediction log's database schema.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Corrections of logged predictions.", no_args_is_help=True)
+logs_app = typer.Typer(help="The prediction log.", no_args_is_help=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="SQLAlchemy URL (default: TEXTCLS_DATABASE_URL or its default)."
+    ),
+]
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Start date, YYYY-MM-DD or an ISO date-time, UTC unless it says otherwise."
+    ),
+]
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def parse_since(value: str | None) -> datetime:
+    """``value`` as an aware UTC datetime; no value means the beginning of time."""
+    if not value:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--since {value!r} is not a date (YYYY-MM-DD)", EXIT_BAD_INPUT) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _database_url(database_url: str | None) -> str:
+    if database_url:
+        return database_url
+    try:
+        return load_settings().database_url
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+
+
+@contextmanager
+def _engine(database_url: str | None) -> Iterator[Engine]:
+    """An engine for the command; database errors become one clear line and exit 1."""
+    from app.predlog.engine import create_db_engine
+
+    url = _database_url(database_url)
+    try:
+        engine = create_db_engine(url)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise _fail(f"invalid database URL: {exc}", EXIT_BAD_INPUT) from None
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        yield engine
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        hint = " (has `textcls db upgrade` been run?)" if "prediction_log" in reason else ""
+        raise _fail(f"database {shown}: {reason}{hint}") from None
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    database_url: DatabaseUrl = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or upgrade the prediction log's tables (Alembic migrations in the package)."""
+    from app.predlog.migrate import current_revision, upgrade
+
+    with _engine(database_url) as engine:
+        upgrade(engine, revision)
+        typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@feedback_app.command("export")
+def export_command(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write (text,label).")],
+    since: Since = None,
+    skip_missing_text: Annotated[
+        bool, typer.Option(help="Leave out corrections whose text was not logged.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write corrected predictions as training data: the text and its corrected label."""
+    from app.predlog.reports import corrected_examples
+
+    start = parse_since(since)
+    with _engine(database_url) as engine:
+        examples = corrected_examples(engine, start)
+    missing = sum(e.text is None for e in examples)
+    if missing and not skip_missing_text:
+        raise _fail(
+            f"{missing} of {len(examples)} corrected predictions have no text in the log: they "
+            "were logged with TEXTCLS_LOG_TEXT=hash or none. Texts cannot be recovered; pass "
+            "--skip-missing-text to export the others."
+        )
+    rows = [(e.text, e.label) for e in examples if e.text is not None]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    skipped = f" ({missing} without text left out)" if missing else ""
+    typer.echo(f"wrote {len(rows)} corrected examples to {out}{skipped}")
+
+
+@logs_app.command("stats")
+def stats_command(
+    since: Since = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Requests, fallback rate, label distribution and accuracy on corrected predictions."""
+    from app.predlog.reports import log_stats
+
+    with _engine(database_url) as engine:
+        stats = log_stats(engine, parse_since(since))
+    if as_json:
+        body = {
+            "since": stats.since.isoformat(),
+            "requests": stats.requests,
+            "predictions": stats.predictions,
+            "fallback_rate": stats.fallback_rate,
+            "labels": stats.labels,
+            "with_feedback": stats.with_feedback,
+            "accuracy": stats.accuracy,
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    typer.echo(f"since            {stats.since.isoformat()}")
+    typer.echo(f"requests         {stats.requests}")
+    typer.echo(f"predictions      {stats.predictions}")
+    rate = "n/a" if stats.fallback_rate is None else f"{stats.fallback_rate:.1%}"
+    typer.echo(f"fallback rate    {rate}")
+    accuracy = "n/a" if stats.accuracy is None else f"{stats.accuracy:.1%}"
+    typer.echo(f"accuracy         {accuracy} on {stats.with_feedback} predictions with feedback")
+    typer.echo("labels")
+    for label, count in stats.labels.items():
+        share = count / stats.predictions if stats.predictions else 0.0
+        typer.echo(f"  {label:<24} {count:>8}  {share:6.1%}")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``db``, ``feedback`` and ``logs`` command groups to the root CLI."""
+    cli.add_typer(db_app, name="db")
+    cli.add_typer(feedback_app, name="feedback")
+    cli.add_typer(logs_app, name="logs")

@@ -1,0 +1,117 @@
+"""Read the prediction log: summary statistics and corrected examples for retraining."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, Select, case, func, select
+from sqlalchemy.orm import Session
+
+from app.predlog.tables import Feedback, PredictionLog
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """What the log holds from ``since`` on; accuracy counts the newest correction only."""
+
+    since: datetime
+    requests: int
+    predictions: int
+    fallbacks: int
+    labels: dict[str, int] = field(default_factory=dict)
+    with_feedback: int = 0
+    correct: int = 0
+
+    @property
+    def fallback_rate(self) -> float | None:
+        return self.fallbacks / self.predictions if self.predictions else None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.with_feedback if self.with_feedback else None
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectedExample:
+    """One prediction with its newest correction; ``text`` is None when it was not logged."""
+
+    request_id: str
+    index: int
+    text: str | None
+    label: str
+    predicted_label: str
+
+
+def _newest_feedback() -> Select[int]:
+    """Ids of the newest correction of each prediction."""
+    return select(func.max(Feedback.id)).group_by(Feedback.request_id, Feedback.index)
+
+
+def log_stats(engine: Engine, since: datetime) -> LogStats:
+    """Requests, fallback rate, label distribution and accuracy on corrected predictions."""
+    recent = PredictionLog.created_at >= since
+    with Session(engine) as session:
+        predictions, requests, fallbacks = session.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(PredictionLog.request_id)),
+                func.coalesce(func.sum(case((PredictionLog.fallback, 1), else_=0)), 0),
+            ).where(recent)
+        ).one()
+        labels: dict[str, int] = {
+            label: count
+            for label, count in session.execute(
+                select(PredictionLog.label, func.count())
+                .where(recent)
+                .group_by(PredictionLog.label)
+                .order_by(func.count().desc(), PredictionLog.label)
+            )
+        }
+        with_feedback, correct = session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(case((Feedback.label == PredictionLog.label, 1), else_=0)), 0
+                ),
+            )
+            .select_from(Feedback)
+            .join(
+                PredictionLog,
+                (PredictionLog.request_id == Feedback.request_id)
+                & (PredictionLog.index == Feedback.index),
+            )
+            .where(recent, Feedback.id.in_(_newest_feedback()))
+        ).one()
+    return LogStats(
+        since=since,
+        requests=requests,
+        predictions=predictions,
+        fallbacks=int(fallbacks),
+        labels=labels,
+        with_feedback=with_feedback,
+        correct=int(correct),
+    )
+
+
+def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample]:
+    """Predictions whose newest correction was given at or after ``since``, oldest first."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                PredictionLog.request_id,
+                PredictionLog.index,
+                PredictionLog.text,
+                Feedback.label,
+                PredictionLog.label,
+            )
+            .select_from(Feedback)
+            .join(
+                PredictionLog,
+                (PredictionLog.request_id == Feedback.request_id)
+                & (PredictionLog.index == Feedback.index),
+            )
+            .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
+            .order_by(Feedback.id)
+        )
+        return [CorrectedExample(*row) for row in rows]

@@ -1,0 +1,71 @@
+"""Redaction of e-mail addresses, phone numbers, card numbers and IBANs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.predlog.redaction import iban_ok, luhn_ok, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to jo.doe+bank@mail.example.co.uk today", "write to [EMAIL] today"),
+        ("card 4111 1111 1111 1111 was charged", "card [CARD] was charged"),
+        ("card 5500-0000-0000-0004", "card [CARD]"),
+        ("amex 378282246310005.", "amex [CARD]."),
+        ("iban GB82 WEST 1234 5698 7654 32 please", "iban [IBAN] please"),
+        ("DE89370400440532013000", "[IBAN]"),
+        ("fr14 2004 1010 0505 0001 3m02 606", "[IBAN]"),
+        ("call +44 20 7946 0958 now", "call [PHONE] now"),
+        ("or (555) 123-4567, or 0049-30-1234567", "or [PHONE], or [PHONE]"),
+        ("ring 07700900123", "ring [PHONE]"),
+    ],
+)
+def test_personal_data_is_replaced(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 12345 placed on 2024-05-01 and 01/05/2024",
+        "version 1.2.3 costs 12.50 EUR",
+        "card 4111 1111 1111 1112 fails Luhn",  # 16 digits: too long for a phone number
+        "GB82WEST12345698765431",  # wrong IBAN check digits
+        "ticket 123456",
+        "user@localhost is not an address with a domain",
+    ],
+)
+def test_ordinary_text_is_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
+
+
+def _luhn_complete(body: list[int]) -> str:
+    for check in range(10):
+        digits = "".join(map(str, body)) + str(check)
+        if luhn_ok(digits):
+            return digits
+    raise AssertionError("unreachable")
+
+
+@given(
+    body=st.lists(st.integers(0, 9), min_size=12, max_size=18).filter(lambda b: b[0] != 0),
+    sep=st.sampled_from(["", " ", "-"]),
+)
+def test_any_luhn_valid_card_is_redacted(body: list[int], sep: str) -> None:
+    digits = _luhn_complete(body)
+    grouped = sep.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    assert redact(f"my card is {grouped} thanks") == "my card is [CARD] thanks"
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["Nd"], blacklist_characters="@")))
+def test_text_without_digits_or_at_signs_is_untouched(text: str) -> None:
+    assert redact(text) == text
