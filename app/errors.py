@@ -34,6 +34,10 @@ class Unavailable(ServiceError):
     """The service cannot answer this now; the same request may succeed later."""
 
 
+class MalformedBody(ServiceError):
+    """The body cannot be read as what its content type says (not UTF-8, nested too deep)."""
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is over ``TEXTCLS_MAX_BODY_BYTES``."""
 

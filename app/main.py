@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from app.config import Settings, load_settings
 from app.edge.access import METRICS_ROUTES, OPEN_ROUTES, client_routes
 from app.edge.auth import KeyStore, metrics_key_digest, warn_if_open
-from app.edge.body_limit import BodyLimitMiddleware
-from app.edge.classify_fast_path import ClassifyFastPath
+from app.edge.body_guard import BodyGuard
 from app.edge.errors import service_error_handler, validation_error_handler
 from app.edge.http_metrics import HttpMetricsMiddleware
-from app.edge.json_guard import JsonGuard
 from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
-from app.edge.routes import classify, feedback, health, metrics, models, tfserving
+from app.edge.routes import feedback, health, metrics, models, tfserving
+from app.edge.routes.classify import ClassifyRoute, openapi_route
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.classifier import Classifier
@@ -33,21 +35,16 @@ from app.plane.services import Services
 
 log = logging.getLogger(__name__)
 
-# Routes that take an API key and a rate limit (when configured); see app.edge.access.
-CLIENT_ROUTERS = (classify.router, feedback.router, models.router, tfserving.router)
+# Routes that take an API key and a rate limit (when configured), besides /classify.
+CLIENT_ROUTERS = (feedback.router, models.router, tfserving.router)
 
 
 def _middleware(
-    settings: Settings,
-    *,
-    keys: KeyStore,
-    limiter: RateLimiter,
-    metrics: Metrics,
-    services: Callable[[], Services | None],
+    settings: Settings, *, metrics: Metrics, classify_route: ClassifyRoute
 ) -> list[Middleware]:
     """Every middleware, outermost first: each sees what those below it answer."""
-    # The client routers' own routes, for labelling requests answered before routing (a 413).
-    templates = [route for router in CLIENT_ROUTERS for route in router.routes]
+    # The client routes, for labelling requests answered before routing (a 413).
+    templates = [classify_route, *(route for r in CLIENT_ROUTERS for route in r.routes)]
     stack = [
         # Counts and times every answer, the 400s and 413s of the layers below included.
         Middleware(HttpMetricsMiddleware, metrics=metrics, routes=templates),
@@ -66,33 +63,32 @@ def _middleware(
                 max_age=600,
             )
         )
-    stack += [
-        Middleware(
-            ClassifyFastPath,
-            settings=settings,
-            keys=keys,
-            limiter=limiter,
-            route=classify.router.routes[0],
-            services=services,
-        ),
-        # 413 for bodies over TEXTCLS_MAX_BODY_BYTES; bounds what the JSON guard reads.
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-        # 422 for JSON that Python parses but JSON and Unicode do not allow.
-        Middleware(JsonGuard),
-    ]
+    # Reads each body once: 413 over TEXTCLS_MAX_BODY_BYTES, 422 for JSON that lies.
+    stack.append(Middleware(BodyGuard, max_body_bytes=settings.max_body_bytes))
     return stack
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app for ``settings`` (default: from the environment). Nothing heavy starts here.
+def _openapi(app: FastAPI, documented: list[BaseRoute]) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with ``documented`` routes (answered by plain Starlette routes) first."""
 
-    A bad key or rate-limit setting raises ConfigError here, at start-up.
-    """
-    settings = settings or load_settings()
-    app_metrics = Metrics()
-    keys = KeyStore.from_settings(settings)
-    limiter = RateLimiter.from_settings(settings, keys)
-    warn_if_open(keys)
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=[*documented, *app.routes],
+            )
+        return app.openapi_schema
+
+    return openapi
+
+
+def _lifespan(
+    settings: Settings, app_metrics: Metrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the device, model repository, log writer and classifier; stop them in reverse."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log_writer.start()
         classifier = Classifier(settings, repository, log_writer.submit if log_writer else None)
         app.state.services = Services(
-            settings, app_metrics, device, repository, classifier, log_writer
+            settings=settings,
+            metrics=app_metrics,
+            device=device,
+            repository=repository,
+            classifier=classifier,
+            log_writer=log_writer,
         )
         repository.start()
         try:
@@ -118,18 +119,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log_writer.stop(settings.shutdown_grace_s)
             app_metrics.close()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment). Nothing heavy starts here.
+
+    A bad key or rate-limit setting raises ConfigError here, at start-up.
+    """
+    settings = settings or load_settings()
+    app_metrics = Metrics()
+    keys = KeyStore.from_settings(settings)
+    limiter = RateLimiter.from_settings(settings, keys)
+    warn_if_open(keys)
+
+    lifespan = _lifespan(settings, app_metrics)
+    classify_route = ClassifyRoute()
     app = FastAPI(
         title="textcls",
         summary="Text classification with dynamic batching, hot model reload and a prediction log.",
         version="0.1.0",
         lifespan=lifespan,
-        middleware=_middleware(
-            settings,
-            keys=keys,
-            limiter=limiter,
-            metrics=app_metrics,
-            services=lambda: getattr(app.state, "services", None),
-        ),
+        middleware=_middleware(settings, metrics=app_metrics, classify_route=classify_route),
         default_response_class=OrjsonResponse,
         # Off unless asked: with no provider configured it still costs checks per request.
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
@@ -142,6 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ServiceError, service_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     routes_security = client_routes(settings)
+    # First in the router, so the busiest route is matched first.
+    app.router.routes.insert(0, classify_route)
+    app.openapi = _openapi(app, [openapi_route(routes_security)])  # type: ignore[method-assign]
     for router in CLIENT_ROUTERS:
         app.include_router(router, **routes_security)
     app.include_router(health.router, **OPEN_ROUTES)

@@ -40,6 +40,11 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
+def name(s: str) -> str:
+    """A family's full name: ``textcls_`` and ``s``."""
+    return f"{PREFIX}_{s}"
+
+
 def multiprocess_dir() -> str | None:
     """The multiprocess directory when several workers share metrics, else None."""
     return os.environ.get(MULTIPROC_ENV) or None
@@ -61,10 +66,11 @@ class Metrics:
             # The process collector reads /proc for this pid only; in multiprocess mode it
             # would report one arbitrary worker, so prometheus_client leaves it out there.
             ProcessCollector(registry=r)
+        self._add_http_and_inference(r)
+        self._add_predictions_and_models(r)
+        self._add_prediction_log(r)
 
-        def name(s: str) -> str:
-            return f"{PREFIX}_{s}"
-
+    def _add_http_and_inference(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter(
             name("http_requests"),
             "HTTP requests answered, by route template, method and status.",
@@ -106,6 +112,8 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+
+    def _add_predictions_and_models(self, r: CollectorRegistry) -> None:
         self.predictions = Counter(
             name("predictions"),
             "Texts classified, by the top label.",
@@ -138,6 +146,8 @@ class Metrics:
             ["model", "result"],
             registry=r,
         )
+
+    def _add_prediction_log(self, r: CollectorRegistry) -> None:
         # Incremented by the prediction log writer, which is handed this object.
         self.log_rows_written = Counter(
             name("log_rows_written"),

@@ -59,6 +59,7 @@ def _check_gpu_present() -> None:
 
 
 def serve(
+    *,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     model_dir: Annotated[
@@ -80,7 +81,7 @@ def serve(
     if model_dir is not None:
         # Through the environment, so worker processes build the same settings.
         os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
-    from app.edge.access import check_security_settings
+    from app.edge.authorize import check_security_settings
 
     try:
         settings = load_settings()

@@ -86,6 +86,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variant-workers", type=int, default=None, help="Tuning: the variant's --workers."
     )
     p.add_argument(
+        "--variant-checkout",
+        type=Path,
+        default=None,
+        help="Old vs new: the variant runs the code of this checkout (another git worktree) "
+        "instead of this one's, its rows interleaved with the default's.",
+    )
+    p.add_argument(
         "--variant-log-level",
         default="info",
         help="Tuning: the variant's --log-level (textcls serve's default is info).",
@@ -166,18 +173,32 @@ def server_specs(
                 textcls_env(rows.TEXTCLS_PG, pg_url),
             )
         )
-    if args.variant or args.variant_workers or args.variant_log_level != "info":
+    if has_variant(args):
         workers = args.variant_workers or args.workers
+        checkout = args.variant_checkout.resolve() if args.variant_checkout else None
         change = " ".join(
             [*args.variant, f"workers={workers}", f"log-level={args.variant_log_level}"]
+            + ([f"checkout={checkout}"] if checkout else [])
         )
         specs.append(ServerSpec(
             rows.TEXTCLS_VARIANT, f"textcls serve, log SQLite, {change}",
             textcls_argv(workers, args.variant_log_level),
             {**textcls_env(rows.TEXTCLS_VARIANT, f"sqlite:///{work / 'variant.db'}"),
+             **({"PYTHONPATH": str(checkout)} if checkout else {}),
              **_env_pairs(args.variant)},
+            cwd=checkout,
         ))  # fmt: skip
     return {s.key: s for s in specs}
+
+
+def has_variant(args: argparse.Namespace) -> bool:
+    """Whether a second textcls server (a tuning change, or another checkout) runs."""
+    return bool(
+        args.variant
+        or args.variant_workers
+        or args.variant_log_level != "info"
+        or args.variant_checkout
+    )
 
 
 def _git_commit() -> str:
@@ -326,6 +347,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
             "textcls_env": _env_pairs(args.textcls_env), "wrk_timeout_s": args.wrk_timeout,
             "variant": _env_pairs(args.variant), "variant_workers": args.variant_workers,
             "variant_log_level": args.variant_log_level,
+            "variant_checkout": str(args.variant_checkout) if args.variant_checkout else None,
             "rows": [r.key for r in plan],
         },
         "machine": {

@@ -106,8 +106,9 @@ def writer_cpu_us_per_row(
     while time.perf_counter() - started < seconds:
         now = datetime.now(UTC)
         record = PredictionRecord(
-            uuid.uuid4().hex, 0, now, None, "banking77", 1, text, "card_arrival", 0.9, False,
-            ranking, 3.0, 16,
+            request_id=uuid.uuid4().hex, index=0, created_at=now, client=None, model="banking77",
+            version=1, text=text, label="card_arrival", confidence=0.9, fallback=False,
+            ranking=ranking, latency_ms=3.0, batch_size=16,
         )  # fmt: skip
         writer.submit([record])
         n += 1

@@ -33,6 +33,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str = "/readyz"
     classify_path: str = "/classify"
+    cwd: Path | None = None  # where it runs (default: this checkout)
 
 
 def free_port() -> int:
@@ -77,7 +78,7 @@ class RunningServer:
         log = self.log_path.open("wb")
         started = time.perf_counter()
         self._proc = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=self.spec.cwd or REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         log.close()

@@ -17,14 +17,15 @@ from fastapi import Depends
 
 from app.config import Settings
 from app.edge.auth import AUTH_RESPONSES, KeyStore, authenticate_metrics
+from app.edge.authorize import authorized_client
 from app.edge.openapi import VALIDATION_RESPONSES
-from app.edge.rate_limit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limit
+from app.edge.rate_limit import RATE_LIMIT_RESPONSES
 from app.edge.request_id import REQUEST_ID_RESPONSES, request_id
 
 _ID = [Depends(request_id)]  # declares the X-Request-ID header in OpenAPI on every route
 
 CLIENT_ROUTES: dict[str, Any] = {
-    "dependencies": [*_ID, Depends(enforce_rate_limit)],
+    "dependencies": [*_ID, Depends(authorized_client)],
     "responses": {
         **REQUEST_ID_RESPONSES,
         **AUTH_RESPONSES,
@@ -55,8 +56,3 @@ def client_routes(settings: Settings) -> dict[str, Any]:
     if KeyStore.from_settings(settings).is_open and not limited:
         return OPEN_CLIENT_ROUTES
     return CLIENT_ROUTES
-
-
-def check_security_settings(settings: Settings) -> None:
-    """Raise ConfigError now for bad key or rate-limit settings (``textcls serve`` calls it)."""
-    RateLimiter.from_settings(settings, KeyStore.from_settings(settings))

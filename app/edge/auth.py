@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from app.config import ConfigError, Settings
 from app.edge.openapi import ErrorMessage
@@ -139,36 +140,49 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bea
 ApiKeyHeader = Annotated[str | None, Security(_api_key_header)]
 
 
-def presented_key(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
-    if bearer is not None and bearer.credentials:
-        return bearer.credentials
-    return api_key or None
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header (lower case), as Starlette's ``Headers.get`` reads it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
-def peer_client(scope: Any) -> str:
+def presented_key(scope: Scope) -> str | None:
+    """The key a request presents: ``Authorization: Bearer <key>`` first, else ``X-API-Key``.
+
+    Read as FastAPI's ``HTTPBearer`` and ``APIKeyHeader`` (declared above for OpenAPI) read them:
+    another scheme or an empty credential counts as no bearer token.
+    """
+    authorization = header(scope, b"authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        credentials = credentials.strip()
+        if scheme and credentials and scheme.lower() == "bearer":
+            return credentials
+    return header(scope, b"x-api-key") or None
+
+
+def peer_client(scope: Scope) -> str:
     """An open service's name for its caller: the peer's address (``anonymous`` if unknown)."""
     peer = scope.get("client")
     return str(peer[0]) if peer else "anonymous"
 
 
-async def authenticate(request: Request, bearer: BearerCredentials, api_key: ApiKeyHeader) -> str:
-    """The calling client's name (also set as ``request.state.client``); 401 if unknown.
+def identify(keys: KeyStore, scope: Scope) -> str:
+    """The calling client's name; Unauthorized when keys are required and none matches.
 
     With no keys configured the service is open and the client is the peer's address.
     """
-    keys: KeyStore = request.app.state.keys
     if keys.is_open:
-        client = peer_client(request.scope)
-    else:
-        key = presented_key(bearer, api_key)
-        if key is None:
-            raise Unauthorized("an API key is required (Authorization: Bearer or X-API-Key)")
-        name = keys.identify(key)
-        if name is None:
-            raise Unauthorized("the API key is not valid")
-        client = name
-    request.state.client = client
-    return client
+        return peer_client(scope)
+    key = presented_key(scope)
+    if key is None:
+        raise Unauthorized("an API key is required (Authorization: Bearer or X-API-Key)")
+    name = keys.identify(key)
+    if name is None:
+        raise Unauthorized("the API key is not valid")
+    return name
 
 
 async def authenticate_metrics(
@@ -178,7 +192,7 @@ async def authenticate_metrics(
     expected: bytes | None = request.app.state.metrics_key_digest
     if expected is None:
         return
-    key = presented_key(bearer, api_key)
+    key = presented_key(request.scope)
     if key is None:
         raise Unauthorized("/metrics requires its API key (TEXTCLS_METRICS_API_KEY)")
     if not hmac.compare_digest(digest_key(key), expected):
@@ -191,8 +205,6 @@ def metrics_key_digest(settings: Settings) -> bytes | None:
     value = secret.get_secret_value().strip() if secret is not None else ""
     return digest_key(value) if value else None
 
-
-ClientName = Annotated[str, Depends(authenticate)]
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {

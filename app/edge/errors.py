@@ -20,6 +20,7 @@ from app.edge.responses import OrjsonResponse
 from app.errors import (
     InferenceFailed,
     InvalidInput,
+    MalformedBody,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -31,6 +32,7 @@ from app.errors import (
 # By kind; a subclass takes its nearest listed ancestor's status.
 STATUS: dict[type[ServiceError], int] = {
     InvalidInput: 422,
+    MalformedBody: 400,
     NotFound: 404,
     Unavailable: 503,
     PayloadTooLarge: 413,
@@ -84,7 +86,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def send_error(
-    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send, status: int, detail: str, *, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     """Answer ``{"detail": detail}`` from pure ASGI middleware, before any route runs."""
     body = orjson.dumps({"detail": detail})
@@ -106,4 +108,4 @@ async def send_service_error(send: Send, exc: ServiceError) -> None:
     """``error_response(exc)`` from pure ASGI middleware."""
     extra = headers_of(exc) or {}
     headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
-    await send_error(send, status_of(exc), exc.detail, headers)
+    await send_error(send, status_of(exc), exc.detail, headers=headers)

@@ -50,9 +50,14 @@ class HttpMetricsMiddleware:
             route = scope.get("route") or self._match(scope)
             template = getattr(route, "path", None) or UNMATCHED
             if template not in NOT_MEASURED:
-                self._record(template, scope["method"], status, time.perf_counter() - started)
+                self._record(
+                    template,
+                    scope["method"],
+                    status=status,
+                    seconds=time.perf_counter() - started,
+                )
 
-    def _record(self, template: str, method: str, status: int, seconds: float) -> None:
+    def _record(self, template: str, method: str, *, status: int, seconds: float) -> None:
         count = self._counts.get((template, method, status))
         if count is None:
             count = self.metrics.http_requests.labels(template, method, str(status))

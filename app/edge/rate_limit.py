@@ -6,12 +6,10 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Annotated, Any
-
-from fastapi import Depends, Request
+from typing import Any
 
 from app.config import ConfigError, Settings
-from app.edge.auth import ClientName, KeyStore
+from app.edge.auth import KeyStore
 from app.edge.openapi import ErrorMessage
 from app.errors import RateLimited
 
@@ -43,7 +41,7 @@ class TokenBucket:
 class RateLimiter:
     """One bucket per client name, created on first use.
 
-    Runs only on the event loop (from an ``async`` dependency), so it needs no lock. The
+    Runs only on the event loop (from ``app.edge.authorize``), so it needs no lock. The
     least recently seen clients are forgotten beyond ``max_clients`` (only open services,
     keyed by peer address, can have that many); a forgotten client starts with a full bucket.
     """
@@ -52,6 +50,7 @@ class RateLimiter:
         self,
         default_rate: float,
         burst: int,
+        *,
         per_client: dict[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = MAX_TRACKED_CLIENTS,
@@ -70,7 +69,9 @@ class RateLimiter:
             raise ConfigError(
                 f"TEXTCLS_RATE_LIMITS names clients with no API key: {', '.join(unknown)}"
             )
-        return cls(settings.rate_limit_per_s, settings.rate_limit_burst, settings.rate_limits)
+        return cls(
+            settings.rate_limit_per_s, settings.rate_limit_burst, per_client=settings.rate_limits
+        )
 
     def rate_for(self, client: str) -> float:
         return self.per_client.get(client, self.default_rate)
@@ -92,15 +93,6 @@ class RateLimiter:
         if wait_s > 0:
             raise RateLimited(client, max(1, math.ceil(wait_s)))
 
-
-async def enforce_rate_limit(request: Request, client: ClientName) -> str:
-    """Authenticate, then take a token from the client's bucket; the client's name."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(client)
-    return client
-
-
-AuthorizedClient = Annotated[str, Depends(enforce_rate_limit)]
 
 RATE_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {

@@ -52,7 +52,7 @@ class RequestIdMiddleware:
                 problem = f"{HEADER} must be 1-{MAX_LENGTH} characters of A-Z a-z 0-9 . _ : -"
         echoed = (_HEADER_KEY, request_id.encode("latin-1"))
         if problem is not None:
-            await send_error(send, 400, problem, (echoed,))
+            await send_error(send, 400, problem, headers=(echoed,))
             return
         scope.setdefault("state", {})["request_id"] = request_id
 

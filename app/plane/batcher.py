@@ -31,7 +31,7 @@ RankSpec = tuple[int, float]
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class BatchResult:
     """A request's slice of one or more model batches."""
 
@@ -41,7 +41,7 @@ class BatchResult:
     predictions: list[RankedPrediction] | None = None  # when submitted with a RankSpec
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Item:
     texts: list[str]
     future: asyncio.Future[BatchResult]
@@ -50,7 +50,10 @@ class _Item:
     ranking: RankSpec | None
 
 
-def _resolve(pairs: list[tuple[asyncio.Future[BatchResult], BatchResult | BaseException]]) -> None:
+_Outcome = tuple[asyncio.Future[BatchResult], BatchResult | BaseException]
+
+
+def _resolve(pairs: list[_Outcome]) -> None:
     # Runs on the event loop; a future may have been cancelled by a client that went away.
     for fut, outcome in pairs:
         if fut.done():
@@ -67,6 +70,7 @@ class Batcher:
     def __init__(
         self,
         model: LoadedModel,
+        *,
         max_batch_size: int,
         max_batch_wait_s: float,
         max_queue_texts: int,
@@ -130,7 +134,10 @@ class Batcher:
         n = self.max_batch_size
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
         now = time.monotonic()
-        items = [_Item(c, loop.create_future(), loop, now, ranking) for c in chunks]
+        items = [
+            _Item(texts=c, future=loop.create_future(), loop=loop, enqueued=now, ranking=ranking)
+            for c in chunks
+        ]
         with self._cond:
             if self._closed:
                 raise ModelNotReady(
@@ -212,7 +219,12 @@ class Batcher:
         start = 0
         for item, predictions in zip(batch, ranked, strict=True):
             end = start + len(item.texts)
-            result = BatchResult(probs[start:end], order[start:end], len(texts), predictions)
+            result = BatchResult(
+                probabilities=probs[start:end],
+                order=order[start:end],
+                batch_size=len(texts),
+                predictions=predictions,
+            )
             outcomes.append((item, result))
             start = end
         self._deliver(outcomes)
@@ -235,7 +247,14 @@ class Batcher:
             else:
                 rows = np.concatenate([np.arange(s, e) for _, s, e in members])
                 rows_p, rows_o = probs[rows], order[rows]
-            ranked = rank(rows_p, rows_o, self.model.labels, top_k, threshold, self.fallback_margin)
+            ranked = rank(
+                rows_p,
+                rows_o,
+                self.model.labels,
+                top_k=top_k,
+                threshold=threshold,
+                margin=self.fallback_margin,
+            )
             at = 0
             for i, s, e in members:
                 out[i] = ranked[at : at + e - s]
@@ -258,7 +277,7 @@ class Batcher:
             self._fallbacks_c.inc(fallbacks)
 
     def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for item, outcome in outcomes:
             by_loop.setdefault(item.loop, []).append((item.future, outcome))
         for loop, pairs in by_loop.items():
@@ -274,8 +293,8 @@ async def _join(futures: list[asyncio.Future[BatchResult]]) -> BatchResult:
     if all(p.predictions is not None for p in parts):
         predictions = [x for p in parts for x in p.predictions]  # type: ignore[union-attr]
     return BatchResult(
-        np.concatenate([p.probabilities for p in parts]),
-        np.concatenate([p.order for p in parts]),
-        max(p.batch_size for p in parts),
-        predictions,
+        probabilities=np.concatenate([p.probabilities for p in parts]),
+        order=np.concatenate([p.order for p in parts]),
+        batch_size=max(p.batch_size for p in parts),
+        predictions=predictions,
     )

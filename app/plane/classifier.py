@@ -22,7 +22,7 @@ from app.predlog.records import PredictionRecord
 LogSink = Callable[[Sequence[PredictionRecord]], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Classification:
     """The answer to one classify call, in input order."""
 
@@ -72,6 +72,7 @@ class Classifier:
     async def classify(
         self,
         texts: list[str],
+        *,
         model: str | None = None,
         version: int | None = None,
         top_k: int | None = None,
@@ -101,21 +102,26 @@ class Classifier:
             self.log_sink(
                 [
                     PredictionRecord(
-                        request_id,
-                        i,
-                        now,
-                        client,
-                        loaded.name,
-                        loaded.version,
-                        text,
-                        p.label,
-                        p.confidence,
-                        p.fallback,
-                        p.ranking,
-                        latency_ms,
-                        result.batch_size,
+                        request_id=request_id,
+                        index=i,
+                        created_at=now,
+                        client=client,
+                        model=loaded.name,
+                        version=loaded.version,
+                        text=text,
+                        label=p.label,
+                        confidence=p.confidence,
+                        fallback=p.fallback,
+                        ranking=p.ranking,
+                        latency_ms=latency_ms,
+                        batch_size=result.batch_size,
                     )
                     for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
                 ]
             )
-        return Classification(request_id, loaded.name, loaded.version, predictions)
+        return Classification(
+            request_id=request_id,
+            model=loaded.name,
+            version=loaded.version,
+            predictions=predictions,
+        )

@@ -31,7 +31,7 @@ class LoadError(Exception):
 class LoadedModel:
     """A SavedModel version with its metadata; ``ready`` once a real batch went through."""
 
-    def __init__(self, name: str, version: int, path: Path, device: Device) -> None:
+    def __init__(self, name: str, version: int, path: Path, *, device: Device) -> None:
         self.name = name
         self.version = version
         self.path = path

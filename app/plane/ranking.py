@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RankedPrediction:
     """One text's answer: the top label, its confidence, whether to hand it to a person."""
 
@@ -27,6 +27,7 @@ def rank(
     probabilities: np.ndarray,
     order: np.ndarray,
     labels: list[str],
+    *,
     top_k: int,
     threshold: float,
     margin: float,
@@ -50,5 +51,9 @@ def rank(
     out = []
     for i in range(n):
         ranking = [(labels[j], p) for j, p in zip(idx_rows[i], p_rows[i], strict=True)]
-        out.append(RankedPrediction(ranking[0][0], ranking[0][1], fb[i], ranking))
+        out.append(
+            RankedPrediction(
+                label=ranking[0][0], confidence=ranking[0][1], fallback=fb[i], ranking=ranking
+            )
+        )
     return out

@@ -34,7 +34,7 @@ class Serving:
     batcher: Batcher
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class VersionFailure:
     version: int
     error: str
@@ -42,7 +42,7 @@ class VersionFailure:
     fingerprint: tuple[int, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class ModelEntry:
     """Everything the repository knows about one model name."""
 
@@ -127,7 +127,7 @@ class ModelRepository:
         async with self._refresh_lock:
             names = await asyncio.to_thread(model_names, self.settings.model_dir)
             for name in names:
-                self.entries.setdefault(name, ModelEntry(name))
+                self.entries.setdefault(name, ModelEntry(name=name))
             for name in names:
                 await self._refresh_model(self.entries[name])
 
@@ -144,19 +144,21 @@ class ModelRepository:
                 return  # never roll back on our own: a removed folder keeps serving
             path = version_path(self.settings.model_dir, entry.name, version)
             if version not in on_disk:
-                self._record_failure(entry, version, f"{path}: pinned version not found", ())
+                self._record_failure(
+                    entry, version, error=f"{path}: pinned version not found", fingerprint=()
+                )
                 return
             fingerprint = await asyncio.to_thread(_fingerprint, path)
             known = entry.failures.get(version)
             if known is not None and known.fingerprint == fingerprint:
                 continue  # failed before and unchanged since: try the next older version
-            model = LoadedModel(entry.name, version, path, self.device)
+            model = LoadedModel(entry.name, version, path, device=self.device)
             entry.loading = version
             try:
                 await asyncio.to_thread(model.load, min(self.settings.max_batch_size, 64))
             except LoadError as exc:
                 model.release()
-                self._record_failure(entry, version, str(exc), fingerprint)
+                self._record_failure(entry, version, error=str(exc), fingerprint=fingerprint)
                 continue
             finally:
                 entry.loading = None
@@ -165,10 +167,12 @@ class ModelRepository:
             return
 
     def _record_failure(
-        self, entry: ModelEntry, version: int, error: str, fingerprint: tuple[int, ...]
+        self, entry: ModelEntry, version: int, *, error: str, fingerprint: tuple[int, ...]
     ) -> None:
         log.error("model %s version %s failed to load: %s", entry.name, version, error)
-        entry.failures[version] = VersionFailure(version, error, time.time(), fingerprint)
+        entry.failures[version] = VersionFailure(
+            version=version, error=error, at=time.time(), fingerprint=fingerprint
+        )
         if self.metrics is not None:
             self.metrics.model_reloads.labels(entry.name, "failure").inc()
 
@@ -176,12 +180,12 @@ class ModelRepository:
         s = self.settings
         batcher = Batcher(
             model,
-            s.max_batch_size,
-            s.max_batch_wait_ms / 1000,
-            s.max_queue_texts,
-            self.metrics,
-            s.fallback_margin,
-            s.inference_threads,
+            max_batch_size=s.max_batch_size,
+            max_batch_wait_s=s.max_batch_wait_ms / 1000,
+            max_queue_texts=s.max_queue_texts,
+            metrics=self.metrics,
+            fallback_margin=s.fallback_margin,
+            threads=s.inference_threads,
         )
         old = entry.serving
         entry.serving = Serving(model, batcher)  # the swap: one assignment on the loop

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from app.predlog.writer import PredictionLogWriter
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Services:
     settings: Settings
     metrics: Metrics

@@ -99,6 +99,7 @@ def upgrade_command(
 
 @feedback_app.command("export")
 def export_command(
+    *,
     out: Annotated[Path, typer.Option("--out", help="CSV file to write (text,label).")],
     since: Since = None,
     skip_missing_text: Annotated[

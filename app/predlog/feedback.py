@@ -17,7 +17,7 @@ from app.predlog.tables import Feedback, PredictionLog
 LabelsLookup = Callable[[str, int], list[str] | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredFeedback:
     """A stored correction, with the prediction it corrects."""
 
@@ -49,6 +49,7 @@ def record_feedback(
     engine: Engine,
     request_id: str,
     index: int,
+    *,
     label: str,
     labels_for: LabelsLookup,
     source: str = "api",
@@ -64,11 +65,15 @@ def record_feedback(
     """
     try:
         try:
-            return _record(engine, request_id, index, label, labels_for, source)
+            return _record(
+                engine, request_id, index, label=label, labels_for=labels_for, source=source
+            )
         except PredictionNotFound:
             if flush_log is None or not flush_log():
                 raise
-            return _record(engine, request_id, index, label, labels_for, source)
+            return _record(
+                engine, request_id, index, label=label, labels_for=labels_for, source=source
+            )
     except OperationalError as exc:
         raise LogStoreUnavailable(
             "the prediction log database is unavailable; try again later"
@@ -79,6 +84,7 @@ def _record(
     engine: Engine,
     request_id: str,
     index: int,
+    *,
     label: str,
     labels_for: LabelsLookup,
     source: str,

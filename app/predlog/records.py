@@ -12,7 +12,7 @@ from app.predlog.redaction import redact
 LogTextMode = Literal["full", "redacted", "hash", "none"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class PredictionRecord:
     """A classified text with the full text; the log writer applies the privacy mode.
 

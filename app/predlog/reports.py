@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.predlog.tables import Feedback, PredictionLog
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogStats:
     """What the log holds from ``since`` on; accuracy counts the newest correction only."""
 
@@ -32,7 +32,7 @@ class LogStats:
         return self.correct / self.with_feedback if self.with_feedback else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CorrectedExample:
     """One prediction with its newest correction; ``text`` is None when it was not logged."""
 
@@ -114,4 +114,9 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
             .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
             .order_by(Feedback.id)
         )
-        return [CorrectedExample(*row) for row in rows]
+        return [
+            CorrectedExample(
+                request_id=r[0], index=r[1], text=r[2], label=r[3], predicted_label=r[4]
+            )
+            for r in rows
+        ]

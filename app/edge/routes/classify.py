@@ -1,34 +1,206 @@
-"""POST /classify: one text or a batch, answered through the dynamic batcher."""
+"""POST /classify: one text or a batch, answered through the dynamic batcher.
+
+The one implementation of /classify, a plain Starlette ``Route`` whose endpoint is an ASGI
+callable: no FastAPI dependency solving, no ``Request`` object and no response class on the
+way, which together cost more event-loop CPU than batching, ranking and logging
+(bench/request_cost.py). It takes the body the body guard read (``scope[BODY]``), validates it
+with ``ClassifyRequest.model_validate_json``, calls ``authorize`` (the same function the other
+routes' FastAPI dependency calls) and the ``Classifier``, and writes the orjson answer. Every
+refusal is raised as an ``app.errors`` exception or a ``RequestValidationError`` and answered
+by the app's exception handlers, as for any route. Being no FastAPI route, it is described in
+OpenAPI by ``openapi_route``, built by FastAPI from the same pydantic models.
+
+A body that fails the fast validation is parsed again the way FastAPI parses a JSON body
+(content type, ``json.loads``, then validation), so refusals read as they do on every other
+route, in the same order: an unreadable body first, then the API key and rate limit, then
+invalid fields.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import email.message
+import json
+from typing import Any
 
-from app.edge.classify_fast_path import classification_body
-from app.edge.deps import caller_of, services_of
-from app.edge.responses import OrjsonResponse
+import orjson
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from app.edge.auth import header
+from app.edge.authorize import authorize
+from app.edge.body_guard import BODY
 from app.edge.schemas import ClassifyRequest, ClassifyResponse
+from app.errors import MalformedBody, ModelNotReady
+from app.plane.classifier import Classification
+from app.plane.services import Services
 
-router = APIRouter(tags=["classify"])
-
-ERRORS = {
+PATH = "/classify"
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model or version; the message names what exists."},
     413: {"description": "Body over TEXTCLS_MAX_BODY_BYTES."},
     422: {"description": "Invalid request: text/texts, limits, types, unknown fields."},
     503: {"description": "Model not ready, or the batch queue is full (Retry-After)."},
 }
+_NO_BODY = object()
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def classify(body: ClassifyRequest, request: Request) -> OrjsonResponse:
-    """Classify `text` or `texts`; predictions come back in input order."""
-    classifier = services_of(request).classifier
-    client, request_id = caller_of(request)
-    texts = classifier.check_texts([body.text] if body.texts is None else body.texts)
-    result = await classifier.classify(
-        texts, body.model, body.version, body.top_k, body.threshold, client, request_id
+def classification_body(result: Classification) -> dict[str, Any]:
+    """The /classify response document (ClassifyResponse's shape), built without pydantic."""
+    return {
+        "request_id": result.request_id,
+        "model": result.model,
+        "version": result.version,
+        "predictions": [
+            {
+                "label": p.label,
+                "confidence": p.confidence,
+                "fallback": p.fallback,
+                "ranking": [{"label": lbl, "confidence": c} for lbl, c in p.ranking],
+            }
+            for p in result.predictions
+        ],
+    }
+
+
+def _is_plain_json(content_type: str | None) -> bool:
+    return (
+        content_type is not None
+        and content_type.partition(";")[0].strip().lower() == "application/json"
     )
-    # Built by hand and rendered by orjson: response_model validation costs more than
-    # the model call at high request rates. The schema above still documents the shape.
-    # Well-formed requests are answered by app.edge.classify_fast_path before reaching here.
-    return OrjsonResponse(classification_body(result))
+
+
+def _decode_as_fastapi(body: bytes, content_type: str | None) -> object:
+    """What FastAPI hands its validation for a JSON body parameter (strict content type)."""
+    if not body:
+        return _NO_BODY
+    if content_type:
+        message = email.message.Message()
+        message["content-type"] = content_type
+        subtype = message.get_content_subtype()
+        if message.get_content_maintype() == "application" and (
+            subtype == "json" or subtype.endswith("+json")
+        ):
+            try:
+                return json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body", exc.pos),
+                            "msg": "JSON decode error",
+                            "input": {},
+                            "ctx": {"error": exc.msg},
+                        }
+                    ]
+                ) from exc
+            except (ValueError, RecursionError) as exc:  # not UTF-8, or nested too deep
+                raise MalformedBody("There was an error parsing the body") from exc
+    return body  # not JSON: validation says the body is not an object
+
+
+def _validate_as_fastapi(document: object) -> ClassifyRequest:
+    if document is _NO_BODY:
+        errors: list[Any] = [
+            {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        ]
+        raise RequestValidationError(errors)
+    try:
+        return ClassifyRequest.model_validate(document, from_attributes=True)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The body, for an app built without the body guard in front (it always is, in create_app)."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def classify(scope: Scope, receive: Receive, send: Send) -> None:
+    """Classify `text` or `texts`; predictions come back in input order."""
+    body = scope.get(BODY)
+    if body is None:
+        body = await _read_body(receive)
+    content_type = header(scope, b"content-type")
+    request: ClassifyRequest | None = None
+    if _is_plain_json(content_type):
+        try:
+            request = ClassifyRequest.model_validate_json(body)
+        except ValidationError:
+            pass
+    document = _decode_as_fastapi(body, content_type) if request is None else None
+    client = authorize(scope)
+    if request is None:
+        request = _validate_as_fastapi(document)
+    services: Services | None = getattr(scope["app"].state, "services", None)
+    if services is None:
+        raise ModelNotReady("the service is starting")
+    classifier = services.classifier
+    texts = classifier.check_texts([request.text] if request.texts is None else request.texts)
+    result = await classifier.classify(
+        texts,
+        model=request.model,
+        version=request.version,
+        top_k=request.top_k,
+        threshold=request.threshold,
+        client=client,
+        request_id=scope["state"].get("request_id"),
+    )
+    payload = orjson.dumps(classification_body(result))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class ClassifyRoute(Route):
+    """POST /classify, answered by ``classify``; like FastAPI's routes it leaves itself in
+    ``scope["route"]``, which the HTTP metrics label requests by."""
+
+    def __init__(self) -> None:
+        super().__init__(PATH, classify, methods=["POST"], name="classify")
+        # ``classify`` is an ASGI callable; Route would wrap a function as request -> response.
+        self.app = classify
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+async def _documented(body: ClassifyRequest) -> ClassifyResponse:
+    """Classify `text` or `texts`; predictions come back in input order."""
+    raise AssertionError("only describes /classify in OpenAPI; classify() answers it")
+
+
+def openapi_route(security: dict[str, Any]) -> APIRoute:
+    """/classify's OpenAPI description: FastAPI's own, from the request and response models and
+    the client routes' ``security`` (``include_router`` arguments: declared headers, schemes,
+    error answers). Never routed: ``ClassifyRoute`` answers /classify."""
+    return APIRoute(
+        PATH,
+        _documented,
+        methods=["POST"],
+        name="classify",
+        response_model=ClassifyResponse,
+        tags=["classify"],
+        dependencies=security["dependencies"],
+        responses={**security["responses"], **ERRORS},
+    )

@@ -87,8 +87,8 @@ def post_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackRespo
         writer.engine,
         body.request_id,
         body.index,
-        body.label,
-        partial(labels_of, services),
+        label=body.label,
+        labels_for=partial(labels_of, services),
         flush_log=partial(writer.flush, FLUSH_WAIT_S),
     )
     services.metrics.feedback.labels(stored.model, "true" if stored.correct else "false").inc()

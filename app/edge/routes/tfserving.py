@@ -43,7 +43,7 @@ ERRORS = {
 
 
 async def _predict(
-    body: PredictRequest, request: Request, name: str, version: int | None
+    body: PredictRequest, request: Request, *, name: str, version: int | None
 ) -> OrjsonResponse:
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
@@ -55,7 +55,7 @@ async def _predict(
 @router.post("/{name}:predict", response_model=PredictResponse, responses=ERRORS)  # type: ignore[arg-type]
 async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonResponse:
     """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
-    return await _predict(body, request, name, None)
+    return await _predict(body, request, name=name, version=None)
 
 
 @router.post(
@@ -64,7 +64,7 @@ async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonRe
     responses=ERRORS,  # type: ignore[arg-type]
 )
 async def predict_version(
-    name: str, version: int, body: PredictRequest, request: Request
+    name: str, version: int, *, body: PredictRequest, request: Request
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
-    return await _predict(body, request, name, version)
+    return await _predict(body, request, name=name, version=version)

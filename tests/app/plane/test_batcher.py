@@ -18,7 +18,7 @@ from app.plane.loaded_model import LoadedModel
 
 @pytest.fixture(scope="module")
 def model(tiny_model_repo: Path) -> Iterator[LoadedModel]:
-    m = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    m = LoadedModel("example", 1, tiny_model_repo / "example" / "1", device=CPU)
     m.load()
     yield m
     m.release()
@@ -32,7 +32,9 @@ def test_concurrent_requests_share_batches_and_keep_their_rows(model: LoadedMode
     metrics = Metrics()
 
     async def run() -> list:
-        batcher = Batcher(model, 16, max_batch_wait_s=0.05, max_queue_texts=1000, metrics=metrics)
+        batcher = Batcher(
+            model, max_batch_size=16, max_batch_wait_s=0.05, max_queue_texts=1000, metrics=metrics
+        )
         try:
             requests = [_texts(1 + i % 3) for i in range(20)]
             results = await asyncio.gather(*(batcher.submit(t) for t in requests))
@@ -87,11 +89,11 @@ def test_close_finishes_queued_texts_then_refuses_new_ones(model: LoadedModel) -
 def test_a_failing_model_call_fails_its_requests_not_the_thread(
     tiny_model_repo: Path,
 ) -> None:
-    broken = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    broken = LoadedModel("example", 1, tiny_model_repo / "example" / "1", device=CPU)
     broken.load()
 
     async def run() -> bool:
-        batcher = Batcher(broken, 4, max_batch_wait_s=0.001, max_queue_texts=100)
+        batcher = Batcher(broken, max_batch_size=4, max_batch_wait_s=0.001, max_queue_texts=100)
         try:
             broken._fn = None  # the loaded function is gone: predict raises TypeError
             with pytest.raises(InferenceFailed, match="TypeError"):
@@ -115,7 +117,14 @@ def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> N
     specs = [(1, 0.0), (3, 0.99), None, (1000, 0.5)]
 
     async def run() -> list:
-        batcher = Batcher(model, 64, 0.05, 1000, metrics=metrics, fallback_margin=0.1)
+        batcher = Batcher(
+            model,
+            max_batch_size=64,
+            max_batch_wait_s=0.05,
+            max_queue_texts=1000,
+            metrics=metrics,
+            fallback_margin=0.1,
+        )
         try:
             requests = [(_texts(1 + i % 4), specs[i % 4]) for i in range(24)]
             results = await asyncio.gather(*(batcher.submit(t, s) for t, s in requests))
@@ -135,7 +144,15 @@ def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> N
             assert result.predictions is None
             continue
         probs = model.predict(texts)
-        want = rank(probs, descending_order(probs), model.labels, *spec, 0.1)
+        top_k, threshold = spec
+        want = rank(
+            probs,
+            descending_order(probs),
+            model.labels,
+            top_k=top_k,
+            threshold=threshold,
+            margin=0.1,
+        )
         assert [p.label for p in result.predictions] == [p.label for p in want]
         assert [p.fallback for p in result.predictions] == [p.fallback for p in want]
         assert [len(p.ranking) for p in result.predictions] == [len(p.ranking) for p in want]

@@ -11,7 +11,7 @@ LABELS = ["a", "b", "c"]
 
 def _rank(probs: list[list[float]], top_k: int = 3, threshold: float = 0.5, margin: float = 0.0):
     p = np.asarray(probs, dtype=np.float32)
-    return rank(p, descending_order(p), LABELS, top_k, threshold, margin)
+    return rank(p, descending_order(p), LABELS, top_k=top_k, threshold=threshold, margin=margin)
 
 
 def test_ranking_is_descending_and_top_k_is_capped() -> None:

@@ -199,7 +199,7 @@ def test_release_destroys_the_models_tf_resources(tiny_model_repo: Path) -> None
     from app.plane.device import CPU
     from app.plane.loaded_model import LoadedModel
 
-    model = LoadedModel("example", 1, tiny_model_repo / "example" / "1", CPU)
+    model = LoadedModel("example", 1, tiny_model_repo / "example" / "1", device=CPU)
     model.load()
     fn = model._fn
     assert model.predict(["lost card"]).shape[0] == 1

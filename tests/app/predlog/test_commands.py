@@ -46,10 +46,12 @@ def _fill(engine: Engine, log_text: LogTextMode = "full") -> None:
     ]
     with engine.begin() as conn:
         insert_rows(conn, [to_row(r, log_text) for r in records])
-    record_feedback(engine, "r1", 0, "card_arrival", _any_label)  # right
-    record_feedback(engine, "r1", 1, "card_arrival", _any_label)  # wrong, then
-    record_feedback(engine, "r1", 1, "lost_card", _any_label)  # corrected: right after all
-    record_feedback(engine, "r3", 0, "greeting", _any_label)  # wrong
+    record_feedback(engine, "r1", 0, label="card_arrival", labels_for=_any_label)  # right
+    record_feedback(engine, "r1", 1, label="card_arrival", labels_for=_any_label)  # wrong, then
+    record_feedback(
+        engine, "r1", 1, label="lost_card", labels_for=_any_label
+    )  # corrected: right after all
+    record_feedback(engine, "r3", 0, label="greeting", labels_for=_any_label)  # wrong
 
 
 def test_db_upgrade_creates_the_schema(db_url: str) -> None:

@@ -343,7 +343,7 @@ def test_two_writers_sharing_a_spill_file_lose_nothing(
             w.submit(make_records(20, per_request=4))
     wait_until(lambda: all(w.rows_spilled == 195 for w in pair))
     _unblock(blocker)
-    wait_until(lambda: all(w.queue_depth == 0 and not w._spill_pending for w in pair))
+    wait_until(lambda: all(w.queue_depth == 0 and not w.spill_pending for w in pair))
     assert count_rows(url) == 400 and not (tmp_path / "spill.jsonl").exists()
     assert sum(w.rows_replayed for w in pair) == 390
 
@@ -385,7 +385,7 @@ def test_a_call_stuck_on_a_connection_held_open_is_abandoned_and_retried(
 ) -> None:
     # The INSERT reaches the proxy, never the server: statement_timeout cannot fire and the
     # kernel acknowledges every byte, so only the writer's own watchdog ends the wait.
-    monkeypatch.setattr("app.predlog.writer.CALL_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("app.predlog.log_store.CALL_TIMEOUT_S", 1.0)
     proxy, url = _migrated_behind_proxy(postgres_url)
     writer = PredictionLogWriter(settings_for(url, tmp_path))
     writers.append(writer)
@@ -396,7 +396,7 @@ def test_a_call_stuck_on_a_connection_held_open_is_abandoned_and_retried(
         proxy.stall()  # the pooled connection: open, silent
         writer.submit(make_records(20, per_request=5))
         assert writer.flush(15), writer.status
-        assert writer._watchdog.fired == 1
+        assert writer._store.watchdog.fired == 1
     finally:
         proxy.close()
     assert count_rows(postgres_url) == 30 and writer.rows_written == 30

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI: the deploy files. hadolint (Dockerfile), shellcheck (.ci), Kubernetes and compose-spec schemas,
-# promtool (Prometheus config, dashboard PromQL), the dashboard on a live Prometheus, the image's
-# entrypoint. Needs no Docker engine or cluster; installs its tools itself; exits 1 on any failure.
+# CI lint of the deploy files (the Python code is `make lint` and `make types`): hadolint
+# (Dockerfile), shellcheck (.ci), Kubernetes and compose-spec schemas, promtool (Prometheus config,
+# dashboard PromQL), the dashboard on a live Prometheus, the image's entrypoint. Needs no Docker
+# engine or cluster; installs its tools itself; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.edge.body_limit import BodyLimitMiddleware
+from app.edge.body_guard import BodyGuard
 from app.main import create_app
 from tests.app.conftest import make_settings, wait_ready
 
@@ -76,7 +76,7 @@ def test_lying_content_length_is_caught_while_reading() -> None:
         "headers": [(b"content-length", b"100")],
         "query_string": b"",
     }
-    asyncio.run(BodyLimitMiddleware(app, LIMIT)(scope, receive, send))
+    asyncio.run(BodyGuard(app, LIMIT)(scope, receive, send))
     assert reached_app == []
     assert sent[0]["status"] == 413
     assert b"5000+ bytes" in sent[1]["body"]
