@@ -1,4 +1,5 @@
-"""README's Deploy section: every setting with its real default, and only paths that exist."""
+"""README's Configuration and Deploy sections: every setting with its real default, and only
+paths that exist."""
 
 from __future__ import annotations
 
@@ -14,17 +15,23 @@ from app.config import Settings
 from tests.deploy.conftest import REPO
 
 
-def deploy_section() -> str:
+def readme_section(title: str) -> str:
     readme = (REPO / "README.md").read_text()
-    match = re.search(r"^## Deploy\n(.*?)(?=^## |\Z)", readme, flags=re.M | re.S)
-    assert match, "README.md has no '## Deploy' section"
+    match = re.search(rf"^## {title}\n(.*?)(?=^## |\Z)", readme, flags=re.M | re.S)
+    assert match, f"README.md has no '## {title}' section"
     return match.group(1)
+
+
+def deploy_section() -> str:
+    return readme_section("Deploy")
 
 
 def documented_defaults() -> dict[str, str]:
     """{TEXTCLS_NAME: default cell} from the configuration reference table."""
-    rows = re.findall(r"^\| `(TEXTCLS_\w+)` \| ([^|]+) \|", deploy_section(), flags=re.M)
-    assert rows, "no configuration reference table in the Deploy section"
+    rows = re.findall(
+        r"^\| `(TEXTCLS_\w+)` \| ([^|]+) \|", readme_section("Configuration"), flags=re.M
+    )
+    assert rows, "no configuration reference table in the Configuration section"
     return {name: cell.strip() for name, cell in rows}
 
 
