@@ -1,8 +1,9 @@
 """Which routes need an API key and a rate limit: the ``include_router`` arguments per group.
 
 Which routes need what:
-- ``CLIENT_ROUTES`` (/classify, /feedback, /models, TF Serving's predict): an API key when
-  keys are configured, then the client's token bucket.
+- ``CLIENT_ROUTES`` (/feedback, /models, TF Serving's predict): an API key when keys are
+  configured, then the client's token bucket (``app.edge.authorize``). /classify calls
+  ``authorize`` itself and takes these groups' OpenAPI description (``openapi_route``).
 - ``METRICS_ROUTES`` (/metrics): ``TEXTCLS_METRICS_API_KEY`` when set, else open, since
   Prometheus scrapes from inside the network.
 - ``OPEN_ROUTES`` (/healthz, /readyz): always open, for the orchestrator's probes. /docs and
@@ -34,8 +35,8 @@ CLIENT_ROUTES: dict[str, Any] = {
     },
 }
 # An open service without a rate limit: no key to check and no bucket to take from, so the
-# client routes skip both dependencies (FastAPI's dependency solving is the largest cost of a
-# /classify call) and leave 401/429 out of the API description, since they cannot happen.
+# client routes skip the authorize dependency (FastAPI's dependency solving costs more than the
+# rest of a hot route) and leave 401/429 out of the API description, since they cannot happen.
 OPEN_CLIENT_ROUTES: dict[str, Any] = {
     "dependencies": _ID,
     "responses": {**REQUEST_ID_RESPONSES, **VALIDATION_RESPONSES},

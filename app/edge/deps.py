@@ -1,8 +1,8 @@
 """Route dependencies as ``Annotated`` aliases; all async, so none costs a threadpool hop.
 
-The hot routes (/classify, TF Serving's predict) read the same objects with the plain
-functions ``services_of`` and ``caller_of`` instead: FastAPI's dependency solving costs more
-per request than everything else those routes do, batching and ranking included.
+TF Serving's predict reads the same objects with the plain functions ``services_of`` and
+``caller_of`` instead (FastAPI's dependency solving costs more per request than the rest of a
+hot route); /classify, a plain Starlette route, reads them from the ASGI scope itself.
 """
 
 from __future__ import annotations
