@@ -72,7 +72,11 @@ def train_command(
         Path, typer.Option(envvar="TEXTCLS_MODEL_DIR", help="Model repository root.")
     ] = Path("./models"),
     arch: Annotated[
-        str, typer.Option(help="Architecture: ngram, cnn, textcnn, transformer or ensemble.")
+        str,
+        typer.Option(
+            help="Architecture: ngram, cnn, textcnn, transformer or ensemble (a flag the "
+            "chosen one does not read is reported)."
+        ),
     ] = _CFG.arch,
     strategy: Annotated[
         str, typer.Option(help="tf.distribute strategy: default, mirrored or multiworker.")
@@ -134,13 +138,13 @@ def train_command(
     quiet: Annotated[bool, typer.Option(help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a model and publish it as models/NAME/VERSION; prints its path last."""
-    from training.model import architecture_names
+    from training import architectures
     from training.pipeline import train
 
     if monitor not in ("val_loss", "val_accuracy"):
         raise _fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
-    if arch not in architecture_names():
-        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architecture_names())}")
+    if arch not in architectures.names():
+        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architectures.names())}")
     if strategy not in ("default", "mirrored", "multiworker"):
         raise _fail(f"unknown --strategy {strategy!r}; use default, mirrored or multiworker")
     cfg = TrainConfig(

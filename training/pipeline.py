@@ -141,6 +141,15 @@ def prepare_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Splits
     return Splits(labels=labels, texts=texts, y=y, sources=sources), loaded
 
 
+def unused_model_flags(cfg: TrainConfig) -> list[str]:
+    """``--flags`` set away from their defaults that ``cfg.arch`` does not read."""
+    from training import architectures
+
+    defaults = ModelParams().as_dict()
+    changed = [k for k, v in cfg.params.as_dict().items() if v != defaults[k]]
+    return ["--" + f.replace("_", "-") for f in architectures.unused_flags(cfg.arch, changed)]
+
+
 def balanced_class_weights(y: np.ndarray, n_labels: int) -> np.ndarray:
     """``n / (k * count)`` per class: rare classes weigh more, balanced data gets ~1."""
     counts = np.bincount(y, minlength=n_labels).astype(np.float64)
@@ -210,6 +219,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         cfg.name or (name_from_path(cfg.data) if cfg.data else EXAMPLE_NAME)
     )
     splits, loaded = prepare_splits(cfg, log)
+    for flag in unused_model_flags(cfg):
+        log(f"warning: {flag} does not apply to --arch {cfg.arch}; it is ignored")
     oos_texts = load_oos_texts(cfg.oos_data, cfg.text_column) if cfg.oos_data else None
     n_labels = len(splits.labels)
     counts = {s: len(t) for s, t in splits.texts.items()}

@@ -14,8 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests.model_factory import TINY_PARAMS, tiny_config
-from training import artifact
-from training.architectures import BUILDERS
+from training import architectures, artifact
 from training.architectures.ensemble import AveragingEnsemble
 from training.architectures.ngram import split_char_ngrams, standardize_chars
 from training.calibration import expected_calibration_error
@@ -46,8 +45,8 @@ def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     out = {}
     root = tmp_path_factory.mktemp("archs")
     keras.utils.set_random_seed(0)
-    for arch, build in BUILDERS.items():
-        model = build(example["x"], len(example["labels"]), PARAMS)
+    for arch in architectures.names():
+        model = architectures.get(arch).load()(example["x"], len(example["labels"]), PARAMS)
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
             loss="sparse_categorical_crossentropy",
@@ -61,7 +60,7 @@ def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return out
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", architectures.names())
 def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> None:
     _, _, probs = trained[arch]
     assert probs.shape == (len(example["x_test"]), len(example["labels"]))
@@ -70,7 +69,7 @@ def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> Non
     assert (probs.argmax(axis=1) == example["y_test"]).mean() > 0.5, arch
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", architectures.names())
 def test_export_signature_matches_the_model(arch: str, trained: dict, example: dict) -> None:
     _, path, probs = trained[arch]
     loaded = tf.saved_model.load(str(path))
@@ -151,3 +150,16 @@ def test_pipeline_trains_an_ensemble_with_calibration_and_oos(tmp_path: Path) ->
     assert expected_calibration_error(probs, y) == pytest.approx(
         calibration["test"]["ece_after"], abs=1e-4
     )
+
+
+def test_registry_lists_every_arch_and_reports_flags_it_does_not_read() -> None:
+    assert architectures.names() == ["cnn", "ensemble", "ngram", "textcnn", "transformer"]
+    assert architectures.unused_flags(
+        "textcnn", ["kernel_sizes", "embedding_dropout", "filters"]
+    ) == [
+        "embedding_dropout",
+        "kernel_sizes",
+    ]
+    assert architectures.unused_flags("cnn", ["kernel_sizes", "learning_rate"]) == []
+    with pytest.raises(ValueError, match="known: cnn, ensemble"):
+        architectures.get("cnn9")
