@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from keras import layers
 
+from training import tokenize
 from training.params import ModelParams
 
 
@@ -17,6 +18,7 @@ def make_vectorizer(train_texts: Sequence[str], p: ModelParams) -> layers.TextVe
         output_mode="int",
         output_sequence_length=p.sequence_length,
         ngrams=p.ngrams if p.ngrams > 1 else None,
+        standardize=tokenize.standardize,
         name="vectorizer",
     )
     vectorizer.adapt(np.asarray(train_texts, dtype=object), batch_size=1024)

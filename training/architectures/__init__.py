@@ -39,6 +39,16 @@ class Architecture:
     builder: str  # "package.module:function", imported on first use
     flags: frozenset[str]
     summary: str
+    # How the architecture turns text into tokens (metadata.json "tokenizer"); None: the
+    # script-aware tokenizer every built-in architecture uses (training.tokenize).
+    tokenizer: dict[str, object] | None = None
+
+    def tokenizer_description(self) -> dict[str, object]:
+        if self.tokenizer is not None:
+            return dict(self.tokenizer)
+        from training.tokenize import DESCRIPTION
+
+        return dict(DESCRIPTION)
 
     def load(self) -> Builder:
         module, _, attr = self.builder.partition(":")
