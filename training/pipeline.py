@@ -433,34 +433,53 @@ def cross_validate(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None])
     per_epoch = np.zeros((cfg.epochs, len(y), n_labels), dtype=np.float32)
 
     class RecordHeldOut(keras.callbacks.Callback):
-        def __init__(self, rows: np.ndarray) -> None:
+        """Predict the fold's held-out rows after each epoch; on the first fold, stop once
+        neither their accuracy nor their loss improved for ``cfg.patience`` epochs (the later
+        folds then run as many epochs: the horizon the curve is chosen from)."""
+
+        def __init__(self, rows: np.ndarray, stop: bool) -> None:
             super().__init__()
-            self.rows = rows
+            self.rows, self.stop = rows, stop
             self.x = [texts[i] for i in rows]
+            self.best: tuple[float, float, int] = (-1.0, np.inf, 0)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            per_epoch[epoch, self.rows] = predict_probabilities(self.model, self.x, 512)
+            p = predict_probabilities(self.model, self.x, 512)
+            per_epoch[epoch, self.rows] = p
+            acc = float((p.argmax(axis=1) == y[self.rows]).mean())
+            loss = negative_log_likelihood(p, y[self.rows])
+            best_acc, best_loss, at = self.best
+            if acc > best_acc or loss < best_loss:
+                self.best = (max(acc, best_acc), min(loss, best_loss), epoch)
+            elif self.stop and epoch - at >= cfg.patience:
+                self.model.stop_training = True
 
     started = time.monotonic()
+    horizon = cfg.epochs
     for k, held in enumerate(folds):
         train_rows = np.setdiff1d(np.arange(len(y)), held)
-        fit(
+        done = fit(
             cfg,
             [texts[i] for i in train_rows],
             y[train_rows],
             n_labels,
             log,
-            epochs=cfg.epochs,
-            callbacks=[RecordHeldOut(held)],
+            epochs=horizon,
+            callbacks=[RecordHeldOut(held, stop=k == 0)],
             verbose=False,
         )
-        log(f"fold {k + 1}/{len(folds)}: trained on {len(train_rows)}, predicted {len(held)} rows")
+        horizon = min(horizon, done.epochs_run)
+        log(
+            f"fold {k + 1}/{len(folds)}: trained on {len(train_rows)} rows for {done.epochs_run} "
+            f"epochs, predicted {len(held)} ({time.monotonic() - started:.0f}s)"
+        )
+    per_epoch = per_epoch[:horizon]
     accuracy = (per_epoch.argmax(axis=2) == y[None, :]).mean(axis=1)
     nll = np.array([negative_log_likelihood(p, y) for p in per_epoch])
     tied = np.flatnonzero(accuracy >= accuracy.max() - EPOCH_TIE)
     best = int(tied[np.argmin(nll[tied])])
     log(
-        f"cross-validation: best at epoch {best + 1}/{cfg.epochs} (out-of-fold accuracy "
+        f"cross-validation: best at epoch {best + 1}/{horizon} (out-of-fold accuracy "
         f"{accuracy[best]:.4f}, loss {nll[best]:.4f}) in {time.monotonic() - started:.1f}s"
     )
     info = {
