@@ -78,7 +78,7 @@ class TrainConfig:
     target_precision: float = 0.95
     # A threshold sending more than this share of held-out messages to a person is reported
     # and capped here (the kept share's precision is then below target, and said so).
-    max_fallback_rate: float = 0.5
+    max_fallback_rate: float = 0.4
     validation: Validation = "auto"
     folds: int = 5
     seed: int = 0
