@@ -54,8 +54,10 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         loss = logs.get("val_loss", logs.get("loss"))
+        # An AveragingEnsemble's loss is the sum of its members' losses.
+        members = len(getattr(self.model, "members", None) or [None])
         if self.eligible_from is None:
-            if loss is None or float(loss) >= self.ceiling:
+            if loss is None or float(loss) >= self.ceiling * members:
                 return
             self.eligible_from = epoch
         super().on_epoch_end(epoch, logs)
