@@ -173,3 +173,16 @@ def test_registry_lists_every_arch_and_reports_flags_it_does_not_read() -> None:
     assert architectures.unused_flags("cnn", ["kernel_sizes", "learning_rate"]) == []
     with pytest.raises(ValueError, match="known: cnn, ensemble"):
         architectures.get("cnn9")
+
+
+def test_training_names_the_flags_the_arch_ignores() -> None:
+    from training.params import ModelParams
+    from training.pipeline import TrainConfig, unused_model_flags
+
+    params = ModelParams(kernel_sizes=(2, 4), embedding_dropout=0.3, filters=64)
+    assert unused_model_flags(TrainConfig(arch="textcnn", params=params)) == [
+        "--embedding-dropout",
+        "--kernel-sizes",
+    ]
+    assert unused_model_flags(TrainConfig(arch="cnn", params=params)) == []
+    assert unused_model_flags(TrainConfig(arch="ngram", params=ModelParams())) == []
