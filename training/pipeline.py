@@ -289,7 +289,7 @@ def prepare(cfg: TrainConfig, log: Callable[[str], None]) -> Prepared:
         cfg.name or (name_from_path(cfg.data) if cfg.data else EXAMPLE_NAME)
     )
     splits, loaded = prepare_splits(cfg, log)
-    validation = "kfold" if not splits.texts["val"] else "split"
+    validation: Literal["split", "kfold"] = "kfold" if not splits.texts["val"] else "split"
     for flag in unused_model_flags(cfg):
         log(f"warning: {flag} does not apply to --arch {cfg.arch}; it is ignored")
     few = few_example_labels(splits)

@@ -144,7 +144,7 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
                 f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
                 f"| {c['support']} |"
             )
-    shown, indexed = fonts.plot_labels(labels)
+    _, indexed = fonts.plot_labels(labels)
     if indexed:
         lines += [
             "",
