@@ -38,8 +38,10 @@ Validation = Literal["auto", "split", "kfold"]
 # auto picks kfold up to this many rows without --val-data: k+1 fits of the default ngram on
 # 2,500 rows take about a minute on 2 cores, and a 10% val split of a larger file is >= 400 rows.
 KFOLD_MAX_ROWS = 4000
-# Held-out predictions fewer than this are too few to fit a temperature or a threshold on.
-MIN_HELD_OUT = 100
+# Held-out predictions fewer than this (and than 3 per label) are too few to fit a temperature
+# or a threshold on: a 10% split of 10 rows per label holds one row per label out.
+MIN_HELD_OUT = 50
+MIN_HELD_OUT_PER_LABEL = 3
 # Labels with fewer training rows than this get a warning naming them.
 FEW_EXAMPLES = 5
 # kfold: epochs whose out-of-fold accuracy is within this of the best count as tied; the tie
@@ -514,9 +516,9 @@ def calibrate_and_choose_threshold(
 ) -> Calibrated:
     """Stage: temperature and fallback threshold from the held-out predictions.
 
-    Fewer than MIN_HELD_OUT of them: T stays 1 and the threshold is flagged as unreliable. A
-    threshold that would hand more than ``cfg.max_fallback_rate`` of messages to a person is
-    reported and capped there.
+    Fewer than MIN_HELD_OUT (or 3 per label) of them: T stays 1 and the threshold is flagged
+    as unreliable. A threshold that would hand more than ``cfg.max_fallback_rate`` of messages
+    to a person is reported and capped there.
     """
     from training.calibration import calibrate
     from training.evaluate import apply_threshold, choose_threshold
@@ -526,9 +528,10 @@ def calibrate_and_choose_threshold(
     if test is not None:
         probs["test"], ys["test"] = test
     warnings: list[str] = []
-    if len(held.y) < MIN_HELD_OUT:
+    needed = max(MIN_HELD_OUT, MIN_HELD_OUT_PER_LABEL * held.probs.shape[1])
+    if len(held.y) < needed:
         warnings.append(
-            f"only {len(held.y)} held-out predictions (< {MIN_HELD_OUT}): confidences are not "
+            f"only {len(held.y)} held-out predictions (< {needed}): confidences are not "
             "calibrated (T = 1) and the fallback threshold is a rough guess; use --validation "
             "kfold or a larger --val-data"
         )
