@@ -55,6 +55,12 @@ RUN groupadd --system --gid 10001 textcls \
     && mkdir -p /models /data \
     && chown textcls:textcls /data
 
+# Noto CJK: report plots (textcls train/evaluate in the image) draw Chinese/Japanese/Korean labels.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY --from=builder /opt/venv /opt/venv
 
 # /models: the model repository, mounted (read-only is fine: the service only reads it).

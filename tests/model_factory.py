@@ -34,6 +34,8 @@ def tiny_config(
         epochs=6,
         patience=2,
         batch_size=32,
+        # The suite's shared models hold a val split out (one fit); kfold has its own tests.
+        validation="split",
         seed=seed,
         verbose=False,
     )

@@ -52,6 +52,13 @@ class FallbackInfo(BaseModel):
     val_fallback_rate: float | None = None
     test_precision: float | None = None
     test_fallback_rate: float | None = None
+    # Where val_* come from ("val": a split, "cv": out-of-fold predictions) and how many.
+    chosen_on: str | None = None
+    held_out_rows: int | None = None
+    # Set when the target precision needed a threshold falling back on more than
+    # max_fallback_rate of messages: that threshold (the served one is capped).
+    target_threshold: float | None = None
+    max_fallback_rate: float | None = None
 
 
 class Metadata(BaseModel):
@@ -66,6 +73,9 @@ class Metadata(BaseModel):
     created_at: str
     tensorflow_version: str
     arch: str = "cnn"
+    tokenizer: dict[str, Any] = Field(
+        default_factory=dict, description="how the exported graph splits text (training.tokenize)"
+    )
     data: DataInfo
     params: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)

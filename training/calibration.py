@@ -129,6 +129,10 @@ def plot_reliability(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from training import fonts
+
+    fonts.use_fallback_fonts()
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
     for ax, probs, title in (
         (axes[0], before, "before (T = 1)"),
@@ -165,10 +169,10 @@ def plot_reliability(
 
 
 def calibrate(
-    probs: dict[str, np.ndarray], y: dict[str, np.ndarray]
+    probs: dict[str, np.ndarray], y: dict[str, np.ndarray], fit_on: str = "val"
 ) -> tuple[float, dict[str, np.ndarray], dict[str, Any]]:
-    """Fit T on ``probs["val"]``; return T, every split's calibrated probabilities, metrics."""
-    temperature = fit_temperature(probs["val"], y["val"])
+    """Fit T on ``probs[fit_on]``; return T, every split's calibrated probabilities, metrics."""
+    temperature = fit_temperature(probs[fit_on], y[fit_on])
     after = {split: apply_temperature(p, temperature) for split, p in probs.items()}
     return temperature, after, calibration_metrics(temperature, probs, y)
 
@@ -181,6 +185,7 @@ def append_quality_report(
     y: np.ndarray,
     calibration: dict[str, Any],
     oos: dict[str, Any] | None = None,
+    fitted_on: str = "val",
 ) -> None:
     """Add reliability.png and the calibration (and out-of-scope) sections to ``report.md``."""
     from training.oos import render_oos_markdown
@@ -192,9 +197,9 @@ def append_quality_report(
         "",
         "## Calibration",
         "",
-        f"Temperature scaling fitted on val: T = {t:.4f} (applied inside the exported model, "
-        "so served confidences are calibrated; the fallback threshold was chosen on "
-        "calibrated val probabilities).",
+        f"Temperature scaling fitted on {fitted_on}: T = {t:.4f} (applied inside the exported "
+        "model, so served confidences are calibrated; the fallback threshold was chosen on "
+        f"the same calibrated {fitted_on} probabilities).",
         "",
         f"| {split} | ECE ({calibration['bins']} bins) | NLL |",
         "|---|---:|---:|",

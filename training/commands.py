@@ -72,7 +72,11 @@ def train_command(
         Path, typer.Option(envvar="TEXTCLS_MODEL_DIR", help="Model repository root.")
     ] = Path("./models"),
     arch: Annotated[
-        str, typer.Option(help="Architecture: ngram, cnn, textcnn, transformer or ensemble.")
+        str,
+        typer.Option(
+            help="Architecture: ngram, cnn, textcnn, transformer or ensemble (a flag the "
+            "chosen one does not read is reported)."
+        ),
     ] = _CFG.arch,
     strategy: Annotated[
         str, typer.Option(help="tf.distribute strategy: default, mirrored or multiworker.")
@@ -125,6 +129,24 @@ def train_command(
     target_precision: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Precision the fallback threshold aims for.")
     ] = _CFG.target_precision,
+    max_fallback_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Most held-out messages the threshold may hand to a person; a target "
+            "precision needing more is reported and capped here.",
+        ),
+    ] = _CFG.max_fallback_rate,
+    validation: Annotated[
+        str,
+        typer.Option(
+            help="How held-out predictions are made: split (val/test rows never trained on), "
+            "kfold (out-of-fold, then a refit on every row) or auto (kfold for files up to "
+            "4000 rows without --val-data)."
+        ),
+    ] = _CFG.validation,
+    folds: Annotated[int, typer.Option(min=2, help="Folds for --validation kfold.")] = _CFG.folds,
     seed: Annotated[
         int, typer.Option(help="Seed for the split, initialisation and shuffling.")
     ] = 0,
@@ -134,13 +156,17 @@ def train_command(
     quiet: Annotated[bool, typer.Option(help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a model and publish it as models/NAME/VERSION; prints its path last."""
-    from training.model import architecture_names
+    from training import architectures
     from training.pipeline import train
 
     if monitor not in ("val_loss", "val_accuracy"):
         raise _fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
-    if arch not in architecture_names():
-        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architecture_names())}")
+    if arch not in architectures.names():
+        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architectures.names())}")
+    if validation not in ("auto", "split", "kfold"):
+        raise _fail(f"unknown --validation {validation!r}; use auto, split or kfold")
+    if validation == "kfold" and (val_data or strategy != "default"):
+        raise _fail("--validation kfold takes no --val-data and runs with --strategy default")
     if strategy not in ("default", "mirrored", "multiworker"):
         raise _fail(f"unknown --strategy {strategy!r}; use default, mirrored or multiworker")
     cfg = TrainConfig(
@@ -177,6 +203,9 @@ def train_command(
         batch_size=batch_size,
         class_weights=class_weights,
         target_precision=target_precision,
+        max_fallback_rate=max_fallback_rate,
+        validation=validation,  # type: ignore[arg-type]
+        folds=folds,
         seed=seed,
         deterministic=deterministic,
         strategy=strategy,  # type: ignore[arg-type]

@@ -1,8 +1,17 @@
-"""The training pipeline: data -> split -> model -> fit -> evaluate -> versioned artifact."""
+"""The training pipeline, in named stages: prepare, (cross-validate,) build and fit, calibrate
+and choose the threshold, evaluate, package (a versioned artifact).
+
+Two ways to get held-out predictions for calibration, the fallback threshold and the report:
+``split`` holds val (and test) rows out of training, ``kfold`` trains one model per fold and
+predicts each row with the model that did not see it, then refits on every row for the
+number of epochs the folds found best. ``auto`` uses kfold on small files (every labelled row
+ends in the published model; a 10%-split of 10 rows per label would hold out one per label).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import sys
 import time
@@ -24,6 +33,23 @@ EXAMPLE_TEST = EXAMPLE_DIR / "support_chat_test.csv"
 EXAMPLE_NAME = "example"
 
 Strategy = Literal["default", "mirrored", "multiworker"]
+Validation = Literal["auto", "split", "kfold"]
+
+# auto picks kfold up to this many rows without --val-data: k+1 fits of the default ngram on
+# 2,500 rows take about a minute on 2 cores, and a 10% val split of a larger file is >= 400 rows.
+KFOLD_MAX_ROWS = 4000
+# Held-out predictions fewer than this (and than 3 per label) are too few to fit a temperature
+# or a threshold on: a 10% split of 10 rows per label holds one row per label out.
+MIN_HELD_OUT = 50
+MIN_HELD_OUT_PER_LABEL = 3
+# Labels with fewer training rows than this get a warning naming them.
+FEW_EXAMPLES = 5
+# kfold: epochs whose out-of-fold accuracy is within this of the best count as tied; the tie
+# goes to the lowest out-of-fold loss (a later, more confident epoch, not an under-trained one).
+EPOCH_TIE = 0.005
+# kfold: the most epochs is raised so that a fold takes at least this many optimizer steps:
+# 30 epochs of 288 rows are 270 steps, too few for the default learning rate to converge.
+KFOLD_MIN_STEPS = 800
 
 
 def _print(message: str) -> None:
@@ -56,6 +82,11 @@ class TrainConfig:
     batch_size: int = 32
     class_weights: bool = True
     target_precision: float = 0.95
+    # A threshold sending more than this share of held-out messages to a person is reported
+    # and capped here (the kept share's precision is then below target, and said so).
+    max_fallback_rate: float = 0.4
+    validation: Validation = "auto"
+    folds: int = 5
     seed: int = 0
     deterministic: bool = False
     strategy: Strategy = "default"
@@ -99,15 +130,27 @@ def _check_known(ds: Dataset, known: set[str]) -> None:
         )
 
 
-def prepare_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Splits, list[Dataset]]:
-    """Load the file(s) and split; raise DataError on bad data."""
+def choose_validation(cfg: TrainConfig, rows: int) -> Literal["split", "kfold"]:
+    """``cfg.validation`` with ``auto`` resolved: kfold for small files without --val-data."""
+    if cfg.validation != "auto":
+        return cfg.validation
+    small = rows <= KFOLD_MAX_ROWS and cfg.val_data is None
+    return "kfold" if small and cfg.strategy == "default" else "split"
+
+
+def prepare_splits(
+    cfg: TrainConfig, log: Callable[[str], None], validation: str | None = None
+) -> tuple[Splits, list[Dataset]]:
+    """Load the file(s) and split (kfold: no val, and no test unless --test-data)."""
     data = cfg.data or EXAMPLE_TRAIN
     test_data = cfg.test_data if cfg.data else (cfg.test_data or EXAMPLE_TEST)
     main = _load(data, cfg, 2)
     loaded = [main]
+    validation = validation or choose_validation(cfg, len(main.texts))
+    kfold = validation == "kfold"
     fractions = (
-        0.0 if cfg.val_data else cfg.val_fraction,
-        0.0 if test_data else cfg.test_fraction,
+        0.0 if cfg.val_data or kfold else cfg.val_fraction,
+        0.0 if test_data or kfold else cfg.test_fraction,
     )
     train_idx, val_idx, test_idx = stratified_split(main.labels, fractions, cfg.seed)
     labels = sorted(set(main.labels[i] for i in train_idx))
@@ -128,7 +171,7 @@ def prepare_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Splits
             _check_known(ds, set(labels))
             loaded.append(ds)
             texts[split], raw_labels[split], sources[split] = ds.texts, ds.labels, str(path)
-    if not texts["val"]:
+    if not texts["val"] and not kfold:
         raise DataError(data, [(None, "too few rows to hold out a validation split")])
     index = {lab: k for k, lab in enumerate(labels)}
     y = {s: np.array([index[lab] for lab in raw_labels[s]], dtype=np.int64) for s in texts}
@@ -139,6 +182,15 @@ def prepare_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Splits
                 f"(lines {', '.join(map(str, c.lines))})"
             )
     return Splits(labels=labels, texts=texts, y=y, sources=sources), loaded
+
+
+def unused_model_flags(cfg: TrainConfig) -> list[str]:
+    """``--flags`` set away from their defaults that ``cfg.arch`` does not read."""
+    from training import architectures
+
+    defaults = ModelParams().as_dict()
+    changed = [k for k, v in cfg.params.as_dict().items() if v != defaults[k]]
+    return ["--" + f.replace("_", "-") for f in architectures.unused_flags(cfg.arch, changed)]
 
 
 def balanced_class_weights(y: np.ndarray, n_labels: int) -> np.ndarray:
@@ -192,134 +244,389 @@ def _replica_trainee(model: Any, sample_texts: list[str]) -> tuple[Any, Callable
     return body, features
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
-    """Run the whole pipeline and return the published version folder."""
-    import keras
-    import tensorflow as tf
+@dataclass
+class Prepared:
+    """Stage 1's output: the data, split, and how held-out predictions will be obtained."""
 
-    from training.calibration import append_quality_report, calibrate, with_temperature
-    from training.evaluate import apply_threshold, choose_threshold, compute_metrics
-    from training.export import export_version
-    from training.model import build_model
-    from training.oos import load_oos_texts, score_oos
-    from training.progress import EpochLog
-    from training.report import write_report
+    name: str
+    splits: Splits
+    loaded: list[Dataset]
+    validation: Literal["split", "kfold"]
+    oos_texts: list[str] | None
+    started: float
+
+
+@dataclass
+class HeldOut:
+    """Predictions on rows the predicting model did not train on, and what chose the epochs."""
+
+    split: str  # "val" (a split) or "cv" (out-of-fold)
+    probs: np.ndarray
+    y: np.ndarray
+    epochs: int | None = None  # kfold: epochs for the refit
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fitted:
+    model: Any
+    epochs_run: int
+    best_epoch: int
+    fit_seconds: float
+    replicas: int
+
+
+def few_example_labels(splits: Splits) -> dict[str, int]:
+    """Labels with fewer than FEW_EXAMPLES training rows, and their counts."""
+    counts = np.bincount(splits.y["train"], minlength=len(splits.labels))
+    return {lab: int(c) for lab, c in zip(splits.labels, counts, strict=True) if c < FEW_EXAMPLES}
+
+
+def prepare(cfg: TrainConfig, log: Callable[[str], None]) -> Prepared:
+    """Stage 1: load, validate and split the data; warn about what will limit the model."""
+    from training.oos import load_oos_texts
 
     started = time.monotonic()
     name = artifact.validate_name(
         cfg.name or (name_from_path(cfg.data) if cfg.data else EXAMPLE_NAME)
     )
     splits, loaded = prepare_splits(cfg, log)
-    oos_texts = load_oos_texts(cfg.oos_data, cfg.text_column) if cfg.oos_data else None
-    n_labels = len(splits.labels)
+    validation: Literal["split", "kfold"] = "kfold" if not splits.texts["val"] else "split"
+    for flag in unused_model_flags(cfg):
+        log(f"warning: {flag} does not apply to --arch {cfg.arch}; it is ignored")
+    few = few_example_labels(splits)
+    if few:
+        shown = ", ".join(f"{lab} ({n})" for lab, n in sorted(few.items(), key=lambda kv: kv[1]))
+        log(
+            f"warning: {len(few)} label(s) have fewer than {FEW_EXAMPLES} training examples, "
+            f"too few to learn reliably: {shown}"
+        )
     counts = {s: len(t) for s, t in splits.texts.items()}
+    how = (
+        f"{min(cfg.folds, len(splits.y['train']))}-fold cross-validation, then a refit on all "
+        f"{counts['train']} rows"
+        if validation == "kfold"
+        else f"{counts['val']} val rows held out"
+    )
     log(
         f"data: {counts['train']} train, {counts['val']} val, {counts['test']} test rows, "
-        f"{n_labels} labels"
+        f"{len(splits.labels)} labels; {how}"
     )
+    oos = load_oos_texts(cfg.oos_data, cfg.text_column) if cfg.oos_data else None
+    return Prepared(name, splits, loaded, validation, oos, started)
+
+
+def _dataset(cfg: TrainConfig, texts: list[str], y: np.ndarray, n_labels: int, train: bool) -> Any:
+    import tensorflow as tf
+
+    x = tf.constant(texts, dtype=tf.string)
+    if train and cfg.class_weights:
+        w = balanced_class_weights(y, n_labels)[y].astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if train:
+        ds = ds.shuffle(len(y), seed=cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(cfg.batch_size)
+    ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_labels), *w))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def fit(
+    cfg: TrainConfig,
+    texts: list[str],
+    y: np.ndarray,
+    n_labels: int,
+    log: Callable[[str], None],
+    val: tuple[list[str], np.ndarray] | None = None,
+    epochs: int | None = None,
+    callbacks: list[Any] | None = None,
+    verbose: bool | None = None,
+) -> Fitted:
+    """Stage: build ``cfg.arch`` on ``texts`` and fit it.
+
+    With ``val``: early stopping on it (guarded, see GuardedEarlyStopping) and a learning rate
+    that drops on plateaus. Without: exactly ``epochs`` epochs at a constant learning rate (the
+    kfold refit, whose epoch count the folds chose under the same schedule).
+    """
+    import keras
+    import tensorflow as tf
+
+    from training.model import build_model
+    from training.progress import EpochLog, GuardedEarlyStopping
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     with _strategy_scope(cfg.strategy) as replicas:
-        model = build_model(cfg.arch, splits.texts["train"], n_labels, cfg.params)
+        model = build_model(cfg.arch, texts, n_labels, cfg.params)
         # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
         trainee, features = (
-            (model, lambda ds: ds)
-            if cfg.strategy == "default"
-            else _replica_trainee(model, splits.texts["train"])
+            (model, lambda ds: ds) if cfg.strategy == "default" else _replica_trainee(model, texts)
         )
-
-    def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
-        x = tf.constant(splits.texts[split], dtype=tf.string)
-        y = splits.y[split]
-        if split == "train" and cfg.class_weights:
-            w = balanced_class_weights(splits.y["train"], n_labels)[y].astype(np.float32)
-            ds = tf.data.Dataset.from_tensor_slices((x, y, w))
-        else:
-            ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if shuffle:
-            ds = ds.shuffle(len(y), seed=cfg.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(cfg.batch_size)
-        ds = ds.map(lambda x, y, *w: (x, tf.one_hot(y, n_labels), *w))
-        return ds.prefetch(tf.data.AUTOTUNE)
-
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.EarlyStopping(
-            monitor=cfg.monitor,
-            mode="min" if cfg.monitor == "val_loss" else "max",
-            patience=cfg.patience,
-            restore_best_weights=True,
-        )
-    ]
-    if cfg.reduce_lr_patience:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=cfg.reduce_lr_factor,
-                patience=cfg.reduce_lr_patience,
-                min_lr=cfg.params.learning_rate / 100,
+    cbs: list[keras.callbacks.Callback] = list(callbacks or [])
+    if val is not None:
+        cbs.append(
+            GuardedEarlyStopping(
+                n_labels,
+                monitor=cfg.monitor,
+                mode="min" if cfg.monitor == "val_loss" else "max",
+                patience=cfg.patience,
+                restore_best_weights=True,
             )
         )
-    if cfg.verbose:
-        callbacks.append(EpochLog(cfg.epochs, log))
-    fit_started = time.monotonic()
+        if cfg.reduce_lr_patience:
+            cbs.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss",
+                    factor=cfg.reduce_lr_factor,
+                    patience=cfg.reduce_lr_patience,
+                    min_lr=cfg.params.learning_rate / 100,
+                )
+            )
+    n_epochs = epochs or cfg.epochs
+    if cfg.verbose if verbose is None else verbose:
+        cbs.append(EpochLog(n_epochs, log))
+    started = time.monotonic()
     history = trainee.fit(
-        features(dataset("train", shuffle=True)),
-        validation_data=features(dataset("val", shuffle=False)),
-        epochs=cfg.epochs,
-        callbacks=callbacks,
+        features(_dataset(cfg, texts, y, n_labels, train=True)),
+        validation_data=(
+            features(_dataset(cfg, val[0], val[1], n_labels, train=False)) if val else None
+        ),
+        epochs=n_epochs,
+        callbacks=cbs,
         shuffle=False,  # the tf.data pipeline shuffles, with the seed
         verbose=0,
     )
-    fit_seconds = time.monotonic() - fit_started
     epochs_run = len(history.history["loss"])
+    guard = next((c for c in cbs if isinstance(c, GuardedEarlyStopping)), None)
+    best = (guard.best_epoch_number if guard else None) or epochs_run
+    return Fitted(model, epochs_run, best, time.monotonic() - started, replicas)
 
-    probs = {
-        s: predict_probabilities(model, splits.texts[s], cfg.batch_size * 8)
-        for s in ("val", "test")
-        if splits.texts[s]
-    }
-    # Temperature scaling fitted on val (training.calibration): the metrics, the fallback
-    # threshold and the exported model below all use calibrated probabilities.
-    uncalibrated = probs
-    temperature, probs, calibration = calibrate(probs, splits.y)
-    model = with_temperature(model, temperature)
-    metrics: dict[str, Any] = {
-        s: compute_metrics(splits.y[s], probs[s], splits.labels) for s in probs
-    }
-    val_conf = probs["val"].max(axis=1)
-    val_fb = choose_threshold(
-        val_conf, probs["val"].argmax(axis=1) == splits.y["val"], cfg.target_precision
+
+def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out row indices per fold, stratified: each label's rows dealt round the folds.
+
+    A label with fewer rows than folds is held out in as many folds as it has rows, so every
+    row is held out exactly once and still has a training example of its label elsewhere
+    when it has two or more.
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(folds)]
+    offset = 0
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            parts[(offset + j) % folds].append(int(i))
+        offset += len(idx)  # labels start where the last one stopped: folds stay even
+    return [np.array(sorted(p), dtype=np.int64) for p in parts if p]
+
+
+def cross_validate(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None]) -> HeldOut:
+    """Stage (kfold): a model per fold, its held-out rows predicted after every epoch; choose
+    the refit's epoch count from the mean out-of-fold curve and keep that epoch's predictions.
+    """
+    import keras
+
+    from training.calibration import negative_log_likelihood
+
+    splits = prep.splits
+    texts, y = splits.texts["train"], splits.y["train"]
+    n_labels = len(splits.labels)
+    folds = kfold_indices(y, min(cfg.folds, len(y)), cfg.seed)
+    fold_rows = len(y) - max(len(f) for f in folds)
+    most = max(cfg.epochs, math.ceil(KFOLD_MIN_STEPS * cfg.batch_size / max(fold_rows, 1)))
+    # per_epoch[e][i]: row i's probabilities after epoch e+1 of the fold holding it out.
+    per_epoch = np.zeros((most, len(y), n_labels), dtype=np.float32)
+
+    class RecordHeldOut(keras.callbacks.Callback):
+        """Predict the fold's held-out rows after each epoch; on the first fold, stop once
+        neither their accuracy nor their loss improved for ``cfg.patience`` epochs (the later
+        folds then run as many epochs: the horizon the curve is chosen from)."""
+
+        def __init__(self, rows: np.ndarray, stop: bool) -> None:
+            super().__init__()
+            self.rows, self.stop = rows, stop
+            self.x = [texts[i] for i in rows]
+            self.best: tuple[float, float, int] = (-1.0, np.inf, 0)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            p = predict_probabilities(self.model, self.x, 512)
+            per_epoch[epoch, self.rows] = p
+            acc = float((p.argmax(axis=1) == y[self.rows]).mean())
+            loss = negative_log_likelihood(p, y[self.rows])
+            best_acc, best_loss, at = self.best
+            if acc > best_acc or loss < best_loss:
+                self.best = (max(acc, best_acc), min(loss, best_loss), epoch)
+            elif self.stop and epoch - at >= cfg.patience:
+                self.model.stop_training = True
+
+    started = time.monotonic()
+    horizon = most
+    for k, held in enumerate(folds):
+        train_rows = np.setdiff1d(np.arange(len(y)), held)
+        done = fit(
+            cfg,
+            [texts[i] for i in train_rows],
+            y[train_rows],
+            n_labels,
+            log,
+            epochs=horizon,
+            callbacks=[RecordHeldOut(held, stop=k == 0)],
+            verbose=False,
+        )
+        horizon = min(horizon, done.epochs_run)
+        log(
+            f"fold {k + 1}/{len(folds)}: trained on {len(train_rows)} rows for {done.epochs_run} "
+            f"epochs, predicted {len(held)} ({time.monotonic() - started:.0f}s)"
+        )
+    per_epoch = per_epoch[:horizon]
+    accuracy = (per_epoch.argmax(axis=2) == y[None, :]).mean(axis=1)
+    nll = np.array([negative_log_likelihood(p, y) for p in per_epoch])
+    tied = np.flatnonzero(accuracy >= accuracy.max() - EPOCH_TIE)
+    best = int(tied[np.argmin(nll[tied])])
+    log(
+        f"cross-validation: best at epoch {best + 1}/{horizon} (out-of-fold accuracy "
+        f"{accuracy[best]:.4f}, loss {nll[best]:.4f}) in {time.monotonic() - started:.1f}s"
     )
+    info = {
+        "method": "kfold",
+        "folds": len(folds),
+        "chosen_epochs": best + 1,
+        "out_of_fold_accuracy_by_epoch": [round(float(a), 4) for a in accuracy],
+        "out_of_fold_loss_by_epoch": [round(float(v), 4) for v in nll],
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    return HeldOut("cv", per_epoch[best], y, epochs=best + 1, info=info)
+
+
+@dataclass
+class Calibrated:
+    temperature: float
+    probs: dict[str, np.ndarray]  # calibrated, per split ("cv"/"val", "test")
+    uncalibrated: dict[str, np.ndarray]
+    calibration: dict[str, Any]
+    fallback: artifact.FallbackInfo
+    warnings: list[str]
+
+
+def calibrate_and_choose_threshold(
+    cfg: TrainConfig, held: HeldOut, test: tuple[np.ndarray, np.ndarray] | None
+) -> Calibrated:
+    """Stage: temperature and fallback threshold from the held-out predictions.
+
+    Fewer than MIN_HELD_OUT (or 3 per label) of them: T stays 1 and the threshold is flagged
+    as unreliable. A threshold that would hand more than ``cfg.max_fallback_rate`` of messages
+    to a person is reported and capped there.
+    """
+    from training.calibration import calibrate
+    from training.evaluate import apply_threshold, choose_threshold
+
+    probs = {held.split: held.probs}
+    ys = {held.split: held.y}
+    if test is not None:
+        probs["test"], ys["test"] = test
+    warnings: list[str] = []
+    needed = max(MIN_HELD_OUT, MIN_HELD_OUT_PER_LABEL * held.probs.shape[1])
+    if len(held.y) < needed:
+        warnings.append(
+            f"only {len(held.y)} held-out predictions (< {needed}): confidences are not "
+            "calibrated (T = 1) and the fallback threshold is a rough guess; use --validation "
+            "kfold or a larger --val-data"
+        )
+        temperature, after, calibration = 1.0, dict(probs), {"method": "none", "temperature": 1.0}
+    else:
+        temperature, after, calibration = calibrate(probs, ys, fit_on=held.split)
+    held_probs = after[held.split]
+    correct = held_probs.argmax(axis=1) == held.y
+    conf = held_probs.max(axis=1)
+    chosen = choose_threshold(conf, correct, cfg.target_precision)
+    target_threshold = None
+    if chosen.fallback_rate > cfg.max_fallback_rate:
+        target_threshold = chosen.threshold
+        capped = float(np.quantile(conf, cfg.max_fallback_rate, method="lower"))
+        capped_fb = apply_threshold(conf, correct, capped)
+        warnings.append(
+            f"reaching precision {cfg.target_precision:.2f} would need threshold "
+            f"{chosen.threshold:.4f}, which hands {chosen.fallback_rate:.0%} of messages to a "
+            f"person; capped at --max-fallback-rate {cfg.max_fallback_rate:.0%}: threshold "
+            f"{capped:.4f}, precision of the kept messages {capped_fb.precision or 0:.3f} "
+            "(more labelled examples raise it)"
+        )
+        chosen = capped_fb
     fallback = artifact.FallbackInfo(
-        threshold=val_fb.threshold,
+        threshold=chosen.threshold,
         target_precision=cfg.target_precision,
-        val_precision=val_fb.precision,
-        val_fallback_rate=val_fb.fallback_rate,
+        val_precision=chosen.precision,
+        val_fallback_rate=chosen.fallback_rate,
+        chosen_on=held.split,
+        held_out_rows=int(len(held.y)),
+        target_threshold=target_threshold,
+        max_fallback_rate=cfg.max_fallback_rate,
     )
-    if "test" in probs:
-        test_fb = apply_threshold(
-            probs["test"].max(axis=1),
-            probs["test"].argmax(axis=1) == splits.y["test"],
-            val_fb.threshold,
+    if "test" in after:
+        t = apply_threshold(
+            after["test"].max(axis=1), after["test"].argmax(axis=1) == ys["test"], chosen.threshold
         )
-        fallback.test_precision = test_fb.precision
-        fallback.test_fallback_rate = test_fb.fallback_rate
-    metrics["fallback"] = fallback.model_dump()
-    metrics["calibration"] = calibration
-    if oos_texts:
-        in_split = "test" if "test" in probs else "val"
-        oos_probs = predict_probabilities(model, oos_texts, cfg.batch_size * 8)
-        metrics["oos"] = score_oos(
-            probs[in_split], splits.y[in_split], oos_probs, fallback.threshold
-        )
-    metrics["training"] = {
-        "epochs_run": epochs_run,
-        "best_epoch": _best_epoch(history.history[cfg.monitor], cfg.monitor),
-        "fit_seconds": round(fit_seconds, 2),
-    }
+        fallback.test_precision, fallback.test_fallback_rate = t.precision, t.fallback_rate
+    return Calibrated(temperature, after, probs, calibration, fallback, warnings)
 
+
+def evaluate(
+    cfg: TrainConfig, prep: Prepared, held: HeldOut, cal: Calibrated, model: Any
+) -> dict[str, Any]:
+    """Stage: metrics of every held-out set (calibrated), the fallback, out-of-scope texts."""
+    from training.evaluate import compute_metrics
+    from training.oos import score_oos
+
+    ys = {held.split: held.y, "test": prep.splits.y["test"]}
+    metrics: dict[str, Any] = {
+        s: compute_metrics(ys[s], p, prep.splits.labels) for s, p in cal.probs.items()
+    }
+    metrics["fallback"] = cal.fallback.model_dump(exclude_none=True)
+    metrics["calibration"] = cal.calibration
+    metrics["evaluation"] = {
+        "held_out": held.split,
+        "how": (
+            f"{held.info['folds']}-fold cross-validation: each row predicted by the fold model "
+            f"that did not train on it, after epoch {held.epochs}; the published model is a "
+            f"refit on all {len(held.y)} rows for {held.epochs} epochs"
+            if held.split == "cv"
+            else f"a stratified {len(held.y)}-row validation split "
+            f"({prep.splits.sources['val']}); the published model never trained on it"
+        ),
+        "test": prep.splits.sources["test"] if "test" in cal.probs else None,
+        "warnings": cal.warnings,
+        **({"cross_validation": held.info} if held.info else {}),
+    }
+    if prep.oos_texts:
+        in_split = "test" if "test" in cal.probs else held.split
+        oos_probs = predict_probabilities(model, prep.oos_texts, cfg.batch_size * 8)
+        metrics["oos"] = score_oos(
+            cal.probs[in_split], ys[in_split], oos_probs, cal.fallback.threshold
+        )
+    return metrics
+
+
+def package(
+    cfg: TrainConfig,
+    prep: Prepared,
+    held: HeldOut,
+    cal: Calibrated,
+    fitted: Fitted,
+    metrics: dict[str, Any],
+) -> Path:
+    """Stage: metadata, the report and the calibrated model, published as the next version."""
+    import tensorflow as tf
+
+    from training import architectures
+    from training.calibration import append_quality_report
+    from training.export import export_version
+    from training.report import write_report
+
+    splits = prep.splits
+    counts = {s: len(t) for s, t in splits.texts.items()}
     params = {
         **cfg.params.as_dict(),
         "epochs": cfg.epochs,
@@ -330,11 +637,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
         "batch_size": cfg.batch_size,
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
+        "validation": prep.validation,
+        "folds": cfg.folds,
         "val_fraction": cfg.val_fraction,
         "test_fraction": cfg.test_fraction,
         "target_precision": cfg.target_precision,
+        "max_fallback_rate": cfg.max_fallback_rate,
         "strategy": cfg.strategy,
-        "replicas": replicas,
+        "replicas": fitted.replicas,
         "text_column": cfg.text_column,
         "label_column": cfg.label_column,
         "sources": splits.sources,
@@ -342,63 +652,99 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     }
     headline: dict[str, Any] = {
         s: {k: metrics[s][k] for k in ("rows", "accuracy", "macro_f1")}
-        for s in ("val", "test")
+        for s in ("cv", "val", "test")
         if s in metrics
     }
     meta = artifact.Metadata(
-        name=name,
+        name=prep.name,
         version=1,  # set by export_version when it claims the number
         labels=splits.labels,
         created_at=artifact.utc_now_iso(),
         tensorflow_version=tf.__version__,
         arch=cfg.arch,
+        tokenizer=architectures.get(cfg.arch).tokenizer_description(),
         data=artifact.DataInfo(
-            file=str(loaded[0].path),
-            sha256=loaded[0].sha256,
-            rows=counts,
+            file=str(prep.loaded[0].path), sha256=prep.loaded[0].sha256, rows=counts
         ),
         params=params,
-        metrics={**headline, "training": metrics["training"]},
-        fallback=fallback,
+        metrics={**headline, "training": metrics["training"], "evaluation": metrics["evaluation"]},
+        fallback=cal.fallback,
     )
     meta.metrics.update({k: metrics[k] for k in ("calibration", "oos") if k in metrics})
-    report_split = "test" if "test" in probs else "val"
+    report_split = "test" if "test" in cal.probs else held.split
     report_metrics = dict(metrics)
     report_metrics.setdefault("test", metrics[report_split])
+    report_y = splits.y["test"] if report_split == "test" else held.y
+    source = "cross-validation" if report_split == "cv" else Path(splits.sources[report_split]).name
 
     def report(out: Path) -> None:
         write_report(
             out,
-            f"Model {name} ({cfg.arch}) on {Path(splits.sources[report_split]).name}",
+            f"Model {prep.name} ({cfg.arch}) on {source}",
             report_metrics,
             splits.labels,
-            splits.y[report_split],
-            probs[report_split],
+            report_y,
+            cal.probs[report_split],
         )
-        append_quality_report(
-            out,
-            report_split,
-            uncalibrated[report_split],
-            probs[report_split],
-            splits.y[report_split],
-            calibration,
-            metrics.get("oos"),
-        )
+        if cal.calibration.get("method") == "temperature":
+            append_quality_report(
+                out,
+                report_split,
+                cal.uncalibrated[report_split],
+                cal.probs[report_split],
+                report_y,
+                cal.calibration,
+                metrics.get("oos"),
+                fitted_on="out-of-fold predictions" if held.split == "cv" else held.split,
+            )
 
-    path = export_version(model, cfg.model_dir, name, meta, report)
-    total = time.monotonic() - started
-    t = metrics.get("test", metrics["val"])
+    return export_version(fitted.model, cfg.model_dir, prep.name, meta, report)
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
+    """Run every stage and return the published version folder."""
+    from training.calibration import with_temperature
+
+    prep = prepare(cfg, log)
+    splits = prep.splits
+    n_labels = len(splits.labels)
+    x, y = splits.texts["train"], splits.y["train"]
+    if prep.validation == "kfold":
+        held = cross_validate(cfg, prep, log)
+        fitted = fit(cfg, x, y, n_labels, log, epochs=held.epochs)
+    else:
+        val = (splits.texts["val"], splits.y["val"])
+        fitted = fit(cfg, x, y, n_labels, log, val=val)
+        held = HeldOut(
+            "val", predict_probabilities(fitted.model, val[0], cfg.batch_size * 8), val[1]
+        )
+    test = None
+    if splits.texts["test"]:
+        test_probs = predict_probabilities(fitted.model, splits.texts["test"], cfg.batch_size * 8)
+        test = (test_probs, splits.y["test"])
+    cal = calibrate_and_choose_threshold(cfg, held, test)
+    for warning in cal.warnings:
+        log(f"warning: {warning}")
+    fitted.model = with_temperature(fitted.model, cal.temperature)
+    metrics = evaluate(cfg, prep, held, cal, fitted.model)
+    metrics["training"] = {
+        "epochs_run": fitted.epochs_run,
+        "best_epoch": fitted.best_epoch,
+        "fit_seconds": round(fitted.fit_seconds, 2),
+        "seconds": round(time.monotonic() - prep.started, 2),
+    }
+    path = package(cfg, prep, held, cal, fitted, metrics)
+    total = time.monotonic() - prep.started
+    shown = "test" if test is not None else held.split
+    t = metrics[shown]
+    fb = cal.fallback
     log(
-        f"done in {total:.1f}s ({epochs_run} epochs, best {metrics['training']['best_epoch']}): "
-        f"{report_split} accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f}; "
-        f"fallback threshold {fallback.threshold:.3f} "
-        f"(val: {fallback.val_fallback_rate:.1%} fall back)"
+        f"done in {total:.1f}s ({fitted.epochs_run} epochs, best {fitted.best_epoch}): "
+        f"{shown} accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f}; "
+        f"fallback threshold {fb.threshold:.3f} "
+        f"({held.split}: {fb.val_fallback_rate:.1%} fall back)"
     )
     return path
-
-
-def _best_epoch(values: list[float], monitor: str) -> int:
-    return int(np.argmin(values) if monitor == "val_loss" else np.argmax(values)) + 1
 
 
 def predict_probabilities(model: Any, texts: list[str], batch_size: int = 256) -> np.ndarray:

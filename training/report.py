@@ -12,13 +12,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from training import fonts  # noqa: E402
 from training.evaluate import pr_curve  # noqa: E402
+
+fonts.use_fallback_fonts()
 
 _WORST_SHOWN = 8
 
 
 def plot_confusion_matrix(cm: np.ndarray, labels: list[str], path: Path) -> None:
     """Row-normalised confusion matrix; the figure grows with the number of labels."""
+    labels, _ = fonts.plot_labels(labels)
     n = len(labels)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
@@ -45,6 +49,7 @@ def plot_confusion_matrix(cm: np.ndarray, labels: list[str], path: Path) -> None
 
 def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], path: Path) -> None:
     """Left: micro-average PR curve. Right: the classes with the lowest average precision."""
+    labels, _ = fonts.plot_labels(labels)
     n = len(labels)
     curves = [pr_curve(y_true == k, probs[:, k]) for k in range(n)]
     present = [k for k in range(n) if (y_true == k).any()]
@@ -84,23 +89,46 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
     """report.md: headline figures, fallback, per-class table (worst F1 first)."""
     test = metrics.get("test", {})
     lines = [f"# {title}", ""]
+    evaluation = metrics.get("evaluation", {})
+    if evaluation.get("how"):
+        lines += [f"How these figures were obtained: {evaluation['how']}.", ""]
+        if evaluation.get("test"):
+            lines += [f"Test rows: {evaluation['test']}.", ""]
     lines += ["| split | rows | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
-    for split in ("val", "test"):
+    names = {"cv": "cross-validation (out-of-fold)"}
+    for split in ("cv", "val", "test"):
         m = metrics.get(split)
-        if m:
-            lines.append(f"| {split} | {m['rows']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |")
+        if m and not (split == "test" and m is metrics.get("cv")):
+            lines.append(
+                f"| {names.get(split, split)} | {m['rows']} | {m['accuracy']:.4f} "
+                f"| {m['macro_f1']:.4f} |"
+            )
     fb = metrics.get("fallback")
     if fb:
+        chosen_on = names.get(fb.get("chosen_on") or "val", "val")
         lines += [
             "",
-            f"Fallback threshold **{fb['threshold']:.4f}** (chosen on val for target precision "
-            f"{fb['target_precision']:.2f}).",
+            f"Fallback threshold **{fb['threshold']:.4f}** (chosen on {chosen_on} for target "
+            f"precision {fb['target_precision']:.2f}).",
         ]
-        for split in ("val", "test"):
-            prec, rate = fb.get(f"{split}_precision"), fb.get(f"{split}_fallback_rate")
+        if fb.get("target_threshold") is not None:
+            lines.append(
+                f"**The target precision is out of reach for most messages**: it needs threshold "
+                f"{fb['target_threshold']:.4f}, which would hand more than "
+                f"{fb['max_fallback_rate']:.0%} of them to a person; the threshold is capped "
+                "there instead. More labelled examples per label raise the precision."
+            )
+        held = fb.get("chosen_on") or "val"
+        for split, key in ((held, "val"), ("test", "test")):
+            prec, rate = fb.get(f"{key}_precision"), fb.get(f"{key}_fallback_rate")
             if rate is not None:
                 shown = "n/a" if prec is None else f"{prec:.4f}"
-                lines.append(f"- {split}: precision of kept {shown}, share falling back {rate:.4f}")
+                lines.append(
+                    f"- {names.get(split, split)}: precision of kept {shown}, "
+                    f"share falling back {rate:.4f}"
+                )
+    for warning in evaluation.get("warnings", []):
+        lines += ["", f"> warning: {warning}"]
     per_class = test.get("per_class", {})
     if per_class:
         lines += [
@@ -116,6 +144,16 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
                 f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
                 f"| {c['support']} |"
             )
+    _, indexed = fonts.plot_labels(labels)
+    if indexed:
+        lines += [
+            "",
+            "## Label index (the plots show numbers: no installed font draws every label)",
+            "",
+            "| index | label |",
+            "|---:|---|",
+            *(f"| {i} | {lab} |" for i, lab in enumerate(labels)),
+        ]
     lines += [
         "",
         "![confusion matrix](confusion_matrix.png)",

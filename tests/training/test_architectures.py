@@ -14,8 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests.model_factory import TINY_PARAMS, tiny_config
-from training import artifact
-from training.architectures import BUILDERS
+from training import architectures, artifact
 from training.architectures.ensemble import AveragingEnsemble
 from training.architectures.ngram import split_char_ngrams, standardize_chars
 from training.calibration import expected_calibration_error
@@ -23,6 +22,14 @@ from training.data import load_dataset
 from training.export import save_serving_model
 from training.pipeline import EXAMPLE_DIR, EXAMPLE_TEST, EXAMPLE_TRAIN, train
 
+MIXED_SCRIPTS = [
+    "我的iPhone屏幕碎了",
+    "パスワードを忘れました",
+    "ฉันลืมรหัสผ่าน",
+    "订单12345在3月5日发货了吗？",
+    "card lost 😡😡",
+    "카드를 잃어버렸어요",
+]
 PARAMS = replace(TINY_PARAMS, kernel_sizes=(2, 3), dense_units=32)
 
 
@@ -46,8 +53,8 @@ def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     out = {}
     root = tmp_path_factory.mktemp("archs")
     keras.utils.set_random_seed(0)
-    for arch, build in BUILDERS.items():
-        model = build(example["x"], len(example["labels"]), PARAMS)
+    for arch in architectures.names():
+        model = architectures.get(arch).load()(example["x"], len(example["labels"]), PARAMS)
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
             loss="sparse_categorical_crossentropy",
@@ -61,7 +68,7 @@ def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return out
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", architectures.names())
 def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> None:
     _, _, probs = trained[arch]
     assert probs.shape == (len(example["x_test"]), len(example["labels"]))
@@ -70,7 +77,7 @@ def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> Non
     assert (probs.argmax(axis=1) == example["y_test"]).mean() > 0.5, arch
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", architectures.names())
 def test_export_signature_matches_the_model(arch: str, trained: dict, example: dict) -> None:
     _, path, probs = trained[arch]
     loaded = tf.saved_model.load(str(path))
@@ -82,8 +89,9 @@ def test_export_signature_matches_the_model(arch: str, trained: dict, example: d
 def test_exports_load_in_a_fresh_process_without_project_code(
     trained: dict, example: dict, tmp_path: Path
 ) -> None:
-    """Custom split/standardize functions and layers must be graph ops, not Python objects."""
-    texts = example["x_test"][:5]
+    """Custom split/standardize functions and layers must be graph ops, not Python objects;
+    texts in every script (the tokenizer's regexes) give the same probabilities there."""
+    texts = example["x_test"][:5] + MIXED_SCRIPTS
     script = (
         "import json, sys, tensorflow as tf\n"
         "out = {}\n"
@@ -103,8 +111,9 @@ def test_exports_load_in_a_fresh_process_without_project_code(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    for arch, (_, _, probs) in trained.items():
-        np.testing.assert_allclose(np.array(got[arch]), probs[:5], atol=1e-5)
+    for arch, (model, _, _) in trained.items():
+        want = model.predict(tf.constant(texts), verbose=0)
+        np.testing.assert_allclose(np.array(got[arch]), want, atol=1e-5)
 
 
 def test_ensemble_averages_its_members(trained: dict, example: dict) -> None:
@@ -151,3 +160,29 @@ def test_pipeline_trains_an_ensemble_with_calibration_and_oos(tmp_path: Path) ->
     assert expected_calibration_error(probs, y) == pytest.approx(
         calibration["test"]["ece_after"], abs=1e-4
     )
+
+
+def test_registry_lists_every_arch_and_reports_flags_it_does_not_read() -> None:
+    assert architectures.names() == ["cnn", "ensemble", "ngram", "textcnn", "transformer"]
+    assert architectures.unused_flags(
+        "textcnn", ["kernel_sizes", "embedding_dropout", "filters"]
+    ) == [
+        "embedding_dropout",
+        "kernel_sizes",
+    ]
+    assert architectures.unused_flags("cnn", ["kernel_sizes", "learning_rate"]) == []
+    with pytest.raises(ValueError, match="known: cnn, ensemble"):
+        architectures.get("cnn9")
+
+
+def test_training_names_the_flags_the_arch_ignores() -> None:
+    from training.params import ModelParams
+    from training.pipeline import TrainConfig, unused_model_flags
+
+    params = ModelParams(kernel_sizes=(2, 4), embedding_dropout=0.3, filters=64)
+    assert unused_model_flags(TrainConfig(arch="textcnn", params=params)) == [
+        "--embedding-dropout",
+        "--kernel-sizes",
+    ]
+    assert unused_model_flags(TrainConfig(arch="cnn", params=params)) == []
+    assert unused_model_flags(TrainConfig(arch="ngram", params=ModelParams())) == []

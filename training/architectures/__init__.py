@@ -1,31 +1,134 @@
-"""Architectures beyond the seed cnn, each a whole model (its own preprocessing) from raw strings.
+"""The one architecture registry: ``--arch`` name -> builder and the model flags it reads.
 
-``BUILDERS`` maps ``--arch`` names to ``build(train_texts, n_labels, params) -> keras.Model``
-(uncompiled, string [batch] in, float32 probabilities [batch, n_labels] out);
-``training.model.build_model`` compiles them like its own architectures.
+An architecture is a module with ``build(train_texts, n_labels, params) -> keras.Model``
+(uncompiled; string [batch] in, float32 probabilities [batch, n_labels] out);
+``training.model.build_model`` compiles it. Registering records the builder by import path,
+so this module (and the CLI that lists ``--arch`` and checks flags) needs no TensorFlow.
+
+To add one: write ``training/architectures/<name>.py`` with a builder, then call
+``register(Architecture(name=..., builder="training.architectures.<name>:build_<name>",
+flags=frozenset({...ModelParams fields it reads...}), summary=...))`` below (or from your
+own module, before the CLI parses).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
-from training.architectures.ensemble import Builder, build_ensemble
-from training.architectures.ngram import build_ngram
-from training.architectures.textcnn import build_textcnn
-from training.architectures.transformer import build_transformer
-from training.params import ModelParams
+    from training.params import ModelParams
 
-BUILDERS: dict[str, Builder] = {
-    "ngram": build_ngram,
-    "textcnn": build_textcnn,
-    "transformer": build_transformer,
-}
+Builder = Callable[[Sequence[str], int, "ModelParams"], "keras.Model"]
 
-
-def _build_ensemble(train_texts: Sequence[str], n_labels: int, p: ModelParams) -> keras.Model:
-    return build_ensemble(train_texts, n_labels, p, BUILDERS)
+# Every architecture is trained by the same optimizer and loss (training.model.build_model).
+COMMON_FLAGS = frozenset({"learning_rate", "label_smoothing"})
+# What training.vectorizer.make_vectorizer reads: shared by the token-sequence architectures.
+SEQUENCE_FLAGS = frozenset({"max_tokens", "sequence_length", "ngrams"})
 
 
-BUILDERS["ensemble"] = _build_ensemble
+@dataclass(frozen=True)
+class Architecture:
+    """One ``--arch``: where its builder lives and which ModelParams fields it reads."""
+
+    name: str
+    builder: str  # "package.module:function", imported on first use
+    flags: frozenset[str]
+    summary: str
+    # How the architecture turns text into tokens (metadata.json "tokenizer"); None: the
+    # script-aware tokenizer every built-in architecture uses (training.tokenize).
+    tokenizer: dict[str, object] | None = None
+
+    def tokenizer_description(self) -> dict[str, object]:
+        if self.tokenizer is not None:
+            return dict(self.tokenizer)
+        from training.tokenize import DESCRIPTION
+
+        return dict(DESCRIPTION)
+
+    def load(self) -> Builder:
+        module, _, attr = self.builder.partition(":")
+        fn: Builder = getattr(importlib.import_module(module), attr)
+        return fn
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture) -> Architecture:
+    """Make ``arch`` selectable by ``--arch arch.name`` (a second registration replaces it)."""
+    ARCHITECTURES[arch.name] = arch
+    return arch
+
+
+def get(name: str) -> Architecture:
+    """The registered architecture ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return sorted(ARCHITECTURES)
+
+
+def unused_flags(name: str, fields: Iterable[str]) -> list[str]:
+    """Those of ``fields`` (ModelParams names set by the user) that ``name`` does not read."""
+    used = get(name).flags | COMMON_FLAGS
+    return sorted(f for f in fields if f not in used)
+
+
+register(
+    Architecture(
+        name="ngram",
+        builder="training.architectures.ngram:build_ngram",
+        flags=frozenset({"max_tokens", "dense_units", "dropout"}),
+        summary="word 1-2-gram + char 2-5-gram TF-IDF into an MLP (the default)",
+    )
+)
+register(
+    Architecture(
+        name="cnn",
+        builder="training.architectures.cnn:build_cnn",
+        flags=SEQUENCE_FLAGS
+        | {
+            "embedding_dim",
+            "filters",
+            "kernel_sizes",
+            "dense_units",
+            "dropout",
+            "embedding_dropout",
+            "towers",
+        },
+        summary="embedding, one Conv1D per --kernel-sizes, dense; --towers copies averaged",
+    )
+)
+register(
+    Architecture(
+        name="textcnn",
+        builder="training.architectures.textcnn:build_textcnn",
+        flags=SEQUENCE_FLAGS | {"embedding_dim", "filters", "dropout"},
+        summary="Kim (2014) CNN, kernel widths 2-5, no hidden dense layer",
+    )
+)
+register(
+    Architecture(
+        name="transformer",
+        builder="training.architectures.transformer:build_transformer",
+        flags=SEQUENCE_FLAGS | {"embedding_dim", "dropout"},
+        summary="one small self-attention encoder block, mean-pooled",
+    )
+)
+register(
+    Architecture(
+        name="ensemble",
+        builder="training.architectures.ensemble:build_default_ensemble",
+        flags=ARCHITECTURES["ngram"].flags | ARCHITECTURES["textcnn"].flags,
+        summary="ngram and textcnn trained side by side, probabilities averaged",
+    )
+)

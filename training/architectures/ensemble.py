@@ -68,3 +68,13 @@ def build_ensemble(
     )
     model(ops.convert_to_tensor(list(train_texts[:2])))  # build the variables
     return model
+
+
+def build_default_ensemble(
+    train_texts: Sequence[str], n_labels: int, p: ModelParams
+) -> keras.Model:
+    """The ``--arch ensemble`` of DEFAULT_MEMBERS, built from the registry."""
+    from training import architectures
+
+    builders = {name: architectures.get(name).load() for name in DEFAULT_MEMBERS}
+    return build_ensemble(train_texts, n_labels, p, builders)

@@ -1,4 +1,4 @@
-"""ngram: word 1-2-gram and char 2-5-gram TF-IDF features computed in the graph, into an MLP."""
+"""ngram: word (unspaced scripts: character) 1-2-gram and char 2-5-gram TF-IDF into an MLP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from training import tokenize
 from training.params import ModelParams
 
 # Character n-grams need a larger vocabulary than words: BANKING77's 9k training texts hold
@@ -43,7 +44,12 @@ def make_ngram_vectorizers(
     rank error), so the IDF weighting happens in SparseTfidfDense.
     """
     words = layers.TextVectorization(
-        max_tokens=p.max_tokens, ngrams=2, output_mode="count", sparse=True, name="word_counts"
+        max_tokens=p.max_tokens,
+        ngrams=2,
+        standardize=tokenize.standardize,  # unspaced scripts: character 1-2-grams
+        output_mode="count",
+        sparse=True,
+        name="word_counts",
     )
     chars = layers.TextVectorization(
         max_tokens=p.max_tokens * CHAR_TOKENS_PER_WORD_TOKEN,

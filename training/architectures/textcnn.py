@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from training.model import make_vectorizer
 from training.params import ModelParams
+from training.vectorizer import make_vectorizer
 
 # Wider than the seed cnn's (1, 2, 3) and without its hidden dense layer: the filters'
 # max-pooled activations feed the softmax directly, as in Kim (2014).

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from training.model import make_vectorizer
 from training.params import ModelParams
+from training.vectorizer import make_vectorizer
 
 HEADS = 4
 BLOCKS = 1

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.predlog.redaction import iban_ok, luhn_ok, redact
+from app.predlog.redaction import cn_id_ok, iban_ok, luhn_ok, redact
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,44 @@ def test_any_luhn_valid_card_is_redacted(body: list[int], sep: str) -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=["Nd"], blacklist_characters="@")))
 def test_text_without_digits_or_at_signs_is_untouched(text: str) -> None:
     assert redact(text) == text
+
+
+# Resident ID numbers below carry valid ISO 7064 MOD 11-2 check digits (X = 10), computed by
+# hand from the weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2; they belong to no one.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的手机号13812345678谢谢", "我的手机号[PHONE]谢谢"),
+        ("电话：+86 138 1234 5678", "电话：[PHONE]"),
+        ("联系0086-139-1234-5678", "联系[PHONE]"),
+        ("手机 186-1234-5678。", "手机 [PHONE]。"),
+        ("+8615912345678", "[PHONE]"),
+        ("身份证号11010519491231002X，请核实", "身份证号[ID]，请核实"),
+        ("身份证440308200107151235", "身份证[ID]"),
+        ("id 11010519491231002x lower-case x", "id [ID] lower-case x"),
+    ],
+)
+def test_mainland_china_mobile_and_resident_id_are_replaced(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "身份证110105194912310021",  # wrong check digit (should be X)
+        "身份证110105194913310025",  # month 13
+        "订单号12812345678",  # second digit 2: not a mobile prefix
+        "订单138123456789",  # 12 digits
+        "手机1381234567号",  # 10 digits
+        "SKU13812345678A",  # inside a product code
+        "金额13,812,345元",
+        "2024年5月1日下单",
+    ],
+)
+def test_chinese_near_misses_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_cn_id_check_digit() -> None:
+    assert cn_id_ok("11010519491231002X") and cn_id_ok("440308200107151235")
+    assert not cn_id_ok("110105194912310021") and not cn_id_ok("1101051949123100")
