@@ -6,7 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-StrictInt1 = Annotated[int, Field(strict=True, ge=1)]
+from app.config import MAX_TOP_K, MAX_VERSION
+
+ModelVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
+TopK = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
 
@@ -32,8 +35,8 @@ class ClassifyRequest(BaseModel):
     model: StrictStr | None = Field(
         None, description="Model name (default: TEXTCLS_DEFAULT_MODEL or the only model)."
     )
-    version: StrictInt1 | None = Field(None, description="Require this version of the model.")
-    top_k: StrictInt1 | None = Field(
+    version: ModelVersion | None = Field(None, description="Require this version of the model.")
+    top_k: TopK | None = Field(
         None, description="Labels in each ranking (default 3, capped at the number of labels)."
     )
     threshold: Probability | None = Field(

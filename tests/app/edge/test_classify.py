@@ -113,6 +113,8 @@ def test_fallback_margin_setting(tiny_model_repo: Path) -> None:
         ({"texts": ["a", 1]}, 422, "valid string"),
         ({"text": "a", "top_k": "3"}, 422, "valid integer"),
         ({"text": "a", "top_k": 0}, 422, "greater than or equal to 1"),
+        ({"text": "a", "top_k": 19960564091300921344}, 422, "less than or equal to 10000"),
+        ({"text": "a", "version": 2**63}, 422, "less than or equal to 2147483647"),
         ({"text": "a", "threshold": 1.5}, 422, "less than or equal to 1"),
         ({"text": "a", "version": True}, 422, "valid integer"),
         ({"text": "a", "colour": "red"}, 422, "Extra inputs are not permitted"),
