@@ -96,6 +96,9 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic's INFO lines (plugins, context, DDL mode) are its internals; app.db.migrate says
+    # in one line what an upgrade changed.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     common = {
         "host": host,
         "port": port,
