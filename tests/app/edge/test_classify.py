@@ -130,6 +130,30 @@ def test_bad_requests_get_4xx_with_a_message(
     assert message in json.dumps(r.json()["detail"])
 
 
+@pytest.mark.parametrize(
+    ("headers", "got"),
+    [
+        (
+            {"content-type": "application/x-www-form-urlencoded"},
+            "'application/x-www-form-urlencoded'",
+        ),
+        ({}, "no Content-Type"),
+        ({"content-type": "text/plain"}, "'text/plain'"),
+    ],
+)
+def test_a_body_without_a_json_content_type_is_told_which_to_send(
+    client: TestClient, headers: dict[str, str], got: str
+) -> None:
+    # What `curl -d '{"text": "..."}' .../classify` sends: JSON under a form content type.
+    r = client.post("/classify", content=b'{"text": "refund please"}', headers=headers)
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert "'Content-Type: application/json'" in error["msg"] and got in error["msg"]
+    feedback = client.post("/feedback", content=b'{"index": 0}', headers=headers)
+    assert feedback.status_code == 422 and "Content-Type" in feedback.text
+
+
 def test_malformed_json_is_422(client: TestClient) -> None:
     r = client.post(
         "/classify", content=b'{"text": "a",', headers={"content-type": "application/json"}
