@@ -21,9 +21,9 @@ class ClassifyRequest(BaseModel):
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
-                {"text": "I still haven't received my new card"},
-                {"texts": ["refund please", "how do I top up?"], "top_k": 2},
-                {"text": "where is my money", "model": "banking77", "version": 3},
+                {"text": "I lost my card"},
+                {"texts": ["where is my order?", "I was charged twice"], "top_k": 2},
+                {"text": "has my refund been processed?", "model": "example", "version": 1},
             ]
         },
     )
@@ -77,16 +77,16 @@ class ClassifyResponse(BaseModel):
                 {
                     "request_id": "9f1c2a4e6b8d4f0a9c3e5b7d1f2a4c6e",
                     "model": "example",
-                    "version": 2,
+                    "version": 1,
                     "predictions": [
                         {
-                            "label": "card_arrival",
+                            "label": "lost_card",
                             "confidence": 0.91,
                             "fallback": False,
                             "ranking": [
-                                {"label": "card_arrival", "confidence": 0.91},
-                                {"label": "card_delivery_estimate", "confidence": 0.05},
-                                {"label": "lost_or_stolen_card", "confidence": 0.02},
+                                {"label": "lost_card", "confidence": 0.91},
+                                {"label": "account_locked", "confidence": 0.05},
+                                {"label": "update_details", "confidence": 0.02},
                             ],
                         }
                     ],
