@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     # Models
     model_dir: Path = Field(Path("./models"), description="Model repository root.")
     default_model: str | None = Field(
-        None, description="Model used when a request names none (default: the only model)."
+        None,
+        description="Model used when a request names none (default: the only model); set it "
+        "once several are served.",
     )
     pinned_versions: dict[str, int] = Field(
         default_factory=dict,
