@@ -16,7 +16,6 @@ MAX_VERSION = 2**31 - 1  # versions are stored in 32-bit INTEGER columns (Postgr
 MAX_TOP_K = 10_000  # labels in one ranking (top_k is also capped at the model's labels)
 
 
-
 class ConfigError(Exception):
     """A setting is invalid; the message names the environment variable."""
 
