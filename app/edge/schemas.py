@@ -21,7 +21,7 @@ class ClassifyRequest(BaseModel):
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
-                {"text": "I lost my card"},
+                {"text": "I still haven't received my new card"},
                 {"texts": ["where is my order?", "I was charged twice"], "top_k": 2},
                 {"text": "has my refund been processed?", "model": "example", "version": 1},
             ]
