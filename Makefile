@@ -12,21 +12,28 @@ run: venv example serve
 
 venv: $(STAMP)
 
+# pip prints each package it collects and downloads, so a long install shows it is alive.
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip "setuptools>=78.1.1"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@start=$$(date +%s); \
+	echo "==> setting up $(VENV): textcls and its dependencies (once; TensorFlow is most of it,"; \
+	echo "    about 1 GB to download: a few minutes on a fast network, longer on a slow one)"; \
+	test -x $(PY) || python3 -m venv $(VENV) || exit 1; \
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=78.1.1" || exit 1; \
+	$(PY) -m pip install -e ".[dev]" || exit 1; \
+	touch $(STAMP); \
+	echo "==> $(VENV) ready in $$(( $$(date +%s) - start ))s"
 
 # Train the bundled example unless the model repository already holds a model.
 example: venv
 	@if $(PY) -c "import sys; from pathlib import Path; from training.artifact import model_names; sys.exit(0 if model_names(Path('$(MODEL_DIR)')) else 1)"; then \
 		echo "models found in $(MODEL_DIR); not training the example"; \
 	else \
+		echo "==> training the bundled example model into $(MODEL_DIR) (about a minute on a laptop CPU)"; \
 		$(VENV)/bin/textcls train --model-dir $(MODEL_DIR); \
 	fi
 
 serve: venv
+	@echo "==> serving $(MODEL_DIR) on http://$(HOST):$(PORT) (API docs: http://$(HOST):$(PORT)/docs; Ctrl-C stops)"
 	$(VENV)/bin/textcls serve --host $(HOST) --port $(PORT) --model-dir $(MODEL_DIR)
 
 test: venv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI: a newcomer's first run: in a fresh clone, the README's run command exactly as written,
-# until /readyz answers; then one /classify call and a clean stop (SIGTERM to its process group).
+# until /readyz answers; then one /classify call, a clean stop (SIGTERM to its process group), and
+# a log with no error-looking lines.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -171,4 +172,13 @@ response=$(http GET /healthz)
 grep -qi "shutdown complete" "$log" \
     || die "the server did not log a completed shutdown (lifespan shutdown did not run)"
 say "stopped cleanly in $((SECONDS - start))s"
+
+# What a newcomer reads: each step announced, and nothing that looks like a failure on a CPU
+# machine (TensorFlow's E0000 cuInit line, a stack trace).
+grep -q "^==> setting up" "$log" || die "the run did not say it was setting up the venv"
+grep -q "^==> serving" "$log" || die "the run did not say where it serves"
+if grep -n -E "^E[0-9]{4} |Traceback" "$log" >&2; then
+    die "the run's output holds error-looking lines (above)"
+fi
+say "the log has no E0000 or Traceback lines"
 say "passed"

@@ -29,6 +29,9 @@ def _register() -> None:
 
 
 def main() -> None:
+    from app.tf_noise import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything imports TensorFlow
     _register()
     cli()
 

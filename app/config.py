@@ -8,6 +8,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Hard upper bounds of the integers a request may carry, declared in the API schemas: every
+# integer that reaches the database or numpy is bounded where it is parsed, so an out-of-range
+# value is a 422 naming the field, never an overflow inside a driver (a 500).
+MAX_TEXTS_PER_REQUEST = 100_000  # TEXTCLS_MAX_TEXTS at most; a feedback index is below it
+MAX_VERSION = 2**31 - 1  # versions are stored in 32-bit INTEGER columns (PostgreSQL's int4)
+MAX_TOP_K = 10_000  # labels in one ranking (top_k is also capped at the model's labels)
+
 
 class ConfigError(Exception):
     """A setting is invalid; the message names the environment variable."""
@@ -23,7 +30,9 @@ class Settings(BaseSettings):
     # Models
     model_dir: Path = Field(Path("./models"), description="Model repository root.")
     default_model: str | None = Field(
-        None, description="Model used when a request names none (default: the only model)."
+        None,
+        description="Model used when a request names none (default: the only model); set it "
+        "once several are served.",
     )
     pinned_versions: dict[str, int] = Field(
         default_factory=dict,
@@ -58,11 +67,15 @@ class Settings(BaseSettings):
         4096, ge=1, description="Texts waiting per model before /classify answers 503."
     )
     max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
-    max_texts: int = Field(256, ge=1, description="Most texts in one request.")
+    max_texts: int = Field(
+        256, ge=1, le=MAX_TEXTS_PER_REQUEST, description="Most texts in one request."
+    )
     max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)."
     )
-    default_top_k: int = Field(3, ge=1, description="Labels in each ranking unless asked.")
+    default_top_k: int = Field(
+        3, ge=1, le=MAX_TOP_K, description="Labels in each ranking unless asked."
+    )
     fallback_margin: float = Field(
         0.0,
         ge=0,

@@ -26,6 +26,7 @@ from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
 from app.edge.routes import feedback, health, metrics, models, tfserving
 from app.edge.routes.classify import ClassifyRoute, openapi_route
+from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.classifier import Classifier
@@ -40,11 +41,16 @@ CLIENT_ROUTERS = (feedback.router, models.router, tfserving.router)
 
 
 def _middleware(
-    settings: Settings, *, metrics: Metrics, classify_route: ClassifyRoute
+    settings: Settings,
+    *,
+    metrics: Metrics,
+    classify_route: ClassifyRoute,
+    docs: list[BaseRoute],
 ) -> list[Middleware]:
     """Every middleware, outermost first: each sees what those below it answer."""
-    # The client routes, for labelling requests answered before routing (a 413).
-    templates = [classify_route, *(route for r in CLIENT_ROUTERS for route in r.routes)]
+    # The client routes, for labelling requests answered before routing (a 413), and the
+    # docs routes, which FastAPI's router does not label.
+    templates = [classify_route, *(route for r in CLIENT_ROUTERS for route in r.routes), *docs]
     stack = [
         # Counts and times every answer, the 400s and 413s of the layers below included.
         Middleware(HttpMetricsMiddleware, metrics=metrics, routes=templates),
@@ -135,12 +141,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     lifespan = _lifespan(settings, app_metrics)
     classify_route = ClassifyRoute()
+    docs = docs_routes()
     app = FastAPI(
         title="textcls",
         summary="Text classification with dynamic batching, hot model reload and a prediction log.",
         version="0.1.0",
         lifespan=lifespan,
-        middleware=_middleware(settings, metrics=app_metrics, classify_route=classify_route),
+        middleware=_middleware(
+            settings, metrics=app_metrics, classify_route=classify_route, docs=docs
+        ),
+        # /docs, /redoc and /openapi.json are app.edge.routes.docs: assets served locally.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         default_response_class=OrjsonResponse,
         # Off unless asked: with no provider configured it still costs checks per request.
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
@@ -160,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, **routes_security)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
+    app.router.routes.extend(docs)
     return app
 
 

@@ -58,6 +58,15 @@ def _check_gpu_present() -> None:
         raise _fail(str(exc)) from None
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic's INFO lines (plugins, context, DDL mode) are its internals; app.predlog.migrate
+    # says in one line what an upgrade changed.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def serve(
     *,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -93,9 +102,7 @@ def serve(
 
     import uvicorn
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(log_level)
     common = {
         "host": host,
         "port": port,

@@ -1,4 +1,8 @@
-"""Load and validate a labelled CSV, TSV or JSONL file into texts, labels and line numbers."""
+"""Load and validate a labelled CSV, TSV or JSONL file into texts, labels and line numbers.
+
+Every problem of a file is found in one pass and reported together (malformed and ragged rows,
+empty fields, labels with too few examples), so a user fixes the file in one round.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 
 FORMATS = ("csv", "tsv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_MAX_LISTED = 20
+_MAX_LISTED = 50
 
 
 class DataError(Exception):
@@ -21,12 +25,12 @@ class DataError(Exception):
     def __init__(self, path: Path | str, problems: list[tuple[int | None, str]]) -> None:
         self.path = Path(path)
         self.problems = problems
-        lines = []
+        lines = [] if len(problems) == 1 else [f"{self.path}: {len(problems)} problems"]
         for line, message in problems[:_MAX_LISTED]:
             where = f"{self.path}:{line}" if line is not None else f"{self.path}"
             lines.append(f"{where}: {message}")
         if len(problems) > _MAX_LISTED:
-            lines.append(f"... and {len(problems) - _MAX_LISTED} more problems")
+            lines.append(f"... and {len(problems) - _MAX_LISTED} more problem(s) not listed")
         super().__init__("\n".join(lines))
 
 
@@ -85,56 +89,66 @@ def _decode(path: Path, raw: bytes) -> str:
 
 def _read_delimited(
     path: Path, text: str, delimiter: str, text_column: str, label_column: str
-) -> list[tuple[int, str, str]]:
+) -> tuple[list[tuple[int, str, str]], list[tuple[int | None, str]]]:
+    """(rows, problems): the readable rows, and every malformed or ragged one."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    kind = ("CSV", "TSV")[delimiter == "\t"]
     rows: list[tuple[int, str, str]] = []
     problems: list[tuple[int | None, str]] = []
     try:
         header = next(reader, None)
         while header == []:
             header = next(reader, None)
-        if header is None:
-            raise DataError(path, [(1, "the file is empty (no header, no rows)")])
-        header = [h.strip() for h in header]
-        header_line = reader.line_num
-        missing = [c for c in (text_column, label_column) if c not in header]
-        if missing:
-            raise DataError(
-                path,
-                [
-                    (
-                        header_line,
-                        f"missing column(s) {', '.join(map(repr, missing))}; the header has "
-                        f"{', '.join(map(repr, header))} (see --text-column / --label-column)",
-                    )
-                ],
-            )
-        ti, li = header.index(text_column), header.index(label_column)
-        previous_end = reader.line_num
-        for row in reader:
-            # A quoted field can span lines: the row starts on the line after the last row ended.
-            start = previous_end + 1
-            previous_end = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip() and len(header) > 1):
-                continue
-            if len(row) != len(header):
-                problems.append(
-                    (start, f"ragged row: {len(row)} fields where the header has {len(header)}")
-                )
-                continue
-            rows.append((start, row[ti], row[li]))
     except csv.Error as exc:
-        problems.append(
-            (reader.line_num, f"malformed {('CSV', 'TSV')[delimiter == chr(9)]}: {exc}")
+        raise DataError(path, [(reader.line_num, f"malformed {kind} header: {exc}")]) from None
+    if header is None:
+        raise DataError(path, [(1, "the file is empty (no header, no rows)")])
+    header = [h.strip() for h in header]
+    header_line = reader.line_num
+    missing = [c for c in (text_column, label_column) if c not in header]
+    if missing:
+        raise DataError(
+            path,
+            [
+                (
+                    header_line,
+                    f"missing column(s) {', '.join(map(repr, missing))}; the header has "
+                    f"{', '.join(map(repr, header))} (see --text-column / --label-column)",
+                )
+            ],
         )
-    if problems:
-        raise DataError(path, problems)
-    return rows
+    ti, li = header.index(text_column), header.index(label_column)
+    previous_end = reader.line_num
+    while True:
+        # A quoted field can span lines: the row starts on the line after the last row ended.
+        start = previous_end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The reader goes on with the next line, so the rest of the file is still checked.
+            problems.append((start, f"malformed {kind}: {exc}"))
+            if reader.line_num <= previous_end:
+                break
+            previous_end = reader.line_num
+            continue
+        previous_end = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip() and len(header) > 1):
+            continue
+        if len(row) != len(header):
+            problems.append(
+                (start, f"ragged row: {len(row)} fields where the header has {len(header)}")
+            )
+            continue
+        rows.append((start, row[ti], row[li]))
+    return rows, problems
 
 
 def _read_jsonl(
     path: Path, text: str, text_column: str, label_column: str
-) -> list[tuple[int, str, str]]:
+) -> tuple[list[tuple[int, str, str]], list[tuple[int | None, str]]]:
+    """(rows, problems): the readable rows, and every line that is not one."""
     rows: list[tuple[int, str, str]] = []
     problems: list[tuple[int | None, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -162,9 +176,7 @@ def _read_jsonl(
             problems.append((number, f"{label_column!r} must be a string or an integer"))
             continue
         rows.append((number, t, str(lab)))
-    if problems:
-        raise DataError(path, problems)
-    return rows
+    return rows, problems
 
 
 def load_dataset(
@@ -186,13 +198,13 @@ def load_dataset(
         raise DataError(path, [(1, "the file is empty")])
     text = _decode(path, raw)
     if fmt == "jsonl":
-        rows = _read_jsonl(path, text, text_column, label_column)
+        rows, problems = _read_jsonl(path, text, text_column, label_column)
     else:
-        rows = _read_delimited(path, text, "\t" if fmt == "tsv" else ",", text_column, label_column)
-    if not rows:
+        delimiter = "\t" if fmt == "tsv" else ","
+        rows, problems = _read_delimited(path, text, delimiter, text_column, label_column)
+    if not rows and not problems:
         raise DataError(path, [(None, "the file has no data rows")])
 
-    problems: list[tuple[int | None, str]] = []
     texts, labels, lines = [], [], []
     for line, t, lab in rows:
         t, lab = t.strip(), lab.strip()
@@ -205,9 +217,7 @@ def load_dataset(
         texts.append(t)
         labels.append(lab)
         lines.append(line)
-    if problems:
-        # Counting labels is meaningless until every row is readable.
-        raise DataError(path, problems)
+    # Labels are counted over the usable rows, so one run reports the rare labels too.
     counts = Counter(labels)
     first_line: dict[str, int] = {}
     for lab, line in zip(labels, lines, strict=True):
@@ -221,10 +231,12 @@ def load_dataset(
                     f"{min_examples_per_label}",
                 )
             )
+    if len(counts) == 1:
+        problems.append((None, f"only one label ({labels[0]!r}); a classifier needs two"))
     if problems:
+        # In file order; problems of the whole file (no line) first.
+        problems.sort(key=lambda p: -1 if p[0] is None else p[0])
         raise DataError(path, problems)
-    if len(counts) < 2:
-        raise DataError(path, [(None, f"only one label ({labels[0]!r}); a classifier needs two")])
     return Dataset(
         path=path,
         texts=texts,

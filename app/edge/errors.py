@@ -72,6 +72,14 @@ async def service_error_handler(request: Request, exc: Exception) -> OrjsonRespo
     return error_response(exc)
 
 
+def _is_json_type(content_type: str | None) -> bool:
+    """Whether FastAPI parses a body of this type as JSON (subtype ``json`` or ``+json``)."""
+    if not content_type:
+        return False
+    subtype = content_type.split(";", 1)[0].strip().lower().partition("/")[2]
+    return subtype == "json" or subtype.endswith("+json")
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 body without the echoed ``input``, so no value sent can make it a 500.
 
@@ -80,6 +88,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     """
     assert isinstance(exc, RequestValidationError)
     errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    content_type = request.headers.get("content-type")
+    if not _is_json_type(content_type):
+        # FastAPI reads a body as JSON only under a JSON content type; anything else (curl -d
+        # sends a form type) fails as "not an object", which never mentions the header.
+        for error in errors:
+            if tuple(error.get("loc", ())) == ("body",):
+                error["msg"] = (
+                    "the body must be a JSON object sent with 'Content-Type: application/json' "
+                    f"(got {f'{content_type!r}' if content_type else 'no Content-Type'})"
+                )
     # ASCII output: any character, even a lone surrogate in a key, is written as an escape.
     body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True).encode()
     return Response(body, status_code=422, media_type="application/json")

@@ -37,6 +37,7 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        root_path = scope.get("root_path", "")  # a mount below changes it in the shared scope
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -47,7 +48,7 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = scope.get("route") or self._match(scope)
+            route = scope.get("route") or self._match({**scope, "root_path": root_path})
             template = getattr(route, "path", None) or UNMATCHED
             if template not in NOT_MEASURED:
                 self._record(

@@ -6,7 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-StrictInt1 = Annotated[int, Field(strict=True, ge=1)]
+from app.config import MAX_TOP_K, MAX_VERSION
+
+ModelVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
+TopK = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
 
@@ -19,8 +22,8 @@ class ClassifyRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"text": "I still haven't received my new card"},
-                {"texts": ["refund please", "how do I top up?"], "top_k": 2},
-                {"text": "where is my money", "model": "banking77", "version": 3},
+                {"texts": ["where is my order?", "I was charged twice"], "top_k": 2},
+                {"text": "has my refund been processed?", "model": "example", "version": 1},
             ]
         },
     )
@@ -32,8 +35,8 @@ class ClassifyRequest(BaseModel):
     model: StrictStr | None = Field(
         None, description="Model name (default: TEXTCLS_DEFAULT_MODEL or the only model)."
     )
-    version: StrictInt1 | None = Field(None, description="Require this version of the model.")
-    top_k: StrictInt1 | None = Field(
+    version: ModelVersion | None = Field(None, description="Require this version of the model.")
+    top_k: TopK | None = Field(
         None, description="Labels in each ranking (default 3, capped at the number of labels)."
     )
     threshold: Probability | None = Field(
@@ -74,16 +77,16 @@ class ClassifyResponse(BaseModel):
                 {
                     "request_id": "9f1c2a4e6b8d4f0a9c3e5b7d1f2a4c6e",
                     "model": "example",
-                    "version": 2,
+                    "version": 1,
                     "predictions": [
                         {
-                            "label": "card_arrival",
+                            "label": "lost_card",
                             "confidence": 0.91,
                             "fallback": False,
                             "ranking": [
-                                {"label": "card_arrival", "confidence": 0.91},
-                                {"label": "card_delivery_estimate", "confidence": 0.05},
-                                {"label": "lost_or_stolen_card", "confidence": 0.02},
+                                {"label": "lost_card", "confidence": 0.91},
+                                {"label": "account_locked", "confidence": 0.05},
+                                {"label": "update_details", "confidence": 0.02},
                             ],
                         }
                     ],

@@ -74,6 +74,7 @@ class ModelRepository:
         self.started = False  # the first scan and load have finished
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
+        self._default_said: tuple[str | None, tuple[str, ...]] | None = None
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -90,6 +91,7 @@ class ModelRepository:
             except Exception:  # an unforeseen fault must not end hot reload for good
                 log.exception("model repository refresh failed; retrying in %s s", interval)
             self.started = True
+            self._say_default()
             if interval <= 0:
                 return
             await asyncio.sleep(interval)
@@ -232,6 +234,40 @@ class ModelRepository:
             )
         return serving
 
+    def _say_default(self) -> None:
+        """Log which model answers requests that name none, once per change of the models.
+
+        With several models and no TEXTCLS_DEFAULT_MODEL, such requests get 422: the usual
+        way to meet that is training a second model beside the example, so it is a warning.
+        """
+        default = self.settings.default_model
+        names = tuple(sorted(self.entries))
+        if (default, names) == self._default_said or not names:
+            return
+        self._default_said = (default, names)
+        listed = ", ".join(names)
+        if default is not None and default not in names:
+            log.warning(
+                "TEXTCLS_DEFAULT_MODEL=%s names no model in %s (models: %s): requests without "
+                "'model' get 404",
+                default,
+                self.settings.model_dir,
+                listed,
+            )
+        elif default is not None:
+            log.info("requests without 'model' go to %s (TEXTCLS_DEFAULT_MODEL)", default)
+        elif len(names) == 1:
+            log.info("requests without 'model' go to %s, the only model", names[0])
+        else:
+            log.warning(
+                "%d models are served (%s) and TEXTCLS_DEFAULT_MODEL is not set: /classify "
+                "requests without 'model' get 422. Set TEXTCLS_DEFAULT_MODEL=%s (or another) "
+                "to choose the default, or name the model in each request",
+                len(names),
+                listed,
+                names[0],
+            )
+
     def _default_name(self) -> str:
         if self.settings.default_model:
             return self.settings.default_model
@@ -240,4 +276,7 @@ class ModelRepository:
         if not self.entries:
             raise ModelNotReady("no model is loaded yet")
         names = ", ".join(sorted(self.entries))
-        raise InvalidInput(f"several models are served ({names}); name one in 'model'")
+        raise InvalidInput(
+            f"several models are served ({names}); name one in 'model', or set "
+            "TEXTCLS_DEFAULT_MODEL on the server to choose the default"
+        )

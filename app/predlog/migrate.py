@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Alembic keeps the running migration's context in module globals (alembic.context, .op), so
 # two threads of one process must not migrate at once.
@@ -24,10 +26,17 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` (default: the newest)."""
+    from alembic.runtime.migration import MigrationContext
+
     cfg = alembic_config()
     with _ALEMBIC_LOCK, engine.begin() as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    if after != before:
+        # One line instead of Alembic's own INFO lines, which `textcls serve` turns off.
+        log.info("prediction log schema upgraded: %s -> %s", before or "empty", after)
 
 
 def current_revision(engine: Engine) -> str | None:

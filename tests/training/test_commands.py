@@ -81,6 +81,19 @@ def test_bad_data_exits_2_without_traceback_or_artifact(
     assert not (tmp_path / "m").exists()
 
 
+def test_a_file_with_several_problems_reports_them_all_at_once(
+    cli: typer.Typer, runner: CliRunner, tmp_path: Path
+) -> None:
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label\nhi,a\nyo,a,extra\nbye,b\nsee you,b\nhey,\nlonely,c\nok,a\n")
+    result = runner.invoke(cli, ["train", "--data", str(data), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    for where in ("3: ragged row", "6: empty label", "7: label 'c' has 1 example(s)"):
+        assert f"tickets.csv:{where}" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_unknown_arch_and_strategy(cli: typer.Typer, runner: CliRunner, tmp_path: Path) -> None:
     for flag, value in (("--arch", "transformer9"), ("--strategy", "tpu")):
         result = runner.invoke(cli, ["train", flag, value, "--model-dir", str(tmp_path)])

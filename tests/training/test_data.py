@@ -37,8 +37,9 @@ def test_quoted_multiline_field_keeps_physical_line_numbers(tmp_path: Path) -> N
     content = 'text,label\n"one\ntwo\nthree",a\nsecond,a\n"x\ny",b\n,b\n'
     with pytest.raises(DataError) as err:
         load_dataset(write(tmp_path, "d.csv", content))
-    # The empty text is on physical line 8, after two multi-line fields.
-    assert err.value.problems == [(8, "empty text in column 'text'")]
+    # The empty text is on physical line 8, after two multi-line fields; without it 'b' has
+    # one usable example, reported in the same run.
+    assert (8, "empty text in column 'text'") in err.value.problems
     assert f"{tmp_path / 'd.csv'}:8: empty text" in str(err.value)
 
 
@@ -94,11 +95,11 @@ def test_bad_data_names_file_and_line(
     path = write(tmp_path, name, content)
     with pytest.raises(DataError) as err:
         load_dataset(path)
-    first_line, first_message = err.value.problems[0]
-    assert first_line == line
-    assert message in first_message
-    prefix = f"{path}:{line}: " if line is not None else f"{path}: "
-    assert str(err.value).startswith(prefix)
+    # Other problems of the same file may come with it (all are reported in one run).
+    assert any(at == line and message in text for at, text in err.value.problems)
+    where = f"{path}:{line}: " if line is not None else f"{path}: "
+    listed = str(err.value).splitlines()
+    assert any(line.startswith(where) and message in line for line in listed)
 
 
 def test_non_utf8_bytes_report_their_line(tmp_path: Path) -> None:
@@ -118,11 +119,47 @@ def test_all_problems_are_listed(tmp_path: Path) -> None:
     path = write(tmp_path, "many.csv", "text,label\n,a\nyo,a\n ,b\nx,b\nz,c\n")
     with pytest.raises(DataError) as err:
         load_dataset(path)
-    assert [line for line, _ in err.value.problems] == [2, 4]
+    # Empty texts on 2 and 4; then a, b and c each have one usable example (3, 5, 6).
+    assert [line for line, _ in err.value.problems] == [2, 3, 4, 5, 6]
     path = write(tmp_path, "rare.csv", "text,label\nhi,a\nyo,a\nx,b\nz,c\n")
     with pytest.raises(DataError) as err:
         load_dataset(path)
     assert [line for line, _ in err.value.problems] == [4, 5]
+
+
+def test_every_kind_of_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    # A ragged row, a malformed quote, an empty label, an empty text and a one-example label.
+    content = (
+        'text,label\nhi,a\nyo,a,extra\nbye,b\nsee you,b\n"bad"quote,b\nhey,\n  ,b\nlonely,c\nok,a\n'
+    )
+    with pytest.raises(DataError) as err:
+        load_dataset(write(tmp_path, "d.csv", content))
+    problems = err.value.problems
+    assert [line for line, _ in problems] == [3, 6, 7, 8, 9]
+    kinds = [message.split(":")[0].split(" ")[0] for _, message in problems]
+    assert kinds == ["ragged", "malformed", "empty", "empty", "label"]
+    assert "label 'c' has 1 example(s)" in problems[-1][1]
+    assert str(err.value).startswith(f"{tmp_path / 'd.csv'}: 5 problems\n")
+
+
+def test_jsonl_problems_and_label_counts_come_together(tmp_path: Path) -> None:
+    lines = ['{"text": "a", "label": "x"}', "{oops", '{"text": "b"}', '{"text": "c", "label": "y"}']
+    path = write(tmp_path, "d.jsonl", "\n".join([*lines, '{"text": "d", "label": "x"}']) + "\n")
+    with pytest.raises(DataError) as err:
+        load_dataset(path)
+    assert [line for line, _ in err.value.problems] == [2, 3, 4]
+    assert "label 'y' has 1 example(s)" in err.value.problems[2][1]
+
+
+def test_long_lists_are_capped_with_a_count(tmp_path: Path) -> None:
+    content = "text,label\n" + "".join(f"t{i},\n" for i in range(70)) + "a,x\nb,x\nc,y\nd,y\n"
+    with pytest.raises(DataError) as err:
+        load_dataset(write(tmp_path, "d.csv", content))
+    assert len(err.value.problems) == 70
+    message = str(err.value).splitlines()
+    assert message[0].endswith(": 70 problems")
+    assert len(message) == 1 + 50 + 1
+    assert message[-1] == "... and 20 more problem(s) not listed"
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from app.config import MAX_TEXTS_PER_REQUEST
 from app.edge.deps import ServicesDep
 from app.errors import PredictionLogOff
 from app.plane.services import Services
@@ -33,7 +34,9 @@ class FeedbackRequest(BaseModel):
 
     request_id: StrictStr = Field(min_length=1, max_length=64)
     index: StrictInt = Field(
-        ge=0, description="Position of the text in the request (0 for 'text')."
+        ge=0,
+        lt=MAX_TEXTS_PER_REQUEST,
+        description="Position of the text in the request (0 for 'text').",
     )
     label: StrictStr = Field(min_length=1, max_length=255, description="The correct label.")
 

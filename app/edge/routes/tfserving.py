@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
+from fastapi import APIRouter, Path, Request
+
+from app.config import MAX_VERSION
 from app.edge.deps import services_of
 from app.edge.responses import OrjsonResponse
 from app.edge.schemas import PredictRequest, PredictResponse
@@ -64,7 +67,11 @@ async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonRe
     responses=ERRORS,  # type: ignore[arg-type]
 )
 async def predict_version(
-    name: str, version: int, *, body: PredictRequest, request: Request
+    name: str,
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    *,
+    body: PredictRequest,
+    request: Request,
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
     return await _predict(body, request, name=name, version=version)

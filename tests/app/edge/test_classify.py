@@ -113,6 +113,8 @@ def test_fallback_margin_setting(tiny_model_repo: Path) -> None:
         ({"texts": ["a", 1]}, 422, "valid string"),
         ({"text": "a", "top_k": "3"}, 422, "valid integer"),
         ({"text": "a", "top_k": 0}, 422, "greater than or equal to 1"),
+        ({"text": "a", "top_k": 19960564091300921344}, 422, "less than or equal to 10000"),
+        ({"text": "a", "version": 2**63}, 422, "less than or equal to 2147483647"),
         ({"text": "a", "threshold": 1.5}, 422, "less than or equal to 1"),
         ({"text": "a", "version": True}, 422, "valid integer"),
         ({"text": "a", "colour": "red"}, 422, "Extra inputs are not permitted"),
@@ -126,6 +128,30 @@ def test_bad_requests_get_4xx_with_a_message(
     r = client.post("/classify", json=body)
     assert r.status_code == status, r.text
     assert message in json.dumps(r.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "got"),
+    [
+        (
+            {"content-type": "application/x-www-form-urlencoded"},
+            "'application/x-www-form-urlencoded'",
+        ),
+        ({}, "no Content-Type"),
+        ({"content-type": "text/plain"}, "'text/plain'"),
+    ],
+)
+def test_a_body_without_a_json_content_type_is_told_which_to_send(
+    client: TestClient, headers: dict[str, str], got: str
+) -> None:
+    # What `curl -d '{"text": "..."}' .../classify` sends: JSON under a form content type.
+    r = client.post("/classify", content=b'{"text": "refund please"}', headers=headers)
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert "'Content-Type: application/json'" in error["msg"] and got in error["msg"]
+    feedback = client.post("/feedback", content=b'{"index": 0}', headers=headers)
+    assert feedback.status_code == 422 and "Content-Type" in feedback.text
 
 
 def test_malformed_json_is_422(client: TestClient) -> None:

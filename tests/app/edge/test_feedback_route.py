@@ -57,6 +57,11 @@ def test_feedback_round_trip(db_url: str, tiny_model_repo: Path, tmp_path: Path)
             == 422
         )
         assert c.post("/feedback", json={"request_id": rid, "label": wrong}).status_code == 422
+        # Found by schemathesis: an index past 64 bits was an OverflowError in the driver (500).
+        for index in (19960564091300921344, 2**63, 100_000):
+            huge = c.post("/feedback", json={"request_id": rid, "index": index, "label": wrong})
+            assert huge.status_code == 422, huge.text
+            assert "less than 100000" in huge.text
         metrics = parse(c.get("/metrics").text)
     assert feedback_history(engine, rid, 1) == [wrong, predicted]
     assert feedback_history(engine, rid, 0) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +116,40 @@ def test_every_route_conforms_to_its_openapi_document(base_url: str) -> None:
     assert not failures, "\n\n".join(failures)
     assert total >= MIN_CASES, report
     assert all(n > 0 for n in cases.values()), report
+
+
+STATEFUL_SCENARIOS = 30  # bounded: 1-3 minutes on a loaded 2-core machine
+
+
+@pytest.mark.slow
+def test_linked_calls_stay_within_the_document(base_url: str) -> None:
+    """Stateful: sequences of calls chained through the links schemathesis infers from the
+    document (a model's name and version from /models into /models/{name} and TF Serving's
+    predict), seeded like the rest, with the same checks."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    machine = schema.as_state_machine()
+    steps: list[str] = []
+
+    class Linked(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            return {"headers": {"X-API-Key": API_KEY}}
+
+        def validate_response(
+            self, response: object, case: schemathesis.Case, **kwargs: object
+        ) -> None:
+            steps.append(case.operation.label)
+            case.validate_response(response, checks=CHECKS, headers={"X-API-Key": API_KEY})  # type: ignore[arg-type]
+
+    Linked.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    calls = Counter(steps)
+    print(f"\nschemathesis stateful: {len(steps)} calls: {dict(calls)}")
+    assert len(calls) >= 3 and len(steps) >= STATEFUL_SCENARIOS, calls

@@ -45,6 +45,8 @@ def test_inputs_give_outputs(client: TestClient, expected: np.ndarray, body) -> 
     [
         ("/v1/models/nope:predict", {"instances": ["a"]}, 404, "model 'nope' not found"),
         ("/v1/models/example/versions/9:predict", {"instances": ["a"]}, 404, "version 9"),
+        (f"/v1/models/example/versions/{2**64}:predict", {"instances": ["a"]}, 422, "less than"),
+        ("/v1/models/example/versions/0:predict", {"instances": ["a"]}, 422, "greater than"),
         ("/v1/models/example:predict", {}, 422, "exactly one of 'instances' or 'inputs'"),
         ("/v1/models/example:predict", {"instances": [""]}, 422, "text 0 is empty"),
         ("/v1/models/example:predict", {"instances": [1]}, 422, "valid string"),

@@ -206,3 +206,49 @@ def test_release_destroys_the_models_tf_resources(tiny_model_repo: Path) -> None
     model.release()
     with pytest.raises(tf.errors.OpError):
         fn(text=tf.constant(["lost card"]))
+
+
+def _add_second_model(model_dir: Path, name: str) -> None:
+    """A second model beside ``example`` (a copy of its version 1, renamed)."""
+    import json
+    import shutil
+
+    from training.artifact import METADATA_FILE
+
+    shutil.copytree(model_dir / "example", model_dir / name)
+    meta_path = model_dir / name / "1" / METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["name"] = name
+    meta_path.write_text(json.dumps(meta))
+
+
+def test_two_models_without_a_default_warn_at_start_up_and_the_422_says_how(
+    model_repo_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _add_second_model(model_repo_copy, "tickets")
+    caplog.set_level(logging.INFO, logger="app.plane.repository")
+    with TestClient(create_app(make_settings(model_repo_copy))) as c:
+        wait_until(lambda: len(wait_ready(c)["models"]) == 2)
+        wait_until(lambda: "TEXTCLS_DEFAULT_MODEL is not set" in caplog.text)
+        warning = next(r for r in caplog.records if "TEXTCLS_DEFAULT_MODEL" in r.getMessage())
+        assert warning.levelno == logging.WARNING
+        assert "(example, tickets)" in warning.getMessage()
+        assert "Set TEXTCLS_DEFAULT_MODEL=example" in warning.getMessage()
+        r = c.post("/classify", json={"text": "refund please"})
+        assert r.status_code == 422
+        assert "set TEXTCLS_DEFAULT_MODEL" in r.json()["detail"]
+        assert c.post("/classify", json={"text": "hi", "model": "tickets"}).status_code == 200
+
+
+def test_the_default_model_setting_chooses_and_is_logged(
+    model_repo_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _add_second_model(model_repo_copy, "tickets")
+    caplog.set_level(logging.INFO, logger="app.plane.repository")
+    with TestClient(create_app(make_settings(model_repo_copy, default_model="tickets"))) as c:
+        wait_until(lambda: len(wait_ready(c)["models"]) == 2)
+        r = c.post("/classify", json={"text": "refund please"})
+        assert r.status_code == 200 and r.json()["model"] == "tickets"
+        wait_until(lambda: "go to tickets (TEXTCLS_DEFAULT_MODEL)" in caplog.text)
+    repository = [r for r in caplog.records if r.name == "app.plane.repository"]
+    assert not [r for r in repository if r.levelno >= logging.WARNING]
