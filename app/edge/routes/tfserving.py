@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app.edge.deps import services_of
 from app.edge.responses import OrjsonResponse
@@ -42,9 +44,27 @@ ERRORS = {
 }
 
 
-async def _predict(
-    body: PredictRequest, request: Request, *, name: str, version: int | None
-) -> OrjsonResponse:
+# TF Serving reads the body as JSON whatever the Content-Type says, and its clients (and
+# `requests.post(data=...)`) send none or a form type; FastAPI parses JSON only under a JSON
+# type, so the body is parsed here, with the same 422 for what is not a valid request.
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
+
+
+async def _body(request: Request) -> PredictRequest:
+    try:
+        return PredictRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+async def _predict(request: Request, *, name: str, version: int | None) -> OrjsonResponse:
+    body = await _body(request)
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
     _, _, probs = await classifier.probabilities(texts, name, version)
@@ -52,19 +72,23 @@ async def _predict(
     return OrjsonResponse({key: probs.tolist()})
 
 
-@router.post("/{name}:predict", response_model=PredictResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonResponse:
+@router.post(
+    "/{name}:predict",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=BODY,
+)
+async def predict(name: str, request: Request) -> OrjsonResponse:
     """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
-    return await _predict(body, request, name=name, version=None)
+    return await _predict(request, name=name, version=None)
 
 
 @router.post(
     "/{name}/versions/{version}:predict",
     response_model=PredictResponse,
     responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=BODY,
 )
-async def predict_version(
-    name: str, version: int, *, body: PredictRequest, request: Request
-) -> OrjsonResponse:
+async def predict_version(name: str, version: int, request: Request) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
-    return await _predict(body, request, name=name, version=version)
+    return await _predict(request, name=name, version=version)
