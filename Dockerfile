@@ -3,7 +3,9 @@
 #
 #   docker build -t textcls:0.1.0 .
 #   docker build -t textcls:0.1.0-gpu --build-arg VARIANT=gpu .
-#   docker run -p 8000:8000 -v "$PWD/models:/models:ro" textcls:0.1.0
+#   docker run -p 8000:8000 -p 8001:8001 -v "$PWD/models:/models:ro" textcls:0.1.0
+#
+# 8000: HTTP (/classify, V2 REST, /metrics); 8001: gRPC (Open Inference Protocol V2, health).
 #
 # The GPU variant installs `.[gpu]` (tensorflow[and-cuda]: CUDA and cuDNN come as pip wheels),
 # so both variants share this slim base; the host needs only the NVIDIA driver and the
@@ -70,11 +72,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     TEXTCLS_MODEL_DIR=/models \
     TEXTCLS_DATABASE_URL=sqlite:////data/textcls.db \
-    TEXTCLS_LOG_SPILL_PATH=/data/textcls.spill.jsonl
+    TEXTCLS_LOG_SPILL_PATH=/data/textcls.spill.jsonl \
+    TEXTCLS_GRPC_PORT=8001
 
 WORKDIR /data
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 VOLUME ["/data"]
 
 # Liveness only (the process answers); readiness (/readyz) is for load balancers.

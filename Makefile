@@ -40,8 +40,8 @@ test: venv
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check app training tests bench
-	$(VENV)/bin/ruff format --check app training tests bench
+	$(VENV)/bin/ruff check app training tests bench clients
+	$(VENV)/bin/ruff format --check app training tests bench clients
 
 # Strict, but for what TensorFlow's missing types force on training/ (see pyproject.toml).
 types: venv

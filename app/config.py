@@ -122,6 +122,15 @@ class Settings(BaseSettings):
         description='Per-client requests/s overriding the default, as JSON: {"chat": 200}; '
         "0 is unlimited. Names are API key names.",
     )
+    grpc_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol (V2) gRPC server; 0 (default) is off.",
+    )
+    grpc_host: str = Field(
+        "127.0.0.1", description="Address the gRPC server binds (textcls serve: its --host)."
+    )
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty is off.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time to drain on SIGTERM.")
     otel: bool = Field(

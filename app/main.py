@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +24,7 @@ from app.edge.http_metrics import HttpMetricsMiddleware
 from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
-from app.edge.routes import feedback, health, metrics, models, tfserving
+from app.edge.routes import feedback, health, metrics, models, tfserving, v2
 from app.edge.routes.classify import ClassifyRoute, openapi_route
 from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
@@ -33,6 +33,10 @@ from app.plane.classifier import Classifier
 from app.plane.device import configure_device, configure_threads
 from app.plane.repository import ModelRepository
 from app.plane.services import Services
+from app.plane.v2.protocol import InferenceProtocol
+
+if TYPE_CHECKING:
+    from app.edge.grpc.server import GrpcServer
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,19 @@ def _middleware(
     *,
     metrics: Metrics,
     classify_route: ClassifyRoute,
+    v2_routes: list[BaseRoute],
     docs: list[BaseRoute],
 ) -> list[Middleware]:
     """Every middleware, outermost first: each sees what those below it answer."""
     # The client routes, for labelling requests answered before routing (a 413), and the
     # docs routes, which FastAPI's router does not label.
-    templates = [classify_route, *(route for r in CLIENT_ROUTERS for route in r.routes), *docs]
+    routers = (*CLIENT_ROUTERS, v2.router)
+    templates = [
+        classify_route,
+        *v2_routes,
+        *(route for r in routers for route in r.routes),
+        *docs,
+    ]
     stack = [
         # Counts and times every answer, the 400s and 413s of the layers below included.
         Middleware(HttpMetricsMiddleware, metrics=metrics, routes=templates),
@@ -117,9 +128,12 @@ def _lifespan(
             log_writer=log_writer,
         )
         repository.start()
+        grpc_server = await start_grpc(app, settings, app_metrics)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop()  # drained first: its calls need the batchers
             await repository.stop()
             if log_writer is not None:
                 log_writer.stop(settings.shutdown_grace_s)
@@ -142,13 +156,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     lifespan = _lifespan(settings, app_metrics)
     classify_route = ClassifyRoute()
     docs = docs_routes()
+    v2_routes = v2.infer_routes()
     app = FastAPI(
         title="textcls",
         summary="Text classification with dynamic batching, hot model reload and a prediction log.",
         version="0.1.0",
         lifespan=lifespan,
         middleware=_middleware(
-            settings, metrics=app_metrics, classify_route=classify_route, docs=docs
+            settings,
+            metrics=app_metrics,
+            classify_route=classify_route,
+            v2_routes=v2_routes,
+            docs=docs,
         ),
         # /docs, /redoc and /openapi.json are app.edge.routes.docs: assets served locally.
         docs_url=None,
@@ -163,18 +182,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.rate_limiter = limiter
     app.state.metrics_key_digest = metrics_key_digest(settings)
+    # The Open Inference Protocol's data plane, for the V2 REST routes and the gRPC server.
+    app.state.inference_protocol = InferenceProtocol(lambda: getattr(app.state, "services", None))
     app.add_exception_handler(ServiceError, service_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     routes_security = client_routes(settings)
     # First in the router, so the busiest route is matched first.
     app.router.routes.insert(0, classify_route)
-    app.openapi = _openapi(app, [openapi_route(routes_security)])  # type: ignore[method-assign]
+    app.router.routes[1:1] = v2_routes  # V2 inference, matched as early
+    documented = [openapi_route(routes_security), *v2.openapi_routes()]
+    app.openapi = _openapi(app, documented)  # type: ignore[method-assign]
     for router in CLIENT_ROUTERS:
         app.include_router(router, **routes_security)
+    # V2 routes authorise themselves, to answer every refusal in V2's shape.
+    app.include_router(v2.router)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     app.router.routes.extend(docs)
     return app
+
+
+async def start_grpc(app: FastAPI, settings: Settings, metrics: Metrics) -> GrpcServer | None:
+    """The V2 gRPC server on ``TEXTCLS_GRPC_PORT`` (None when it is 0): same keys, rate
+    limits, classifier and log as HTTP, on this event loop."""
+    if not settings.grpc_port:
+        return None
+    from app.edge.grpc.server import GrpcServer, drain_on_sigterm
+
+    server = GrpcServer(
+        settings,
+        protocol=app.state.inference_protocol,
+        keys=app.state.keys,
+        limiter=app.state.rate_limiter,
+        metrics=metrics,
+    )
+    await server.start()
+    drain_on_sigterm(server)
+    return server
 
 
 def create_app_from_env() -> FastAPI:

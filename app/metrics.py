@@ -84,6 +84,19 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.grpc_requests = Counter(
+            name("grpc_requests"),
+            "gRPC calls answered, by method and status code.",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_request_duration = Histogram(
+            name("grpc_request_duration_seconds"),
+            "Time to answer a gRPC call.",
+            ["method"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.inference_batch_size = Histogram(
             name("inference_batch_size"),
             "Texts in each model call.",

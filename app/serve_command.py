@@ -67,6 +67,14 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _export_for_workers(host: str, model_dir: Path | None) -> None:
+    """Through the environment, so worker processes build the same settings; gRPC (when
+    TEXTCLS_GRPC_PORT is set) listens on the same address as HTTP unless told otherwise."""
+    if model_dir is not None:
+        os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
+    os.environ.setdefault("TEXTCLS_GRPC_HOST", host)
+
+
 def serve(
     *,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -87,9 +95,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the models under the model repository over HTTP."""
-    if model_dir is not None:
-        # Through the environment, so worker processes build the same settings.
-        os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
+    _export_for_workers(host, model_dir)
     from app.edge.authorize import check_security_settings
 
     try:

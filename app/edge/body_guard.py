@@ -92,7 +92,7 @@ class BodyGuard:
                 except ValueError:
                     declared = 0  # let the server or the byte count deal with it
                 if declared > limit:
-                    await send_service_error(send, self._too_large(declared))
+                    await send_service_error(send, self._too_large(declared), path=scope["path"])
                     return
                 break
         message = await receive()
@@ -101,18 +101,18 @@ class BodyGuard:
         else:
             read = await self._read_rest(message, receive)
             if isinstance(read, int):
-                await send_service_error(send, self._too_large(read))
+                await send_service_error(send, self._too_large(read), path=scope["path"])
                 return
             if read is None:  # the client went away; let the app see it as it would
                 await self.app(scope, replay([message], receive), send)
                 return
             body = read
         if len(body) > limit:
-            await send_service_error(send, self._too_large(len(body)))
+            await send_service_error(send, self._too_large(len(body)), path=scope["path"])
             return
         reason = refusal(body)
         if reason is not None:
-            await send_service_error(send, InvalidInput(reason))
+            await send_service_error(send, InvalidInput(reason), path=scope["path"])
             return
         scope[BODY] = body
         await self.app(scope, replay([{"type": "http.request", "body": body}], receive), send)

@@ -66,9 +66,28 @@ def error_response(exc: ServiceError) -> OrjsonResponse:
     return OrjsonResponse({"detail": exc.detail}, status_of(exc), headers=headers_of(exc))
 
 
+# The Open Inference Protocol's routes answer errors as ``{"error": ...}``, an invalid request
+# with 400 (its clients, tritonclient among them, read that shape).
+V2_PREFIX = "/v2"
+V2_STATUS = {422: 400}
+
+
+def is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def v2_error_response(exc: ServiceError) -> OrjsonResponse:
+    status = status_of(exc)
+    return OrjsonResponse(
+        {"error": exc.detail}, V2_STATUS.get(status, status), headers=headers_of(exc)
+    )
+
+
 async def service_error_handler(request: Request, exc: Exception) -> OrjsonResponse:
-    """Registered for ServiceError in the app factory."""
+    """Registered for ServiceError in the app factory; also answers the body limit's 413."""
     assert isinstance(exc, ServiceError)
+    if is_v2(request.scope.get("path", "")):
+        return v2_error_response(exc)
     return error_response(exc)
 
 
@@ -104,10 +123,15 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def send_error(
-    send: Send, status: int, detail: str, *, headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    key: str = "detail",
 ) -> None:
-    """Answer ``{"detail": detail}`` from pure ASGI middleware, before any route runs."""
-    body = orjson.dumps({"detail": detail})
+    """Answer ``{"detail": detail}`` (or ``{key: detail}``) from pure ASGI middleware."""
+    body = orjson.dumps({key: detail})
     await send(
         {
             "type": "http.response.start",
@@ -122,8 +146,13 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_service_error(send: Send, exc: ServiceError) -> None:
-    """``error_response(exc)`` from pure ASGI middleware."""
+async def send_service_error(send: Send, exc: ServiceError, *, path: str = "") -> None:
+    """``error_response(exc)`` (V2's for a V2 ``path``) from pure ASGI middleware."""
     extra = headers_of(exc) or {}
     headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
-    await send_error(send, status_of(exc), exc.detail, headers=headers)
+    status = status_of(exc)
+    if is_v2(path):
+        status = V2_STATUS.get(status, status)
+        await send_error(send, status, exc.detail, headers=headers, key="error")
+    else:
+        await send_error(send, status, exc.detail, headers=headers)

@@ -30,6 +30,8 @@ class Classification:
     model: str
     version: int
     predictions: list[RankedPrediction]
+    probabilities: np.ndarray | None = None  # float32 [n, n_labels], in the order of labels
+    labels: Sequence[str] = ()  # the answering version's labels
 
 
 class Classifier:
@@ -124,4 +126,6 @@ class Classifier:
             model=loaded.name,
             version=loaded.version,
             predictions=predictions,
+            probabilities=result.probabilities,
+            labels=loaded.labels,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app.config import MAX_VERSION
 from app.edge.deps import services_of
@@ -45,9 +47,27 @@ ERRORS = {
 }
 
 
-async def _predict(
-    body: PredictRequest, request: Request, *, name: str, version: int | None
-) -> OrjsonResponse:
+# TF Serving reads the body as JSON whatever the Content-Type says, and its clients (and
+# `requests.post(data=...)`) send none or a form type; FastAPI parses JSON only under a JSON
+# type, so the body is parsed here, with the same 422 for what is not a valid request.
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
+
+
+async def _body(request: Request) -> PredictRequest:
+    try:
+        return PredictRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+async def _predict(request: Request, *, name: str, version: int | None) -> OrjsonResponse:
+    body = await _body(request)
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
     _, _, probs = await classifier.probabilities(texts, name, version)
@@ -55,23 +75,25 @@ async def _predict(
     return OrjsonResponse({key: probs.tolist()})
 
 
-@router.post("/{name}:predict", response_model=PredictResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def predict(name: str, body: PredictRequest, request: Request) -> OrjsonResponse:
+@router.post(
+    "/{name}:predict",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=BODY,
+)
+async def predict(name: str, request: Request) -> OrjsonResponse:
     """`{"instances": [...]}` -> `{"predictions": [[probabilities]]}` (label order of /models)."""
-    return await _predict(body, request, name=name, version=None)
+    return await _predict(request, name=name, version=None)
 
 
 @router.post(
     "/{name}/versions/{version}:predict",
     response_model=PredictResponse,
     responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=BODY,
 )
 async def predict_version(
-    name: str,
-    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
-    *,
-    body: PredictRequest,
-    request: Request,
+    name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], request: Request
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
-    return await _predict(body, request, name=name, version=version)
+    return await _predict(request, name=name, version=version)

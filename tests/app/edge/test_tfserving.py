@@ -64,3 +64,25 @@ def test_errors(client: TestClient, path: str, body: dict, status: int, message:
     r = client.post(path, json=body)
     assert r.status_code == status, r.text
     assert message in json.dumps(r.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"}],
+    ids=["none", "curl-d-form", "text"],
+)
+def test_body_is_json_whatever_the_content_type(
+    client: TestClient, expected: np.ndarray, headers: dict[str, str]
+) -> None:
+    # TF Serving reads JSON regardless; its clients (and `curl -d`) do not say application/json.
+    body = json.dumps({"instances": TEXTS}).encode()
+    r = client.post("/v1/models/example:predict", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["predictions"], expected, atol=1e-5)
+
+
+def test_invalid_json_is_a_422_naming_the_body(client: TestClient) -> None:
+    r = client.post("/v1/models/example:predict", content=b"{not json")
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"][0] == "body" and error["type"] == "json_invalid"

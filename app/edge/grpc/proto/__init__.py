@@ -1,0 +1,1 @@
+"""The Open Inference Protocol (V2) gRPC messages and service, generated from its .proto."""
