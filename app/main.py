@@ -23,18 +23,36 @@ from app.edge.json_guard import JsonGuard
 from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
-from app.edge.routes import classify, feedback, health, metrics, models, tfserving
+from app.edge.review_page import mount_review_page
+from app.edge.routes import (
+    classify,
+    explain,
+    feedback,
+    health,
+    metrics,
+    models,
+    review,
+    tfserving,
+)
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.classifier import Classifier
 from app.plane.device import configure_device, configure_threads
+from app.plane.explainer import Explainer
 from app.plane.repository import ModelRepository
 from app.plane.services import Services
 
 log = logging.getLogger(__name__)
 
 # Routes that take an API key and a rate limit (when configured); see app.edge.access.
-CLIENT_ROUTERS = (classify.router, feedback.router, models.router, tfserving.router)
+CLIENT_ROUTERS = (
+    classify.router,
+    explain.router,
+    feedback.router,
+    models.router,
+    review.router,
+    tfserving.router,
+)
 
 
 def _middleware(
@@ -107,7 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log_writer.start()
         classifier = Classifier(settings, repository, log_writer.submit if log_writer else None)
         app.state.services = Services(
-            settings, app_metrics, device, repository, classifier, log_writer
+            settings,
+            app_metrics,
+            device,
+            repository,
+            classifier,
+            log_writer,
+            Explainer(settings, repository, app_metrics),
         )
         repository.start()
         try:
@@ -146,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, **routes_security)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
+    mount_review_page(app)  # static files; the data they load goes through the client routes
     return app
 
 
