@@ -11,9 +11,13 @@ little CPU on a 2-core machine):
    - ``alone``: only /classify traffic;
    - ``with_explain``: plus one client sending /explain back to back;
    - ``with_same_rows``: plus one client sending, back to back, /classify requests holding the
-     very rows an explanation scores (the text and each one-token-shorter variant).
+     very rows an explanation scores (the text and each one-token-shorter variant);
+   - ``with_same_rows_routed``: the same, through the FastAPI route rather than the /classify
+     fast path (the HTTP path /explain takes, like every route but /classify).
    /explain costs /classify nothing beyond its model work when ``with_explain`` is no slower
-   than ``with_same_rows`` (both add the same model rows).
+   than ``with_same_rows`` (both add the same model rows). The server's CPU per background
+   request (its CPU beyond what its /classify requests cost alone) compares the two with less
+   noise than throughput on a shared machine.
 """
 
 from __future__ import annotations
@@ -30,15 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from app.plane.tokens import token_spans, without_span
+from bench import procstat
 from bench.model import DEFAULT_MODEL_DIR, ensure_model
 from bench.servers import RunningServer, ServerSpec, uvicorn_argv
 from bench.texts import data_dir, read_texts
 
 
-def _request(path: str, body: dict[str, Any]) -> bytes:
+def _request(path: str, body: dict[str, Any], routed: bool = False) -> bytes:
+    """The raw request; ``routed``: with a repeated header, which the /classify fast path
+    leaves to the FastAPI route (the path /explain and every other route take)."""
     payload = json.dumps(body).encode()
+    extra = "X-Bench: 1\r\nX-Bench: 1\r\n" if routed else ""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(payload)}\r\n\r\n"
     )
     return head.encode() + payload
@@ -63,7 +71,9 @@ class Connection:
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
-        await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length)
+        if status >= 400:
+            print(f"HTTP {status}: {body[:300]!r}", file=sys.stderr)
         return status, time.perf_counter() - started
 
     def close(self) -> None:
@@ -129,7 +139,13 @@ async def classify_load(
         tasks.append(side())
     await asyncio.gather(*tasks)
     out = percentiles(times)
-    out.update(rps=len(times) / duration, errors=errors, background_rps=background_done / duration)
+    out.update(
+        rps=len(times) / duration,
+        errors=errors,
+        background_rps=background_done / duration,
+        classify_n=len(times),
+        background_n=background_done,
+    )
     return out
 
 
@@ -159,13 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     classify = [_request("/classify", {"text": t}) for t in texts]
     explain = [_request("/explain", {"text": t}) for t in texts[:500]]
-    same_rows = [
-        _request(
-            "/classify",
-            {"texts": [t, *(without_span(t, s, e) for s, e in token_spans(t)[:64])]},
-        )
-        for t in texts[:500]
-    ]
+    rows = [[t, *(without_span(t, s, e) for s, e in token_spans(t)[:64])] for t in texts[:500]]
+    same_rows = [_request("/classify", {"texts": r}) for r in rows]
+    same_rows_routed = [_request("/classify", {"texts": r}, routed=True) for r in rows]
     report: dict[str, Any] = {"model": str(version_dir), "cpus": os.cpu_count()}
     with RunningServer(spec, work) as server:
         port = server.port
@@ -176,13 +188,20 @@ def main(argv: list[str] | None = None) -> int:
             "with_explain": [],
             "with_same_rows": [],
         }
-        backgrounds = {"alone": None, "with_explain": explain, "with_same_rows": same_rows}
+        backgrounds = {
+            "alone": None,
+            "with_explain": explain,
+            "with_same_rows": same_rows,
+            "with_same_rows_routed": same_rows_routed,
+        }
         asyncio.run(classify_load(port, classify, args.connections, 2.0, None))  # warm-up
         for _ in range(args.reps):
             for name, background in backgrounds.items():
+                cpu_before = procstat.tree_cpu_seconds(server.pid)
                 result = asyncio.run(
                     classify_load(port, classify, args.connections, args.duration, background)
                 )
+                result["server_cpu_s"] = procstat.tree_cpu_seconds(server.pid) - cpu_before
                 print(f"/classify {name}: {result}", file=sys.stderr)
                 runs[name].append(result)
     report["classify"] = {
@@ -192,8 +211,29 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, results in runs.items()
     }
+    # Server CPU per background request: what the run used beyond its /classify requests,
+    # each costing what a /classify request cost alone in the same repetition.
+    for name in ("with_explain", "with_same_rows", "with_same_rows_routed"):
+        per_request = []
+        for alone, run in zip(runs["alone"], runs[name], strict=True):
+            classify_cpu = alone["server_cpu_s"] / alone["classify_n"] * run["classify_n"]
+            per_request.append((run["server_cpu_s"] - classify_cpu) / run["background_n"] * 1000)
+        report["classify"][name]["server_cpu_ms_per_background_request"] = statistics.median(
+            per_request
+        )
     c = report["classify"]
     report["ratios"] = {
+        "explain_vs_same_rows_cpu_per_request": (
+            c["with_explain"]["server_cpu_ms_per_background_request"]
+            / c["with_same_rows"]["server_cpu_ms_per_background_request"]
+        ),
+        "explain_vs_same_rows_routed_cpu_per_request": (
+            c["with_explain"]["server_cpu_ms_per_background_request"]
+            / c["with_same_rows_routed"]["server_cpu_ms_per_background_request"]
+        ),
+        "with_explain_vs_same_rows_routed_rps": (
+            c["with_explain"]["rps"] / c["with_same_rows_routed"]["rps"]
+        ),
         "with_explain_vs_alone_rps": c["with_explain"]["rps"] / c["alone"]["rps"],
         "with_explain_vs_same_rows_rps": c["with_explain"]["rps"] / c["with_same_rows"]["rps"],
         "with_explain_vs_same_rows_p50": c["with_explain"]["p50_ms"]
