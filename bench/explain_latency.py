@@ -183,17 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         port = server.port
         report["explain"] = asyncio.run(explain_latency(port, texts, args.n, warmup=30))
         print(f"/explain: {report['explain']}", file=sys.stderr)
-        runs: dict[str, list[dict[str, Any]]] = {
-            "alone": [],
-            "with_explain": [],
-            "with_same_rows": [],
-        }
         backgrounds = {
             "alone": None,
             "with_explain": explain,
             "with_same_rows": same_rows,
             "with_same_rows_routed": same_rows_routed,
         }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in backgrounds}
         asyncio.run(classify_load(port, classify, args.connections, 2.0, None))  # warm-up
         for _ in range(args.reps):
             for name, background in backgrounds.items():
