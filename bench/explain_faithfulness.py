@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.plane.tokens import token_spans, tokenizer_pattern, without_span
+from app.plane.tokens import token_spans, tokenizer_entry, tokenizer_pattern, without_span
 
 Predict = Callable[[list[str]], np.ndarray]
 SAMPLES = 32
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     assert model.metadata is not None
     all_texts = read_texts(args.test_file)
     texts = random.Random(args.seed).sample(all_texts, min(args.n, len(all_texts)))
-    pattern = tokenizer_pattern(model.metadata.model_extra.get("tokenizer"))
+    pattern = tokenizer_pattern(tokenizer_entry(model.metadata))
     out = evaluate(model.predict, texts, pattern, args.methods.split(","), args.seed)
     report = {"model": str(version_dir), "test_file": str(args.test_file), "n": len(texts)}
     report["methods"] = out

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from app.plane.tokens import DEFAULT_PATTERN, token_spans, tokenizer_pattern, without_span
+from app.plane.tokens import (
+    DEFAULT_PATTERN,
+    SCRIPT_AWARE,
+    token_spans,
+    tokenizer_entry,
+    tokenizer_pattern,
+    without_span,
+)
 
 
 def tokens(text: str, pattern: str = DEFAULT_PATTERN) -> list[str]:
@@ -48,3 +55,29 @@ def test_removing_a_token_leaves_no_double_space() -> None:
     assert without_span("my new card", 3, 6) == "my card"
     assert without_span("my card", 0, 2) == " card"
     assert without_span("我的卡", 1, 2) == "我卡"
+
+
+def test_the_script_aware_tokenizer_of_metadata_json_is_followed() -> None:
+    rule = tokenizer_pattern({"name": "script-aware", "version": 1})
+    assert rule == SCRIPT_AWARE
+    assert tokens("I haven't got my card, 2 days!", rule) == [
+        "I", "haven", "t", "got", "my", "card", "2", "days",
+    ]  # fmt: skip
+    assert tokens("我的iPhone屏幕碎了！", rule) == ["我", "的", "iPhone", "屏", "幕", "碎", "了"]
+    assert tokens("card😀ok", rule) == ["card", "😀", "ok"]
+    assert tokens("บัตรหาย", rule) == ["บั", "ต", "ร", "ห", "า", "ย"]  # marks stay on
+    assert tokens("コーヒー", rule) == ["コ", "ー", "ヒ", "ー"]
+    text = " a–b 「卡」"
+    for (start, end), tok in zip(token_spans(text, rule), tokens(text, rule), strict=True):
+        assert text[start:end] == tok
+    assert tokens(text, rule) == ["a", "b", "卡"]
+
+
+def test_the_tokenizer_entry_is_read_declared_or_extra() -> None:
+    from types import SimpleNamespace
+
+    entry = {"name": "script-aware"}
+    assert tokenizer_entry(SimpleNamespace(tokenizer=entry, model_extra={})) == entry
+    assert tokenizer_entry(SimpleNamespace(model_extra={"tokenizer": entry})) == entry
+    assert tokenizer_entry(SimpleNamespace(tokenizer={}, model_extra={})) is None
+    assert tokenizer_entry(None) is None
