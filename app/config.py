@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     default_top_k: int = Field(
         3, ge=1, le=MAX_TOP_K, description="Labels in each ranking unless asked."
     )
+    explain_max_tokens: int = Field(
+        64,
+        ge=1,
+        le=512,
+        description="/explain weighs at most this many tokens of a text (one model row each); "
+        "the answer says when a text had more.",
+    )
     fallback_margin: float = Field(
         0.0,
         ge=0,

@@ -24,13 +24,15 @@ from app.edge.http_metrics import HttpMetricsMiddleware
 from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
-from app.edge.routes import feedback, health, metrics, models, tfserving, v2
+from app.edge.review_page import mount_review_page
+from app.edge.routes import explain, feedback, health, metrics, models, review, tfserving, v2
 from app.edge.routes.classify import ClassifyRoute, openapi_route
 from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.classifier import Classifier
 from app.plane.device import configure_device, configure_threads
+from app.plane.explainer import Explainer
 from app.plane.repository import ModelRepository
 from app.plane.services import Services
 from app.plane.v2.protocol import InferenceProtocol
@@ -41,7 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Routes that take an API key and a rate limit (when configured), besides /classify.
-CLIENT_ROUTERS = (feedback.router, models.router, tfserving.router)
+CLIENT_ROUTERS = (
+    explain.router,
+    feedback.router,
+    models.router,
+    review.router,
+    tfserving.router,
+)
 
 
 def _middleware(
@@ -126,6 +134,7 @@ def _lifespan(
             repository=repository,
             classifier=classifier,
             log_writer=log_writer,
+            explainer=Explainer(settings, repository, app_metrics),
         )
         repository.start()
         grpc_server = await start_grpc(app, settings, app_metrics)
@@ -199,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     app.router.routes.extend(docs)
+    mount_review_page(app)  # static files; the data they load goes through the client routes
     return app
 
 

@@ -195,6 +195,21 @@ class Metrics:
             registry=r,
         )
 
+        # /explain: explanations are not predictions, so they have their own families.
+        self.explanations = Counter(
+            name("explanations"),
+            "Texts explained by /explain, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.explain_tokens = Histogram(
+            name("explain_tokens"),
+            "Tokens weighed per explained text (one model row each, plus the text itself).",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+
     def set_model_served(self, model: str, version: int, device: str) -> None:
         self.model_info.labels(model, str(version), device).set(1)
 

@@ -12,6 +12,7 @@ from app.plane.device import Device
 from app.plane.repository import ModelRepository
 
 if TYPE_CHECKING:
+    from app.plane.explainer import Explainer
     from app.predlog.writer import PredictionLogWriter
 
 
@@ -23,3 +24,4 @@ class Services:
     repository: ModelRepository
     classifier: Classifier
     log_writer: PredictionLogWriter | None = None
+    explainer: Explainer | None = None
