@@ -50,7 +50,8 @@ def _newest_feedback() -> Select[int]:
 
 def log_stats(engine: Engine, since: datetime) -> LogStats:
     """Requests, fallback rate, label distribution and accuracy on corrected predictions."""
-    recent = PredictionLog.created_at >= since
+    # Shadow rows (a version watched on real traffic) are not what clients got: left out.
+    recent = (PredictionLog.created_at >= since) & (PredictionLog.role == "primary")
     with Session(engine) as session:
         predictions, requests, fallbacks = session.execute(
             select(
@@ -79,7 +80,8 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
             .join(
                 PredictionLog,
                 (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index),
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
             )
             .where(recent, Feedback.id.in_(_newest_feedback()))
         ).one()
@@ -109,7 +111,8 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
             .join(
                 PredictionLog,
                 (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index),
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
             )
             .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
             .order_by(Feedback.id)
