@@ -118,3 +118,52 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
             .order_by(Feedback.id)
         )
         return [CorrectedExample(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCorrections:
+    """The newest correction of each distinct logged text of one model (for ``retrain``)."""
+
+    examples: list[CorrectedExample]  # one per text, with text
+    without_text: int  # corrections whose text the log kept only as a hash, or not at all
+
+
+def model_corrections(engine: Engine, model: str, since: datetime) -> ModelCorrections:
+    """Corrections of ``model``'s answered predictions given at or after ``since``.
+
+    The newest correction of each prediction counts; when one text was corrected in several
+    predictions, the newest of those wins.
+    """
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                PredictionLog.request_id,
+                PredictionLog.index,
+                PredictionLog.text,
+                Feedback.label,
+                PredictionLog.label,
+            )
+            .select_from(Feedback)
+            .join(
+                PredictionLog,
+                (PredictionLog.request_id == Feedback.request_id)
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
+            )
+            .where(
+                PredictionLog.model == model,
+                Feedback.created_at >= since,
+                Feedback.id.in_(_newest_feedback()),
+            )
+            .order_by(Feedback.id)
+        )
+        by_text: dict[str, CorrectedExample] = {}
+        without_text = 0
+        for row in rows:
+            example = CorrectedExample(*row)
+            if example.text is None:
+                without_text += 1
+                continue
+            by_text.pop(example.text, None)  # re-insert: the dict stays in newest-last order
+            by_text[example.text] = example
+        return ModelCorrections(list(by_text.values()), without_text)
