@@ -182,6 +182,23 @@ def locked(model_path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class StateLock:
+    """The state lock held across awaits (the admin routes load versions while holding it)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    @classmethod
+    def acquire(cls, model_path: Path) -> StateLock:
+        file = open(model_path / f"{STATE_FILE}.lock", "a+b")  # noqa: SIM115 (released below)
+        fcntl.flock(file, fcntl.LOCK_EX)
+        return cls(file)
+
+    def release(self) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
 # Edits: pure functions from a state to the next one. ------------------------------------
 
 
