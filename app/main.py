@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.config import Settings, load_settings
 from app.edge.access import METRICS_ROUTES, OPEN_ROUTES, client_routes
+from app.edge.admin_auth import admin_key_digest
 from app.edge.auth import KeyStore, metrics_key_digest, warn_if_open
 from app.edge.body_limit import BodyLimitMiddleware
 from app.edge.classify_fast_path import ClassifyFastPath
@@ -23,7 +24,7 @@ from app.edge.json_guard import JsonGuard
 from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
-from app.edge.routes import classify, feedback, health, metrics, models, tfserving
+from app.edge.routes import admin, classify, feedback, health, metrics, models, tfserving
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.classifier import Classifier
@@ -144,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes_security = client_routes(settings)
     for router in CLIENT_ROUTERS:
         app.include_router(router, **routes_security)
+    app.state.admin_key_digest = admin_key_digest(settings)
+    app.include_router(admin.router, **OPEN_ROUTES)  # the admin key, checked by the router
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     return app

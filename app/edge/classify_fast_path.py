@@ -135,6 +135,7 @@ class ClassifyFastPath:
                 request.threshold,
                 client,
                 state.get("request_id"),
+                session=request.session,
             )
         except ServiceError as exc:
             response = error_response(exc)

@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from app.plane import serving_state as ss
 from app.config import ConfigError, load_settings
+from app.plane import serving_state as ss
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -35,12 +35,16 @@ class StateError(Exception):
     """An invalid label, share or state file; the message says which and why."""
 
 
+class StateConflict(StateError):
+    """The edit does not fit the current state (a canary share with no canary, say)."""
+
+
 class UnknownModel(StateError):
     """No model of that name is in the model folder."""
 
 
 class UnknownVersion(StateError):
-    """The model has no such version folder."""
+    """The model has no such version folder, or no such label to remove (404 on the API)."""
 
 
 class UnusableVersion(StateError):
@@ -212,7 +216,7 @@ def without_label(state: ServingState, label: str) -> ServingState:
     check_label(label)
     if label not in state.labels:
         known = ", ".join(sorted(state.labels)) or "none"
-        raise StateError(f"label {label!r} is not set; labels: {known}")
+        raise UnknownVersion(f"label {label!r} is not set; labels: {known}")
     labels = dict(state.labels)
     del labels[label]
     # Removing the canary label also ends its share: a later canary starts from 0.
@@ -223,7 +227,7 @@ def without_label(state: ServingState, label: str) -> ServingState:
 def with_canary_share(state: ServingState, share: float) -> ServingState:
     share = check_share(share)
     if share > 0 and CANARY not in state.labels:
-        raise StateError("no version is labelled 'canary'; label one before giving it traffic")
+        raise StateConflict("no version is labelled 'canary'; label one before giving it traffic")
     return replace(state, canary_share=share)
 
 
@@ -234,7 +238,7 @@ def rolled_back(state: ServingState) -> ServingState:
     by name still gets it); it just receives no share of the default traffic.
     """
     if STABLE not in state.labels:
-        raise StateError(
+        raise StateConflict(
             "no version is labelled 'stable', so there is nothing to roll back to; "
             "label one first (textcls models label NAME stable VERSION)"
         )

@@ -26,7 +26,14 @@ async def classify(body: ClassifyRequest, request: Request) -> OrjsonResponse:
     client, request_id = caller_of(request)
     texts = classifier.check_texts([body.text] if body.texts is None else body.texts)
     result = await classifier.classify(
-        texts, body.model, body.version, body.top_k, body.threshold, client, request_id
+        texts,
+        body.model,
+        body.version,
+        body.top_k,
+        body.threshold,
+        client,
+        request_id,
+        session=body.session,
     )
     # Built by hand and rendered by orjson: response_model validation costs more than
     # the model call at high request rates. The schema above still documents the shape.

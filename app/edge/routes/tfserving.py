@@ -43,7 +43,7 @@ ERRORS = {
 
 
 async def _predict(
-    body: PredictRequest, request: Request, name: str, version: int | None
+    body: PredictRequest, request: Request, name: str, version: int | str | None
 ) -> OrjsonResponse:
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
@@ -68,3 +68,15 @@ async def predict_version(
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
     return await _predict(body, request, name, version)
+
+
+@router.post(
+    "/{name}/labels/{label}:predict",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+)
+async def predict_label(
+    name: str, label: str, body: PredictRequest, request: Request
+) -> OrjsonResponse:
+    """The same, by version label (TensorFlow Serving's `/labels/stable`, `/labels/canary`)."""
+    return await _predict(body, request, name, label)
