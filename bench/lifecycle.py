@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             url = servers[v].classify_url
             loadgen.run_wrk(url, body_file, args.connections, args.warmup, 1, None)
         for rep in range(args.reps):
-            for v in VARIANTS:
+            # The order rotates each round, so no variant always follows the same one.
+            for v in VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]:
                 r = loadgen.run_wrk(
                     servers[v].classify_url, body_file, args.connections, args.duration, 1,
                     servers[v].pid,
