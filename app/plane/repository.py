@@ -178,7 +178,16 @@ class ModelRepository:
         stable = state.labels.get(ss.STABLE)
         if stable is not None:
             await self._refresh_primary(entry, on_disk, [stable], pinned=True)
-        else:
+        if stable is not None and entry.serving is None:
+            # Nothing serves yet (start-up) and stable does not load: rather than answer 503
+            # to everyone, serve as if unlabelled; /models and the log say why.
+            log.error(
+                "model %s: stable version %s does not load; serving the newest that does",
+                entry.name,
+                stable,
+            )
+            stable = None
+        if stable is None:
             pinned = self.settings.pinned_versions.get(entry.name)
             candidates = [pinned] if pinned is not None else sorted(on_disk, reverse=True)
             await self._refresh_primary(entry, on_disk, candidates, pinned=pinned is not None)

@@ -285,3 +285,15 @@ def test_state_survives_a_restart(models: Path) -> None:
         assert c.post("/classify", json={"text": "hi"}).json()["version"] == 2
         assert c.get("/models/example").json()["labels"] == {"stable": 2}
     assert json.loads((models / "example" / "serving.json").read_text())["labels"] == {"stable": 2}
+
+
+def test_a_stable_that_does_not_load_at_start_up_serves_the_newest_that_does(
+    models: Path,
+) -> None:
+    ss.write_state(models / "example", ss.ServingState({"stable": 4}))
+    with TestClient(create_app(make_settings(models))) as c:
+        wait_ready(c)
+        assert c.post("/classify", json={"text": "hi"}).json()["version"] == 3
+        info = c.get("/models/example").json()
+        assert [f["version"] for f in info["failures"]] == [4]
+        assert info["labels"] == {"stable": 4} and info["traffic"]["stable_version"] == 3
