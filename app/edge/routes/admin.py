@@ -59,25 +59,25 @@ async def _edit(
     return describe(repo, repo.entries[name])
 
 
-@router.put("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)  # type: ignore[arg-type]
+@router.put("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
 async def put_label(name: str, label: str, body: LabelBody, repo: RepositoryDep) -> ModelInfo:
     """Point `label` at a version: `stable`, `canary`, `shadow`, or a name clients ask for."""
     return await _edit(repo, name, lambda s: ss.with_label(s, label, body.version))
 
 
-@router.delete("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)  # type: ignore[arg-type]
+@router.delete("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
 async def delete_label(name: str, label: str, repo: RepositoryDep) -> ModelInfo:
     """Remove a label (removing `canary` also sets its share to 0)."""
     return await _edit(repo, name, lambda s: ss.without_label(s, label))
 
 
-@router.put("/{name}/traffic", response_model=ModelInfo, responses=ERRORS)  # type: ignore[arg-type]
+@router.put("/{name}/traffic", response_model=ModelInfo, responses=ERRORS)
 async def put_traffic(name: str, body: TrafficBody, repo: RepositoryDep) -> ModelInfo:
     """The share of traffic (naming no version) that goes to the `canary` version."""
     return await _edit(repo, name, lambda s: ss.with_canary_share(s, body.canary))
 
 
-@router.post("/{name}/rollback", response_model=ModelInfo, responses=ERRORS)  # type: ignore[arg-type]
+@router.post("/{name}/rollback", response_model=ModelInfo, responses=ERRORS)
 async def rollback(name: str, repo: RepositoryDep) -> ModelInfo:
     """At once: all traffic to `stable`, canary share 0, `shadow` cleared."""
     return await _edit(repo, name, ss.rolled_back)
