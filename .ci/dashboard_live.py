@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,6 +87,24 @@ def send_traffic(base: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
+def add_lifecycle(model_path: Path, env: dict[str, str]) -> None:
+    """Version 2 (a copy of 1) as canary at 50% and as shadow, so the lifecycle panels have
+    data: half the requests answered by each version, the stable half shadowed."""
+    shutil.copytree(model_path / "1", model_path / ".tmp-2")
+    meta_file = model_path / ".tmp-2" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["version"] = 2
+    meta_file.write_text(json.dumps(meta))
+    (model_path / ".tmp-2").rename(model_path / "2")
+    for args in (
+        ["label", "example", "stable", "1"],
+        ["label", "example", "canary", "2"],
+        ["traffic", "example", "--canary", "0.5"],
+        ["label", "example", "shadow", "2"],
+    ):
+        subprocess.run([TEXTCLS, "models", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def check_queries(prometheus: str) -> list[str]:
     problems = []
     dashboard = json.loads(DASHBOARD.read_text())
@@ -139,6 +158,7 @@ def main() -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    add_lifecycle(tmp / "models" / "example", env)
     app_port, prom_port = free_port(), free_port()
     base, prometheus = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{prom_port}"
     config = tmp / "prometheus.yml"

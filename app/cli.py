@@ -19,13 +19,16 @@ cli = typer.Typer(
 
 
 def _register() -> None:
-    from app import serve_command
+    from app import retrain_command, serve_command
+    from app.plane import commands as plane_commands
     from app.predlog import commands as db_commands
     from training import commands as training_commands
 
     training_commands.register(cli)
     serve_command.register(cli)
     db_commands.register(cli)
+    plane_commands.register(cli)  # textcls models: labels, traffic, rollback
+    retrain_command.register(cli)
 
 
 def main() -> None:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     max_queue_texts: int = Field(
         4096, ge=1, description="Texts waiting per model before /classify answers 503."
     )
+    shadow_max_queue_texts: int = Field(
+        256,
+        ge=1,
+        description="Texts waiting for a shadow version; over it a request is not shadowed "
+        "(counted in textcls_shadow_dropped_total), never delayed.",
+    )
     max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
     max_texts: int = Field(
         256, ge=1, le=MAX_TEXTS_PER_REQUEST, description="Most texts in one request."
@@ -118,6 +124,11 @@ class Settings(BaseSettings):
     )
     api_keys_file: Path | None = Field(
         None, description="File of name:sha256(key) lines, one per client."
+    )
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Key of the /admin routes (labels, traffic, rollback); unset turns them "
+        "off (403). Separate from the client keys, never logged.",
     )
     metrics_api_key: SecretStr | None = Field(
         None, description="Key required by /metrics, if set; /metrics is open otherwise."

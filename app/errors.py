@@ -38,6 +38,14 @@ class MalformedBody(ServiceError):
     """The body cannot be read as what its content type says (not UTF-8, nested too deep)."""
 
 
+class Conflict(ServiceError):
+    """The request does not fit the current state (a version that cannot load, say)."""
+
+
+class Forbidden(ServiceError):
+    """A known caller that may not do this."""
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is over ``TEXTCLS_MAX_BODY_BYTES``."""
 
@@ -73,6 +81,18 @@ class VersionNotFound(NotFound):
 
 class PredictionNotFound(NotFound):
     """No logged prediction has this request id and index."""
+
+
+class VersionUnloadable(Conflict):
+    """An admin edit names a version that does not load here; nothing was changed."""
+
+
+class StateConflict(Conflict):
+    """An admin edit that does not fit the serving state (a canary share with no canary)."""
+
+
+class AdminForbidden(Forbidden):
+    """The admin routes are off (no admin key set), or a client's key was presented."""
 
 
 class ModelNotReady(Unavailable):

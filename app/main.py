@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 
 from app.config import Settings, load_settings
 from app.edge.access import METRICS_ROUTES, OPEN_ROUTES, client_routes
+from app.edge.admin_auth import admin_key_digest
 from app.edge.auth import KeyStore, metrics_key_digest, warn_if_open
 from app.edge.body_guard import BodyGuard
 from app.edge.errors import service_error_handler, validation_error_handler
@@ -25,7 +26,17 @@ from app.edge.rate_limit import RateLimiter
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
 from app.edge.review_page import mount_review_page
-from app.edge.routes import explain, feedback, health, metrics, models, review, tfserving, v2
+from app.edge.routes import (
+    admin,
+    explain,
+    feedback,
+    health,
+    metrics,
+    models,
+    review,
+    tfserving,
+    v2,
+)
 from app.edge.routes.classify import ClassifyRoute, openapi_route
 from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
@@ -205,6 +216,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, **routes_security)
     # V2 routes authorise themselves, to answer every refusal in V2's shape.
     app.include_router(v2.router)
+    app.state.admin_key_digest = admin_key_digest(settings)
+    app.include_router(admin.router, **OPEN_ROUTES)  # the admin key, checked by the router
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     app.router.routes.extend(docs)

@@ -153,6 +153,51 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.model_label = Gauge(
+            name("model_label"),
+            "1 for each label -> version of a model as this process routes it, else 0.",
+            ["model", "label", "version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._label_series: set[tuple[str, str, int]] = set()
+        self.canary_share = Gauge(
+            name("canary_share"),
+            "Share of a model's traffic (naming no version) sent to its canary version.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.version_predictions = Counter(
+            name("version_predictions"),
+            "Texts classified per version and role (primary: answered; shadow: not).",
+            ["model", "version", "role"],
+            registry=r,
+        )
+        self.version_fallbacks = Counter(
+            name("version_fallbacks"),
+            "Predictions under the fallback rule, per version and role.",
+            ["model", "version", "role"],
+            registry=r,
+        )
+        self.shadow_compared = Counter(
+            name("shadow_compared"),
+            "Texts a shadow version classified beside the answering version.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.shadow_agreed = Counter(
+            name("shadow_agreed"),
+            "Of those, texts where the shadow's top label matched the answer's.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            name("shadow_dropped"),
+            "Texts not shadowed because the shadow's queue was full (or it failed).",
+            ["model", "version", "reason"],
+            registry=r,
+        )
         self.model_reloads = Counter(
             name("model_reloads"),
             "Attempts to load a model version, by result (success|failure).",
@@ -209,6 +254,17 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
+
+    def set_serving_state(self, model: str, labels: dict[str, int], canary_share: float) -> None:
+        """The model's labels (1 per label -> version) and canary share, as routed here."""
+        for key in [k for k in self._label_series if k[0] == model]:
+            if labels.get(key[1]) != key[2]:
+                self._label_series.discard(key)
+                self.model_label.labels(*map(str, key)).set(0)
+        for label, version in labels.items():
+            self._label_series.add((model, label, version))
+            self.model_label.labels(model, label, str(version)).set(1)
+        self.canary_share.labels(model).set(canary_share)
 
     def set_model_served(self, model: str, version: int, device: str) -> None:
         self.model_info.labels(model, str(version), device).set(1)

@@ -18,6 +18,8 @@ from starlette.types import Send
 
 from app.edge.responses import OrjsonResponse
 from app.errors import (
+    Conflict,
+    Forbidden,
     InferenceFailed,
     InvalidInput,
     MalformedBody,
@@ -37,6 +39,8 @@ STATUS: dict[type[ServiceError], int] = {
     Unavailable: 503,
     PayloadTooLarge: 413,
     Unauthorized: 401,
+    Forbidden: 403,
+    Conflict: 409,
     RateLimited: 429,
     InferenceFailed: 500,
 }

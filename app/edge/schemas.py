@@ -10,6 +10,9 @@ from app.config import MAX_TOP_K, MAX_VERSION
 
 ModelVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
 TopK = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K)]
+# A version label, as app.plane.serving_state.LABEL_RE (stable, canary, a name clients ask for).
+VersionLabel = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Session = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
 
@@ -24,6 +27,8 @@ class ClassifyRequest(BaseModel):
                 {"text": "I still haven't received my new card"},
                 {"texts": ["where is my order?", "I was charged twice"], "top_k": 2},
                 {"text": "has my refund been processed?", "model": "example", "version": 1},
+                {"text": "my card is lost", "session": "chat-81723"},
+                {"text": "my card is lost", "version": "canary"},
             ]
         },
     )
@@ -35,7 +40,16 @@ class ClassifyRequest(BaseModel):
     model: StrictStr | None = Field(
         None, description="Model name (default: TEXTCLS_DEFAULT_MODEL or the only model)."
     )
-    version: ModelVersion | None = Field(None, description="Require this version of the model.")
+    version: ModelVersion | VersionLabel | None = Field(
+        None,
+        description="This version of the model: a number, or a label (stable, canary, ...). "
+        "Default: the model's traffic split (stable, and the canary share).",
+    )
+    session: Session | None = Field(
+        None,
+        description="A conversation id: every request of one session gets the same version "
+        "while the split is unchanged. Without it the canary share is drawn per request.",
+    )
     top_k: TopK | None = Field(
         None, description="Labels in each ranking (default 3, capped at the number of labels)."
     )
@@ -97,7 +111,7 @@ class ClassifyResponse(BaseModel):
 
     request_id: str = Field(description="Also the key of these rows in the prediction log.")
     model: str
-    version: int
+    version: int = Field(description="The version that answered.")
     predictions: list[Prediction]
 
 
@@ -114,11 +128,30 @@ class ModelInfo(BaseModel):
 
     name: str
     ready: bool
-    version: int | None = Field(description="The version answering requests.")
+    version: int | None = Field(
+        description="The primary version: answers requests naming no version, outside the "
+        "canary share."
+    )
     versions_on_disk: list[int]
+    versions_loaded: list[int] = Field(
+        default_factory=list, description="The primary and every labelled version loaded."
+    )
+    labels: dict[str, int] = Field(
+        default_factory=dict, description="Version labels: label -> version (serving.json)."
+    )
+    traffic: dict[str, Any] = Field(
+        default_factory=dict,
+        description="canary: the share of traffic for the canary version; the versions of "
+        "stable, canary and shadow as routed here.",
+    )
+    serving_state_error: str | None = Field(
+        None, description="Why serving.json could not be read (the last good state is used)."
+    )
     loading: int | None = None
     device: str
-    labels: list[str] = []
+    classes: list[str] = Field(
+        default_factory=list, description="The primary version's classes, in output order."
+    )
     threshold: float | None = None
     metrics: dict[str, Any] = Field(default_factory=dict, description="Test metrics at training.")
     created_at: str | None = None

@@ -48,6 +48,7 @@ class _Item:
     loop: asyncio.AbstractEventLoop
     enqueued: float
     ranking: RankSpec | None
+    counted: bool = True  # False for a shadow's texts: not in the answered-prediction metrics
 
 
 _Outcome = tuple[asyncio.Future[BatchResult], BatchResult | BaseException]
@@ -121,7 +122,7 @@ class Batcher:
         return self._pending_texts
 
     def submit(
-        self, texts: list[str], ranking: RankSpec | None = None
+        self, texts: list[str], ranking: RankSpec | None = None, counted: bool = True
     ) -> asyncio.Future[BatchResult]:
         """Enqueue ``texts`` now and return a future of their probabilities, in their order,
         and, given ``ranking`` (top_k, threshold), their ranked predictions, counted in the
@@ -135,7 +136,14 @@ class Batcher:
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
         now = time.monotonic()
         items = [
-            _Item(texts=c, future=loop.create_future(), loop=loop, enqueued=now, ranking=ranking)
+            _Item(
+                texts=c,
+                future=loop.create_future(),
+                loop=loop,
+                enqueued=now,
+                ranking=ranking,
+                counted=counted,
+            )
             for c in chunks
         ]
         with self._cond:
@@ -234,14 +242,14 @@ class Batcher:
     ) -> list[list[RankedPrediction] | None]:
         """Each item's ranked predictions (None where not asked), one ``rank`` per RankSpec."""
         out: list[list[RankedPrediction] | None] = [None] * len(batch)
-        groups: dict[RankSpec, list[tuple[int, int, int]]] = {}
+        groups: dict[tuple[RankSpec, bool], list[tuple[int, int, int]]] = {}
         start = 0
         for i, item in enumerate(batch):
             end = start + len(item.texts)
             if item.ranking is not None:
-                groups.setdefault(item.ranking, []).append((i, start, end))
+                groups.setdefault((item.ranking, item.counted), []).append((i, start, end))
             start = end
-        for (top_k, threshold), members in groups.items():
+        for ((top_k, threshold), counted), members in groups.items():
             if len(members) == len(batch):
                 rows_p, rows_o = probs, order  # the usual case: the whole batch alike
             else:
@@ -259,7 +267,7 @@ class Batcher:
             for i, s, e in members:
                 out[i] = ranked[at : at + e - s]
                 at += e - s
-            if self._m is not None:
+            if self._m is not None and counted:
                 self._count(ranked)
         return out
 

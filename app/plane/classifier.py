@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from prometheus_client import Counter
 
 from app.config import Settings
 from app.errors import InvalidInput
 from app.plane.ranking import RankedPrediction
 from app.plane.repository import ModelRepository
 from app.plane.request_ids import new_request_id
+from app.plane.shadow import ShadowRunner
 from app.predlog.records import PredictionRecord
 
 LogSink = Callable[[Sequence[PredictionRecord]], None]
@@ -44,6 +46,12 @@ class Classifier:
         self.settings = settings
         self.repository = repository
         self.log_sink = log_sink
+        metrics = repository.metrics
+        self.metrics = metrics
+        self.shadows = ShadowRunner(
+            metrics, log_sink, settings.shadow_max_queue_texts, settings.default_top_k
+        )
+        self._version_counters: dict[tuple[str, int], tuple[Counter, Counter]] = {}
 
     def check_texts(self, texts: Sequence[object]) -> list[str]:
         """The texts if each is a non-blank string within the limits, else InvalidInput."""
@@ -64,7 +72,7 @@ class Classifier:
         return texts  # type: ignore[return-value]
 
     async def probabilities(
-        self, texts: list[str], model: str | None, version: int | None
+        self, texts: list[str], model: str | None, version: int | str | None
     ) -> tuple[str, int, np.ndarray]:
         """Raw probabilities (TF Serving's shape); texts must already be checked."""
         serving = self.repository.resolve(model, version)
@@ -76,18 +84,22 @@ class Classifier:
         texts: list[str],
         *,
         model: str | None = None,
-        version: int | None = None,
+        version: int | str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
         client: str | None = None,
         request_id: str | None = None,
+        session: str | None = None,
     ) -> Classification:
         """Classify checked ``texts`` with the named (or default) model.
 
-        ``request_id`` keys the logged rows (and /feedback); a new one is made if not given.
+        ``version`` is a number or a label; without one, the model's traffic split picks it
+        (sticky per ``session`` when given). The version labelled ``shadow`` then classifies
+        the same texts off the request path. ``request_id`` keys the logged rows (and
+        /feedback); a new one is made if not given.
         """
         started = time.perf_counter()
-        serving = self.repository.resolve(model, version)
+        serving, shadow, _route = self.repository.route(model, version, session)
         loaded = serving.model
         # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
         ranking = (
@@ -98,9 +110,11 @@ class Classifier:
         predictions = result.predictions
         assert predictions is not None
         request_id = request_id or new_request_id()
+        now = datetime.now(UTC)
+        if self.metrics is not None:
+            self._count(loaded.name, loaded.version, predictions)
         if self.log_sink is not None:
             latency_ms = (time.perf_counter() - started) * 1000
-            now = datetime.now(UTC)
             self.log_sink(
                 [
                     PredictionRecord(
@@ -121,6 +135,15 @@ class Classifier:
                     for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
                 ]
             )
+        if shadow is not None:
+            self.shadows.submit(
+                shadow,
+                texts=texts,
+                answered=predictions,
+                request_id=request_id,
+                client=client,
+                now=now,
+            )
         return Classification(
             request_id=request_id,
             model=loaded.name,
@@ -129,3 +152,19 @@ class Classifier:
             probabilities=result.probabilities,
             labels=loaded.labels,
         )
+
+    def _count(self, name: str, version: int, predictions: list[RankedPrediction]) -> None:
+        """Answered predictions and fallbacks per version (role primary)."""
+        counters = self._version_counters.get((name, version))
+        if counters is None:
+            assert self.metrics is not None
+            v = str(version)
+            counters = (
+                self.metrics.version_predictions.labels(name, v, "primary"),
+                self.metrics.version_fallbacks.labels(name, v, "primary"),
+            )
+            self._version_counters[(name, version)] = counters
+        counters[0].inc(len(predictions))
+        fallbacks = sum(p.fallback for p in predictions)
+        if fallbacks:
+            counters[1].inc(fallbacks)

@@ -1,9 +1,15 @@
-"""The model repository: load each model's newest (or pinned) version, watch for new ones.
+"""The model repository: load each model's primary and labelled versions, watch for changes.
 
-A new version is loaded and warmed up beside the one serving, then swapped in with one
-assignment on the event loop; requests already queued on the old version finish there, then
-its thread stops and its memory is released. A version that fails to load is logged, shown in
-/models and never replaces a working one; it is retried only when its folder changes.
+The primary version (labelled ``stable``, else the pinned or newest one) answers requests that
+name no version; versions with other labels (``canary``, ``shadow``, names clients ask for) are
+loaded beside it. Each poll re-reads ``models/<name>/serving.json`` (app.serving_state), so a
+label or canary change made by the CLI or another replica applies here within
+``TEXTCLS_POLL_INTERVAL_S``. A new version is loaded and warmed up beside those serving, then
+swapped in on the event loop with no ``await`` between the assignments; requests already queued
+on a retired version finish there, then its threads stop and its memory is released. A version
+that fails to load is logged, shown in /models and never replaces a working one; it is retried
+only when its folder changes. Admin edits (``edit_state``) load first and write the state only
+when every version it names loaded.
 """
 
 from __future__ import annotations
@@ -11,16 +17,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import InvalidInput, ModelNotFound, ModelNotReady, VersionNotFound
+from app.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    VersionNotFound,
+    VersionUnloadable,
+)
 from app.metrics import Metrics
 from app.plane import heap
+from app.plane import serving_state as ss
 from app.plane.batcher import Batcher
 from app.plane.device import Device
 from app.plane.loaded_model import LoadedModel, LoadError
+from app.plane.traffic import Route, UnknownLabel, choose
 from training.artifact import model_names, version_path, versions
 
 log = logging.getLogger(__name__)
@@ -44,12 +59,34 @@ class VersionFailure:
 
 @dataclass(slots=True, kw_only=True)
 class ModelEntry:
-    """Everything the repository knows about one model name."""
+    """Everything the repository knows about one model name.
+
+    ``serving`` is the primary version; ``others`` the labelled versions loaded beside it.
+    ``state`` is the serving state as last read; ``effective`` the same with each label
+    pointing at a version loaded here (``stable`` at the primary), which is what routes.
+    """
 
     name: str
     serving: Serving | None = None
+    others: dict[int, Serving] = field(default_factory=dict)
     failures: dict[int, VersionFailure] = field(default_factory=dict)
     loading: int | None = None
+    state: ss.ServingState = ss.EMPTY
+    effective: ss.ServingState = ss.EMPTY
+    state_stamp: tuple[int, int, int] | None = None
+    state_error: str | None = None
+    preloaded: dict[int, LoadedModel] = field(default_factory=dict)
+
+    def loaded(self, version: int) -> Serving | None:
+        if self.serving is not None and self.serving.model.version == version:
+            return self.serving
+        return self.others.get(version)
+
+    def versions_loaded(self) -> list[int]:
+        found = set(self.others)
+        if self.serving is not None:
+            found.add(self.serving.model.version)
+        return sorted(found)
 
 
 def _fingerprint(path: Path) -> tuple[int, ...]:
@@ -114,9 +151,11 @@ class ModelRepository:
                 pass
         self._tasks.clear()
         for entry in self.entries.values():
-            if entry.serving is not None:
-                await self._retire(entry.serving)
-                entry.serving = None
+            for serving in [entry.serving, *entry.others.values()]:
+                if serving is not None:
+                    await self._retire(serving)
+            entry.serving = None
+            entry.others = {}
 
     @property
     def ready(self) -> bool:
@@ -136,37 +175,132 @@ class ModelRepository:
     async def _refresh_model(self, entry: ModelEntry) -> None:
         model_path = self.settings.model_dir / entry.name
         on_disk = await asyncio.to_thread(versions, model_path)
-        pinned = self.settings.pinned_versions.get(entry.name)
+        state = await asyncio.to_thread(self._read_state, entry, model_path)
+        before = (entry.serving.model.version if entry.serving else None, set(entry.others))
+        stable = state.labels.get(ss.STABLE)
+        if stable is not None:
+            await self._refresh_primary(entry, on_disk, [stable], pinned=True)
+        if stable is not None and entry.serving is None:
+            # Nothing serves yet (start-up) and stable does not load: rather than answer 503
+            # to everyone, serve as if unlabelled; /models and the log say why.
+            log.error(
+                "model %s: stable version %s does not load; serving the newest that does",
+                entry.name,
+                stable,
+            )
+            stable = None
+        if stable is None:
+            pinned = self.settings.pinned_versions.get(entry.name)
+            candidates = [pinned] if pinned is not None else sorted(on_disk, reverse=True)
+            await self._refresh_primary(entry, on_disk, candidates, pinned=pinned is not None)
+        await self._refresh_others(entry, on_disk, state)
+        after = (entry.serving.model.version if entry.serving else None, set(entry.others))
+        if after != before:
+            # Once the retired versions are gone: collect them, freeze the new ones.
+            log.info("heap settled after the swap in %.0f ms", heap.settle() * 1000)
+
+    def _read_state(self, entry: ModelEntry, model_path: Path) -> ss.ServingState:
+        """The model's serving state; an unreadable file keeps the last good one (logged)."""
+        stamp = ss.stamp(model_path)
+        if stamp == entry.state_stamp and entry.state_error is None:
+            return entry.state
+        try:
+            state = ss.read_state(model_path)
+        except ss.StateError as exc:
+            if entry.state_error != str(exc):
+                log.error("%s; keeping the previous serving state", exc)
+            entry.state_error = str(exc)
+            return entry.state
+        entry.state_stamp, entry.state_error = stamp, None
+        return state
+
+    async def _refresh_primary(
+        self, entry: ModelEntry, on_disk: list[int], candidates: list[int], pinned: bool
+    ) -> None:
+        """Load the first of ``candidates`` that loads, unless it already serves."""
         current = entry.serving.model.version if entry.serving else None
-        candidates = [pinned] if pinned is not None else sorted(on_disk, reverse=True)
         for version in candidates:
             if version == current:
                 return
-            if pinned is None and current is not None and version < current:
+            if not pinned and current is not None and version < current:
                 return  # never roll back on our own: a removed folder keeps serving
-            path = version_path(self.settings.model_dir, entry.name, version)
             if version not in on_disk:
+                path = version_path(self.settings.model_dir, entry.name, version)
                 self._record_failure(
-                    entry, version, error=f"{path}: pinned version not found", fingerprint=()
+                    entry, version, error=f"{path}: version not found", fingerprint=()
                 )
                 return
-            fingerprint = await asyncio.to_thread(_fingerprint, path)
-            known = entry.failures.get(version)
-            if known is not None and known.fingerprint == fingerprint:
-                continue  # failed before and unchanged since: try the next older version
-            model = LoadedModel(entry.name, version, path, device=self.device)
-            entry.loading = version
-            try:
-                await asyncio.to_thread(model.load, min(self.settings.max_batch_size, 64))
-            except LoadError as exc:
-                model.release()
-                self._record_failure(entry, version, error=str(exc), fingerprint=fingerprint)
-                continue
-            finally:
-                entry.loading = None
-            entry.failures.pop(version, None)
-            await self._swap(entry, model)
-            return
+            existing = entry.others.get(version)
+            if existing is not None:  # e.g. the canary promoted to stable: already warm
+                await self._swap(entry, existing.model, existing)
+                return
+            model = await self._load(entry, version)
+            if model is not None:
+                await self._swap(entry, model)
+                return
+
+    async def _refresh_others(
+        self, entry: ModelEntry, on_disk: list[int], state: ss.ServingState
+    ) -> None:
+        """Load the labelled versions beside the primary, retire the unlabelled, re-route."""
+        primary = entry.serving.model.version if entry.serving else None
+        wanted = {v for v in state.labels.values() if v != primary and v in on_disk}
+        for version in sorted(wanted - set(entry.others)):
+            model = await self._load(entry, version)
+            if model is not None:
+                entry.others[version] = self._serving_for(model)
+                self._count_served(model)
+        retired = [entry.others.pop(v) for v in list(entry.others) if v not in wanted]
+        self._apply_state(entry, state)  # no await between: requests see the new routes
+        for serving in retired:
+            await self._retire(serving)
+
+    def _apply_state(self, entry: ModelEntry, state: ss.ServingState) -> None:
+        """Route by ``state``, with each label on a version loaded here."""
+        primary = entry.serving.model.version if entry.serving else None
+        labels = {
+            label: version
+            for label, version in state.labels.items()
+            if entry.loaded(version) is not None
+        }
+        if ss.STABLE in state.labels and primary is not None:
+            labels[ss.STABLE] = primary  # a stable that failed to load: the last good one
+        changed = state != entry.state
+        entry.state = state
+        entry.effective = ss.ServingState(labels, state.canary_share, state.updated_at)
+        if changed:
+            log.info(
+                "model %s serving state: labels %s, canary share %s",
+                entry.name,
+                state.labels,
+                state.canary_share,
+            )
+        if self.metrics is not None:
+            self.metrics.set_serving_state(entry.name, entry.effective.labels, state.canary_share)
+
+    async def _load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
+        """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
+        fails now or failed before with its folder unchanged since."""
+        model = entry.preloaded.pop(version, None)
+        if model is not None:
+            return model
+        path = version_path(self.settings.model_dir, entry.name, version)
+        fingerprint = await asyncio.to_thread(_fingerprint, path)
+        known = entry.failures.get(version)
+        if known is not None and known.fingerprint == fingerprint:
+            return None  # failed before and unchanged since
+        model = LoadedModel(entry.name, version, path, device=self.device)
+        entry.loading = version
+        try:
+            await asyncio.to_thread(model.load, min(self.settings.max_batch_size, 64))
+        except LoadError as exc:
+            model.release()
+            self._record_failure(entry, version, error=str(exc), fingerprint=fingerprint)
+            return None
+        finally:
+            entry.loading = None
+        entry.failures.pop(version, None)
+        return model
 
     def _record_failure(
         self, entry: ModelEntry, version: int, *, error: str, fingerprint: tuple[int, ...]
@@ -178,7 +312,7 @@ class ModelRepository:
         if self.metrics is not None:
             self.metrics.model_reloads.labels(entry.name, "failure").inc()
 
-    async def _swap(self, entry: ModelEntry, model: LoadedModel) -> None:
+    def _serving_for(self, model: LoadedModel) -> Serving:
         s = self.settings
         batcher = Batcher(
             model,
@@ -189,8 +323,25 @@ class ModelRepository:
             fallback_margin=s.fallback_margin,
             threads=s.inference_threads,
         )
+        return Serving(model, batcher)
+
+    def _count_served(self, model: LoadedModel) -> None:
+        if self.metrics is not None:
+            self.metrics.model_reloads.labels(model.name, "success").inc()
+            self.metrics.set_model_served(model.name, model.version, model.device.kind)
+
+    async def _swap(
+        self, entry: ModelEntry, model: LoadedModel, existing: Serving | None = None
+    ) -> None:
+        """Make ``model`` the primary; the old one moves to ``others`` (retired after, if no
+        label names it)."""
         old = entry.serving
-        entry.serving = Serving(model, batcher)  # the swap: one assignment on the loop
+        if existing is not None:
+            entry.others.pop(model.version, None)
+            entry.serving = existing  # the swap: one assignment on the loop
+        else:
+            entry.serving = self._serving_for(model)
+            self._count_served(model)
         log.info(
             "serving model %s version %s on %s%s",
             model.name,
@@ -198,12 +349,9 @@ class ModelRepository:
             model.device.kind,
             f" (was version {old.model.version})" if old else "",
         )
-        if self.metrics is not None:
-            self.metrics.model_reloads.labels(entry.name, "success").inc()
-            self.metrics.set_model_served(model.name, model.version, model.device.kind)
         if old is not None:
-            await self._retire(old)
-        log.info("heap settled after the swap in %.0f ms", heap.settle() * 1000)
+            # Kept beside the new primary: _refresh_others retires it unless still labelled.
+            entry.others[old.model.version] = old
 
     async def _retire(self, serving: Serving) -> None:
         if self.metrics is not None:
@@ -214,25 +362,100 @@ class ModelRepository:
         await asyncio.to_thread(serving.model.release)
 
     # lookup ----------------------------------------------------------------------------
-    def resolve(self, name: str | None, version: int | None) -> Serving:
-        """The serving version for a request, or the error that names what exists."""
+    def entry_for(self, name: str | None) -> ModelEntry:
+        """The named (or default) model's entry, or the error that names what exists."""
         if name is None:
             name = self._default_name()
         entry = self.entries.get(name)
         if entry is None:
             known = ", ".join(sorted(self.entries)) or "none"
             raise ModelNotFound(f"model {name!r} not found; models: {known}")
-        serving = entry.serving
-        if serving is None:
+        return entry
+
+    def route(
+        self, name: str | None, version: int | str | None, session: str | None = None
+    ) -> tuple[Serving, Serving | None, Route]:
+        """(the version that answers, the shadow version or None, the route taken)."""
+        entry = self.entry_for(name)
+        primary = entry.serving
+        if primary is None:
             if entry.failures and entry.loading is None:
-                raise ModelNotReady(f"model {name!r} has no version that loads; see /models")
-            raise ModelNotReady(f"model {name!r} is still loading")
-        if version is not None and version != serving.model.version:
+                raise ModelNotReady(f"model {entry.name!r} has no version that loads; see /models")
+            raise ModelNotReady(f"model {entry.name!r} is still loading")
+        try:
+            route = choose(entry.effective, entry.name, primary.model.version, version, session)
+        except UnknownLabel as exc:
+            if isinstance(version, str) and version in entry.state.labels:
+                wanted = entry.state.labels[version]
+                failure = entry.failures.get(wanted)
+                why = f": {failure.error}" if failure else " yet"
+                raise ModelNotReady(
+                    f"model {entry.name!r} version {wanted} (label {version!r}) is not loaded{why}"
+                ) from None
+            raise VersionNotFound(str(exc)) from None
+        serving = entry.loaded(route.version)
+        if serving is None:
+            loaded = entry.versions_loaded()
+            shown = ", ".join(map(str, loaded))
             raise VersionNotFound(
-                f"model {name!r} version {version} is not served; "
-                f"serving version {serving.model.version}"
+                f"model {entry.name!r} version {route.version} is not served; "
+                f"serving version{'s' if len(loaded) > 1 else ''} {shown}"
             )
-        return serving
+        shadow = entry.loaded(route.shadow) if route.shadow is not None else None
+        return serving, shadow, route
+
+    def resolve(self, name: str | None, version: int | str | None) -> Serving:
+        """The serving version for a request, or the error that names what exists."""
+        return self.route(name, version)[0]
+
+    # admin edits -----------------------------------------------------------------------
+    async def edit_state(
+        self, name: str, change: Callable[[ss.ServingState], ss.ServingState]
+    ) -> ss.ServingState:
+        """Apply ``change`` to the model's serving state, as every replica will.
+
+        Under the state file's lock: read the file, apply ``change`` (StateError if it is
+        invalid), load every version the new state names that is not loaded here
+        (VersionUnloadable, and nothing written, if one fails), write the file, then route by
+        it here at once. Other replicas follow within their poll interval.
+        """
+        async with self._refresh_lock:
+            if name not in self.entries:
+                known = ", ".join(sorted(self.entries)) or "none"
+                raise ModelNotFound(f"model {name!r} not found; models: {known}")
+            entry = self.entries[name]
+            model_path = self.settings.model_dir / name
+            lock = await asyncio.to_thread(ss.StateLock.acquire, model_path)
+            try:
+                current = await asyncio.to_thread(ss.read_state, model_path)
+                new = change(current)
+                for version in sorted(ss.referenced_versions(new)):
+                    ss.check_version_on_disk(self.settings.model_dir, name, version)
+                for version in sorted(ss.referenced_versions(new) - set(entry.versions_loaded())):
+                    entry.failures.pop(version, None)  # an explicit ask: try it again
+                    model = await self._load(entry, version)
+                    if model is None:
+                        failure = entry.failures.get(version)
+                        reason = failure.error if failure else "it did not load"
+                        raise VersionUnloadable(
+                            f"model {name!r} version {version} cannot be loaded: {reason}; "
+                            "nothing was changed"
+                        )
+                    entry.preloaded[version] = model
+                written = await asyncio.to_thread(ss.write_state, model_path, new)
+            except BaseException:
+                for model in entry.preloaded.values():
+                    await asyncio.to_thread(model.release)
+                entry.preloaded.clear()
+                raise
+            finally:
+                await asyncio.to_thread(lock.release)
+            entry.state_stamp = None  # read it back now, whatever the stamp says
+            await self._refresh_model(entry)
+            for model in entry.preloaded.values():  # loaded but, in the end, not needed
+                await asyncio.to_thread(model.release)
+            entry.preloaded.clear()
+            return written
 
     def _say_default(self) -> None:
         """Log which model answers requests that name none, once per change of the models.

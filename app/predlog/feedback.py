@@ -40,7 +40,9 @@ class StoredFeedback:
 def find_prediction(session: Session, request_id: str, index: int) -> PredictionLog | None:
     return session.scalars(
         select(PredictionLog).where(
-            PredictionLog.request_id == request_id, PredictionLog.index == index
+            PredictionLog.request_id == request_id,
+            PredictionLog.index == index,
+            PredictionLog.role == "primary",  # feedback corrects the answer a client got
         )
     ).one_or_none()
 

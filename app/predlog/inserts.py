@@ -26,7 +26,7 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in PredictionLog.__table__.columns
 # Bound parameters per statement stay under SQLite's 32766 and PostgreSQL's 65535.
 MAX_ROWS_PER_STATEMENT = 30_000 // len(COLUMNS)
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
-_CONFLICT = 'ON CONFLICT (request_id, "index") DO NOTHING'
+_CONFLICT = 'ON CONFLICT (request_id, "index", role) DO NOTHING'
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -82,6 +82,7 @@ def _values(row: dict[str, Any], convert_time: Callable[[datetime], Any]) -> tup
         _json(row["ranking"]),
         row["latency_ms"],
         row["batch_size"],
+        row.get("role", "primary"),  # rows spilled by a version before the column
     )
 
 
@@ -93,7 +94,7 @@ def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ``rows`` and return how many were new: on SQLite one multi-row INSERT per
     ``MAX_ROWS_PER_STATEMENT`` rows, on PostgreSQL one pipelined executemany.
 
-    Rows whose ``(request_id, index)`` is already there are skipped, so replaying is safe.
+    Rows whose ``(request_id, index, role)`` is already there are skipped, so replaying is safe.
     """
     dialect = conn.dialect.name
     if dialect == "postgresql":

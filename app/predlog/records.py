@@ -33,6 +33,7 @@ class PredictionRecord:
     ranking: list[tuple[str, float]]
     latency_ms: float
     batch_size: int
+    role: str = "primary"  # or "shadow": a shadow version's prediction, never answered
 
 
 def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
@@ -74,6 +75,7 @@ def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
         "ranking": [{"label": lbl, "confidence": float(c)} for lbl, c in record.ranking],
         "latency_ms": float(record.latency_ms),
         "batch_size": int(record.batch_size),
+        "role": record.role,
     }
 
 

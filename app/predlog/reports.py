@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, Select, case, func, select
 from sqlalchemy.orm import Session
@@ -50,7 +51,8 @@ def _newest_feedback() -> Select[int]:
 
 def log_stats(engine: Engine, since: datetime) -> LogStats:
     """Requests, fallback rate, label distribution and accuracy on corrected predictions."""
-    recent = PredictionLog.created_at >= since
+    # Shadow rows (a version watched on real traffic) are not what clients got: left out.
+    recent = (PredictionLog.created_at >= since) & (PredictionLog.role == "primary")
     with Session(engine) as session:
         predictions, requests, fallbacks = session.execute(
             select(
@@ -79,7 +81,8 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
             .join(
                 PredictionLog,
                 (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index),
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
             )
             .where(recent, Feedback.id.in_(_newest_feedback()))
         ).one()
@@ -109,14 +112,63 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
             .join(
                 PredictionLog,
                 (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index),
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
             )
             .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
             .order_by(Feedback.id)
         )
-        return [
-            CorrectedExample(
-                request_id=r[0], index=r[1], text=r[2], label=r[3], predicted_label=r[4]
+        return [_example(r) for r in rows]
+
+
+def _example(r: Any) -> CorrectedExample:
+    return CorrectedExample(request_id=r[0], index=r[1], text=r[2], label=r[3], predicted_label=r[4])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCorrections:
+    """The newest correction of each distinct logged text of one model (for ``retrain``)."""
+
+    examples: list[CorrectedExample]  # one per text, with text
+    without_text: int  # corrections whose text the log kept only as a hash, or not at all
+
+
+def model_corrections(engine: Engine, model: str, since: datetime) -> ModelCorrections:
+    """Corrections of ``model``'s answered predictions given at or after ``since``.
+
+    The newest correction of each prediction counts; when one text was corrected in several
+    predictions, the newest of those wins.
+    """
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                PredictionLog.request_id,
+                PredictionLog.index,
+                PredictionLog.text,
+                Feedback.label,
+                PredictionLog.label,
             )
-            for r in rows
-        ]
+            .select_from(Feedback)
+            .join(
+                PredictionLog,
+                (PredictionLog.request_id == Feedback.request_id)
+                & (PredictionLog.index == Feedback.index)
+                & (PredictionLog.role == "primary"),
+            )
+            .where(
+                PredictionLog.model == model,
+                Feedback.created_at >= since,
+                Feedback.id.in_(_newest_feedback()),
+            )
+            .order_by(Feedback.id)
+        )
+        by_text: dict[str, CorrectedExample] = {}
+        without_text = 0
+        for row in rows:
+            example = _example(row)
+            if example.text is None:
+                without_text += 1
+                continue
+            by_text.pop(example.text, None)  # re-insert: the dict stays in newest-last order
+            by_text[example.text] = example
+        return ModelCorrections(list(by_text.values()), without_text)

@@ -53,11 +53,14 @@ class Base(DeclarativeBase):
 
 
 class PredictionLog(Base):
-    """One classified text; ``(request_id, index)`` identifies it (``index`` in the request)."""
+    """One classified text; ``(request_id, index, role)`` identifies it (``index`` in the
+    request; ``role`` 'primary' for the answer, 'shadow' for a shadow version's prediction)."""
 
     __tablename__ = "prediction_log"
     __table_args__ = (
-        UniqueConstraint("request_id", "index", name="uq_prediction_log_request_index"),
+        UniqueConstraint(
+            "request_id", "index", "role", name="uq_prediction_log_request_index_role"
+        ),
         Index("ix_prediction_log_created_at", "created_at"),
         Index("ix_prediction_log_model_version", "model", "version"),
     )
@@ -77,6 +80,7 @@ class PredictionLog(Base):
     ranking: Mapped[list[dict[str, Any]]] = mapped_column(Ranking)
     latency_ms: Mapped[float] = mapped_column(Float)
     batch_size: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16), server_default="primary")
 
 
 class Feedback(Base):

@@ -148,7 +148,7 @@ def test_prediction_log_and_feedback_counters(tiny_model_repo: Path, tmp_path: P
         body = c.post("/classify", json={"texts": ["refund please", "I lost my card"]}).json()
         rid = body["request_id"]
         right = body["predictions"][0]["label"]
-        labels = c.get("/models/example").json()["labels"]
+        labels = c.get("/models/example").json()["classes"]
         wrong = next(lbl for lbl in labels if lbl != body["predictions"][1]["label"])
         for index, label in ((0, right), (1, wrong)):
             r = c.post("/feedback", json={"request_id": rid, "index": index, "label": label})

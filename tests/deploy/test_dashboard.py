@@ -35,6 +35,14 @@ FAMILIES = {
     "textcls_log_rows_replayed_total": "counter",
     "textcls_log_write_errors_total": "counter",
     "textcls_feedback_total": "counter",
+    # The model lifecycle (issue 16): version labels, canary share, shadow.
+    "textcls_model_label": "gauge",
+    "textcls_canary_share": "gauge",
+    "textcls_version_predictions_total": "counter",
+    "textcls_version_fallbacks_total": "counter",
+    "textcls_shadow_compared_total": "counter",
+    "textcls_shadow_agreed_total": "counter",
+    "textcls_shadow_dropped_total": "counter",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

@@ -154,6 +154,7 @@ async def classify(scope: Scope, receive: Receive, send: Send) -> None:
         threshold=request.threshold,
         client=client,
         request_id=scope["state"].get("request_id"),
+        session=request.session,
     )
     payload = orjson.dumps(classification_body(result))
     await send(

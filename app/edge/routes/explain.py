@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from app.edge.deps import caller_of, services_of
 from app.edge.responses import OrjsonResponse
-from app.edge.schemas import Probability, RankedLabel, StrictInt1
+from app.edge.schemas import ModelVersion, Probability, RankedLabel, TopK
 from app.errors import ModelNotReady
 from app.plane.explainer import Explanation
 
@@ -39,11 +39,11 @@ class ExplainRequest(BaseModel):
 
     text: StrictStr = Field(description="The text, as it would be sent to /classify.")
     model: StrictStr | None = Field(None, description="Model name (default as /classify).")
-    version: StrictInt1 | None = Field(None, description="Require this version of the model.")
+    version: ModelVersion | None = Field(None, description="Require this version of the model.")
     label: StrictStr | None = Field(
         None, description="Explain this label instead of the predicted one."
     )
-    top_k: StrictInt1 | None = Field(None, description="Labels in the ranking (default 3).")
+    top_k: TopK | None = Field(None, description="Labels in the ranking (default 3).")
     threshold: Probability | None = Field(
         None, description="Fallback below this confidence (default: the model's own)."
     )

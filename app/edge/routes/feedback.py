@@ -68,10 +68,9 @@ ERRORS = {
 def labels_of(services: Services, model: str, version: int) -> list[str] | None:
     """Labels of ``model`` ``version``: the loaded one if it is served, else its metadata.json."""
     entry = services.repository.entries.get(model)
-    if entry is not None and entry.serving is not None:
-        loaded = entry.serving.model
-        if loaded.version == version:
-            return list(loaded.labels)
+    serving = entry.loaded(version) if entry is not None else None
+    if serving is not None:
+        return list(serving.model.labels)
     try:
         return read_metadata(version_path(services.settings.model_dir, model, version)).labels
     except ArtifactError:

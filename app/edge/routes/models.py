@@ -1,4 +1,5 @@
-"""GET /models and /models/{name}: served versions, labels, metrics, threshold, device."""
+"""GET /models and /models/{name}: served versions, version labels and traffic, classes,
+metrics, threshold, device."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
         ready=serving is not None,
         version=serving.model.version if serving else None,
         versions_on_disk=versions(repo.settings.model_dir / entry.name),
+        versions_loaded=entry.versions_loaded(),
+        labels=dict(sorted(entry.state.labels.items())),
+        traffic={**entry.effective.traffic(), "canary": entry.state.canary_share},
+        serving_state_error=entry.state_error,
         loading=entry.loading,
         device=repo.device.kind,
         failures=[
@@ -35,7 +40,7 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
     )
     if serving is not None and serving.model.metadata is not None:
         meta = serving.model.metadata
-        info.labels = list(meta.labels)
+        info.classes = list(meta.labels)
         info.threshold = meta.fallback.threshold
         info.metrics = meta.metrics
         info.created_at = meta.created_at

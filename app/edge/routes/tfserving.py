@@ -66,7 +66,9 @@ async def _body(request: Request) -> PredictRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
-async def _predict(request: Request, *, name: str, version: int | None) -> OrjsonResponse:
+async def _predict(
+    request: Request, *, name: str, version: int | str | None
+) -> OrjsonResponse:
     body = await _body(request)
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))
@@ -97,3 +99,14 @@ async def predict_version(
 ) -> OrjsonResponse:
     """The same, pinned to one version (404 when it is not the one served)."""
     return await _predict(request, name=name, version=version)
+
+
+@router.post(
+    "/{name}/labels/{label}:predict",
+    response_model=PredictResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=BODY,
+)
+async def predict_label(name: str, label: str, request: Request) -> OrjsonResponse:
+    """The same, by version label (TensorFlow Serving's `/labels/stable`, `/labels/canary`)."""
+    return await _predict(request, name=name, version=label)

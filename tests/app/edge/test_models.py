@@ -15,7 +15,8 @@ def test_models_lists_what_is_served(client: TestClient, tiny_model_repo: Path) 
     (model,) = body["models"]
     assert model["name"] == "example" and model["ready"] is True
     assert model["version"] == 1 and model["versions_on_disk"] == [1]
-    assert model["labels"] == meta["labels"]
+    assert model["classes"] == meta["labels"]
+    assert model["labels"] == {} and model["traffic"]["canary"] == 0.0
     assert model["threshold"] == meta["fallback"]["threshold"]
     assert model["device"] == "cpu"
     assert model["failures"] == []

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import glob
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.predlog.engine import create_db_engine
+from app.predlog.inserts import insert_rows
 from app.predlog.migrate import MIGRATIONS_DIR, alembic_config, current_revision, downgrade, upgrade
+from app.predlog.records import to_row
 from app.predlog.tables import Base
+from tests.app.predlog.factories import make_record
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,3 +67,35 @@ def test_every_migration_file_is_package_data() -> None:
         for m in glob.glob(str(ROOT / "app" / pat), recursive=True)
     }
     assert set(files) <= covered, set(files) - covered
+
+
+def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
+    """Rows logged before the role column become 'primary'; a shadow row may share their key."""
+    engine = create_db_engine(db_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                'INSERT INTO prediction_log (request_id, "index", created_at, client, model, '
+                "version, text, text_sha256, label, confidence, fallback, ranking, latency_ms, "
+                "batch_size) VALUES ('old', 0, :t, 'c', 'example', 1, 'hi', NULL, 'a', 0.9, "
+                ":f, :r, 1.0, 1)"
+            ),
+            {"t": datetime(2026, 1, 1, tzinfo=UTC), "f": False, "r": "[]"},
+        )
+    upgrade(engine)
+    assert current_revision(engine) == "0002"
+    columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
+    assert "role" in columns
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT role FROM prediction_log")).scalars().all() == ["primary"]
+        shadow = to_row(make_record(0, "old", "hi", "b"), "full")
+        shadow["role"] = "shadow"
+        assert insert_rows(conn, [shadow]) == 1
+        assert insert_rows(conn, [shadow]) == 0  # replay-safe: the key now includes role
+        roles = conn.execute(text("SELECT role FROM prediction_log ORDER BY id")).scalars().all()
+        assert roles == ["primary", "shadow"]
+    downgrade(engine, "0001")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM prediction_log")).scalar_one() == 1
+    engine.dispose()

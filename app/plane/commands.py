@@ -1,0 +1,158 @@
+"""``textcls models``: read and edit a model's labels and traffic with no server running.
+
+Edits go to ``models/<name>/serving.json`` (app.plane.serving_state), the file every replica reads
+within ``TEXTCLS_POLL_INTERVAL_S``. The CLI checks that a version exists and that its metadata
+reads; it does not load TensorFlow, so a version whose SavedModel is broken is only found by
+the servers, which then keep serving what they served (the admin routes load before writing
+and answer 409 instead).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import ConfigError, load_settings
+from app.plane import serving_state as ss
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+models_app = typer.Typer(
+    help="Version labels (stable, canary, shadow, ...), canary share and rollback.",
+    no_args_is_help=True,
+)
+
+ModelDir = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="Model repository (default: TEXTCLS_MODEL_DIR, as serve)."),
+]
+Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _model_dir(model_dir: Path | None) -> Path:
+    if model_dir is not None:
+        return model_dir
+    try:
+        return load_settings().model_dir
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _show(name: str, state: ss.ServingState, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"name": name, **state.to_json()}, indent=2))
+        return
+    typer.echo(f"model   {name}")
+    if state.labels:
+        for label, version in sorted(state.labels.items()):
+            typer.echo(f"  {label:<12} -> version {version}")
+    else:
+        typer.echo("  no labels: the newest version answers")
+    t = state.traffic()
+    typer.echo(f"traffic canary {t['canary']:.1%} -> version {t['canary_version'] or '-'}")
+    if t["shadow_version"]:
+        typer.echo(f"shadow  version {t['shadow_version']} (every request, never answered)")
+    if state.updated_at:
+        typer.echo(f"updated {state.updated_at}")
+
+
+def edit(
+    model_dir: Path, name: str, change: Callable[[ss.ServingState], ss.ServingState]
+) -> ss.ServingState:
+    """Apply ``change`` to the model's state under the state lock and write it."""
+    path = ss.model_path_of(model_dir, name)
+    with ss.locked(path):
+        return ss.write_state(path, change(ss.read_state(path)))
+
+
+def _edit(
+    model_dir: Path | None,
+    name: str,
+    change: Callable[[ss.ServingState], ss.ServingState],
+    as_json: bool,
+) -> None:
+    try:
+        state = edit(_model_dir(model_dir), name, change)
+    except ss.StateError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the serving state: {exc}", EXIT_FAILED) from None
+    _show(name, state, as_json)
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the state as JSON.")]
+
+
+@models_app.command("label")
+def label_command(
+    name: Name,
+    label: Annotated[str, typer.Argument(help="stable, canary, shadow, candidate or your own.")],
+    version: Annotated[int, typer.Argument(help="The version the label points to.")],
+    model_dir: ModelDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Point LABEL at VERSION (e.g. `stable 3`, `shadow 4`, `canary 4`)."""
+    folder = _model_dir(model_dir)
+
+    def change(state: ss.ServingState) -> ss.ServingState:
+        ss.check_version_on_disk(folder, name, version)
+        ss.check_metadata(folder, name, version)
+        return ss.with_label(state, label, version)
+
+    _edit(folder, name, change, as_json)
+
+
+@models_app.command("unlabel")
+def unlabel_command(
+    name: Name,
+    label: Annotated[str, typer.Argument(help="The label to remove.")],
+    model_dir: ModelDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove LABEL (removing `canary` also sets its share to 0)."""
+    _edit(model_dir, name, lambda state: ss.without_label(state, label), as_json)
+
+
+@models_app.command("traffic")
+def traffic_command(
+    name: Name,
+    canary: Annotated[
+        float, typer.Option("--canary", help="Share (0 to 1) of traffic for the canary version.")
+    ],
+    model_dir: ModelDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Send a share of the traffic that names no version to the `canary` version."""
+    _edit(model_dir, name, lambda state: ss.with_canary_share(state, canary), as_json)
+
+
+@models_app.command("rollback")
+def rollback_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
+    """At once: all traffic to `stable`, canary share 0, `shadow` cleared."""
+    _edit(model_dir, name, ss.rolled_back, as_json)
+
+
+@models_app.command("show")
+def show_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
+    """Print the model's labels and traffic."""
+    try:
+        path = ss.model_path_of(_model_dir(model_dir), name)
+        state = ss.read_state(path)
+    except ss.StateError as exc:
+        raise _fail(str(exc)) from None
+    _show(name, state, as_json)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``models`` command group to the root CLI."""
+    cli.add_typer(models_app, name="models")
