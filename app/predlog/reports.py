@@ -122,7 +122,9 @@ def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample
 
 
 def _example(r: Any) -> CorrectedExample:
-    return CorrectedExample(request_id=r[0], index=r[1], text=r[2], label=r[3], predicted_label=r[4])
+    return CorrectedExample(
+        request_id=r[0], index=r[1], text=r[2], label=r[3], predicted_label=r[4]
+    )
 
 
 @dataclass(frozen=True, slots=True)

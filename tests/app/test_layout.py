@@ -29,7 +29,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 # The service imports no training code but the artifact contract (app.cli joins the two).
 TRAINING_ALLOWED = ("training.artifact",)
-TRAINING_EXEMPT = ("app.cli",)
+# The commands that run the trainer: `textcls train` (app.cli) and `textcls retrain`, which
+# joins the prediction log's corrections with the trainer (and is loaded only when it runs).
+TRAINING_EXEMPT = ("app.cli", "app.retrain_command")
 # Transport libraries the data plane and the log must not need.
 HTTP_LIBRARIES = ("fastapi", "starlette", "uvicorn", "httpx")
 TOP_LEVEL_MAX = 8

@@ -82,7 +82,7 @@ def test_models_and_model(server: Served) -> None:
         with pytest.raises(NotFound) as info:
             client.model("nope")
     assert [m.name for m in models] == ["example"]
-    assert one.ready and one.version == 1 and one.labels and one.device == "cpu"
+    assert one.ready and one.version == 1 and one.classes and one.device == "cpu"
     assert "nope" in str(info.value.detail)
 
 
@@ -214,7 +214,7 @@ def test_429_waits_its_retry_after_then_succeeds(secured: Served) -> None:
 def test_feedback_on_a_prediction(server: Served) -> None:
     with Client(server.url) as client:
         p = client.classify(["where is my parcel", ENGLISH])[1]
-        other = next(lbl for lbl in client.model("example").labels if lbl != p.label)
+        other = next(lbl for lbl in client.model("example").classes if lbl != p.label)
         stored = client.feedback(p, other)
         again = client.feedback(p.request_id, p.label, index=1)
         with pytest.raises(NotFound):

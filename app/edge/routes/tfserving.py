@@ -66,9 +66,7 @@ async def _body(request: Request) -> PredictRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
-async def _predict(
-    request: Request, *, name: str, version: int | str | None
-) -> OrjsonResponse:
+async def _predict(request: Request, *, name: str, version: int | str | None) -> OrjsonResponse:
     body = await _body(request)
     classifier = services_of(request).classifier
     texts = classifier.check_texts(_texts(body))

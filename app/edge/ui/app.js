@@ -171,7 +171,7 @@ async function loadFilters() {
   }
   select.value = keep;
   const labels = new Set();
-  for (const m of state.served.values()) for (const l of m.labels) labels.add(l);
+  for (const m of state.served.values()) for (const l of m.classes) labels.add(l);
   $("f-labels").replaceChildren(...[...labels].sort().map((l) => el("option", { value: l })));
 }
 

@@ -74,7 +74,8 @@ class ModelInfo:
     ready: bool
     version: int | None
     versions_on_disk: tuple[int, ...]
-    labels: tuple[str, ...]
+    classes: tuple[str, ...]  # the output classes, in the model's order
+    version_labels: dict[str, int]  # version labels (stable, canary, ...) -> version
     threshold: float | None
     device: str
     raw: dict[str, Any] = field(repr=False, compare=False)
@@ -119,7 +120,8 @@ def parse_model(body: dict[str, Any]) -> ModelInfo:
         ready=body["ready"],
         version=body.get("version"),
         versions_on_disk=tuple(body.get("versions_on_disk") or ()),
-        labels=tuple(body.get("labels") or ()),
+        classes=tuple(body.get("classes") or ()),
+        version_labels=dict(body.get("labels") or {}),
         threshold=body.get("threshold"),
         device=body.get("device", ""),
         raw=body,
