@@ -97,24 +97,31 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
     )
 
 
+def _corrections() -> Select[Any]:
+    """Each correction beside the answered (primary) prediction it corrects."""
+    return (
+        select(
+            PredictionLog.request_id,
+            PredictionLog.index,
+            PredictionLog.text,
+            Feedback.label,
+            PredictionLog.label,
+        )
+        .select_from(Feedback)
+        .join(
+            PredictionLog,
+            (PredictionLog.request_id == Feedback.request_id)
+            & (PredictionLog.index == Feedback.index)
+            & (PredictionLog.role == "primary"),
+        )
+    )
+
+
 def corrected_examples(engine: Engine, since: datetime) -> list[CorrectedExample]:
     """Predictions whose newest correction was given at or after ``since``, oldest first."""
     with Session(engine) as session:
         rows = session.execute(
-            select(
-                PredictionLog.request_id,
-                PredictionLog.index,
-                PredictionLog.text,
-                Feedback.label,
-                PredictionLog.label,
-            )
-            .select_from(Feedback)
-            .join(
-                PredictionLog,
-                (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index)
-                & (PredictionLog.role == "primary"),
-            )
+            _corrections()
             .where(Feedback.created_at >= since, Feedback.id.in_(_newest_feedback()))
             .order_by(Feedback.id)
         )
@@ -143,20 +150,7 @@ def model_corrections(engine: Engine, model: str, since: datetime) -> ModelCorre
     """
     with Session(engine) as session:
         rows = session.execute(
-            select(
-                PredictionLog.request_id,
-                PredictionLog.index,
-                PredictionLog.text,
-                Feedback.label,
-                PredictionLog.label,
-            )
-            .select_from(Feedback)
-            .join(
-                PredictionLog,
-                (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index)
-                & (PredictionLog.role == "primary"),
-            )
+            _corrections()
             .where(
                 PredictionLog.model == model,
                 Feedback.created_at >= since,
