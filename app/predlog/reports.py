@@ -97,7 +97,7 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
     )
 
 
-def _corrections() -> Select[Any]:
+def _corrections() -> Select[str, int, str | None, str, str]:
     """Each correction beside the answered (primary) prediction it corrects."""
     return (
         select(

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.config import Settings
 from app.main import create_app
 from tests.app.live_service import make_settings
+from tests.live_server import live_server as live_server_at
 
 API_KEY = "browser-key"
 CHROMIUM_ENV = "TEXTCLS_TEST_CHROMIUM"
@@ -59,26 +56,8 @@ def live_server(
         max_batch_wait_ms=0,
     )
     app = create_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.1)
-    yield LiveServer(url, settings, app)
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with live_server_at(app) as url:
+        yield LiveServer(url, settings, app)
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,12 @@ no 5xx and no answer outside the documented statuses, content types, headers and
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -26,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.main import create_app
 from tests.app.live_service import make_settings
+from tests.live_server import live_server
 
 API_KEY = "schemathesis-key"
 MIN_CASES = 1000
@@ -50,28 +46,8 @@ def base_url(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
         metrics_api_key=API_KEY,
         max_batch_wait_ms=0,
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(app_settings), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with live_server(create_app(app_settings)) as url:
+        yield url
 
 
 def fuzz(operation: object, mode: GenerationMode, max_examples: int) -> int:
