@@ -11,7 +11,13 @@ from typing import Any
 
 from bench import procstat
 from bench.texts import text_batches
-from training.artifact import INPUT_KEY, OUTPUT_KEY, SIGNATURE_KEY
+from training.artifact import (
+    INPUT_KEY,
+    OUTPUT_KEY,
+    SIGNATURE_KEY,
+    import_op_libraries,
+    read_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class SignatureRunner:
         import tensorflow as tf
 
         self._tf = tf
+        import_op_libraries(read_metadata(version_dir))
         self._module: Any = tf.saved_model.load(str(version_dir))
         self._fn: Any = self._module.signatures[SIGNATURE_KEY]
 

@@ -10,6 +10,7 @@ it on its hot start-up path and the tests import it everywhere.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -27,6 +28,11 @@ SAVED_MODEL_FILE = "saved_model.pb"
 REPORT_DIR = "report"
 TEMP_PREFIX = ".tmp-"
 SCHEMA_VERSION = 1
+
+# Python modules whose import registers the custom TensorFlow ops a SavedModel may use, with the
+# pip package that provides each. Only these are imported for an artifact: metadata.json names
+# them, and a model folder must not be able to make the service import arbitrary code.
+OP_LIBRARIES = {"tensorflow_text": "tensorflow-text"}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -83,6 +89,30 @@ class Metadata(BaseModel):
     signature: dict[str, str] = Field(
         default_factory=lambda: {"key": SIGNATURE_KEY, "input": INPUT_KEY, "output": OUTPUT_KEY}
     )
+    op_libraries: list[str] = Field(
+        default_factory=list,
+        description="modules to import before tf.saved_model.load (they register custom ops)",
+    )
+
+
+def import_op_libraries(meta: Metadata) -> None:
+    """Import the op libraries ``meta`` needs; ArtifactError naming the package if one is missing.
+
+    Call before ``tf.saved_model.load``: a graph with an op that is not registered fails to load.
+    """
+    for module in meta.op_libraries:
+        if module not in OP_LIBRARIES:
+            raise ArtifactError(
+                f"{meta.name} v{meta.version}: unknown op library {module!r} "
+                f"(known: {', '.join(sorted(OP_LIBRARIES))})"
+            )
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ArtifactError(
+                f"{meta.name} v{meta.version} needs the {module} ops: "
+                f"pip install {OP_LIBRARIES[module]} ({exc})"
+            ) from exc
 
 
 def utc_now_iso() -> str:

@@ -74,8 +74,10 @@ def train_command(
     arch: Annotated[
         str,
         typer.Option(
-            help="Architecture: ngram, cnn, textcnn, transformer or ensemble (a flag the "
-            "chosen one does not read is reported)."
+            help="Architecture: auto (encoder on small data when its extra is installed, else "
+            "ngram), ngram, cnn, textcnn, transformer, ensemble or encoder (pretrained "
+            "multilingual sentence encoder; needs the [encoder] extra). A flag the chosen one "
+            "does not read is reported."
         ),
     ] = _CFG.arch,
     strategy: Annotated[
@@ -161,8 +163,15 @@ def train_command(
 
     if monitor not in ("val_loss", "val_accuracy"):
         raise _fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
-    if arch not in architectures.names():
-        raise _fail(f"unknown --arch {arch!r}; known: {', '.join(architectures.names())}")
+    if arch not in (*architectures.names(), architectures.AUTO):
+        raise _fail(f"unknown --arch {arch!r}; known: auto, {', '.join(architectures.names())}")
+    if arch == "encoder":
+        from training.encoder.weights import EncoderUnavailable, require_extra
+
+        try:
+            require_extra()
+        except EncoderUnavailable as exc:
+            raise _fail(str(exc)) from None
     if validation not in ("auto", "split", "kfold"):
         raise _fail(f"unknown --validation {validation!r}; use auto, split or kfold")
     if validation == "kfold" and (val_data or strategy != "default"):

@@ -20,7 +20,19 @@ def save_serving_model(model: keras.Model, path: Path) -> None:
     The signature needs no Keras custom objects: ``tf.saved_model.load`` is enough to serve it.
     """
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(model)  # for the lookup tables the endpoint uses
+    # Keras finds those by walking the model in SavedModel mode, and gives up on a layer whose
+    # walk raises (a nested multi-input model does): track every resource the checkpoint walk
+    # reaches (lookup tables, the encoder's SentencePiece model) by itself.
+    for obj in tf.train.TrackableView(model).descendants():
+        if isinstance(obj, tf.saved_model.experimental.TrackableResource):
+            archive.track(obj)
+    # track() also lists every Keras variable for the revived object's `.variables`, and the
+    # endpoint's captured tf.Variables are saved again beside them: two copies of each weight
+    # on disk and in memory after loading (encoder: 168 -> 85 MB on disk, load RSS +264 ->
+    # +175 MiB). Nothing reads `.variables` of a loaded artifact; the endpoint's copy is enough.
+    for attr in ("variables", "trainable_variables", "non_trainable_variables"):
+        setattr(archive._tf_trackable, attr, [])
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         return {artifact.OUTPUT_KEY: tf.cast(model(text, training=False), tf.float32)}

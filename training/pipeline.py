@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,8 +71,9 @@ class TrainConfig:
     oos_data: Path | None = None  # out-of-scope texts scored after training (training.oos)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    # ngram: the most accurate single model on BANKING77 and the fastest to serve (README Results).
-    arch: str = "ngram"
+    # auto: the pretrained encoder on small data (when its extra is installed), else ngram, the
+    # most accurate from-scratch model on BANKING77 and the fastest to serve (README Results).
+    arch: str = "auto"
     params: ModelParams = field(default_factory=ModelParams)
     epochs: int = 30
     patience: int = 4
@@ -184,13 +185,14 @@ def prepare_splits(
     return Splits(labels=labels, texts=texts, y=y, sources=sources), loaded
 
 
-def unused_model_flags(cfg: TrainConfig) -> list[str]:
-    """``--flags`` set away from their defaults that ``cfg.arch`` does not read."""
+def unused_model_flags(cfg: TrainConfig, arch: str | None = None) -> list[str]:
+    """``--flags`` set away from their defaults that ``arch`` (or ``cfg.arch``) does not read."""
     from training import architectures
 
     defaults = ModelParams().as_dict()
     changed = [k for k, v in cfg.params.as_dict().items() if v != defaults[k]]
-    return ["--" + f.replace("_", "-") for f in architectures.unused_flags(cfg.arch, changed)]
+    used = arch or cfg.arch
+    return ["--" + f.replace("_", "-") for f in architectures.unused_flags(used, changed)]
 
 
 def balanced_class_weights(y: np.ndarray, n_labels: int) -> np.ndarray:
@@ -254,6 +256,8 @@ class Prepared:
     validation: Literal["split", "kfold"]
     oos_texts: list[str] | None
     started: float
+    arch: str  # cfg.arch with "auto" decided (training.architectures.resolve_arch)
+    arch_requested: str
 
 
 @dataclass
@@ -292,8 +296,13 @@ def prepare(cfg: TrainConfig, log: Callable[[str], None]) -> Prepared:
     )
     splits, loaded = prepare_splits(cfg, log)
     validation: Literal["split", "kfold"] = "kfold" if not splits.texts["val"] else "split"
-    for flag in unused_model_flags(cfg):
-        log(f"warning: {flag} does not apply to --arch {cfg.arch}; it is ignored")
+    from training import architectures
+
+    arch, why = architectures.resolve_arch(cfg.arch, splits.y["train"])
+    if arch != cfg.arch:
+        log(f"architecture: {arch} ({why})")
+    for flag in unused_model_flags(cfg, arch):
+        log(f"warning: {flag} does not apply to --arch {arch}; it is ignored")
     few = few_example_labels(splits)
     if few:
         shown = ", ".join(f"{lab} ({n})" for lab, n in sorted(few.items(), key=lambda kv: kv[1]))
@@ -313,7 +322,7 @@ def prepare(cfg: TrainConfig, log: Callable[[str], None]) -> Prepared:
         f"{len(splits.labels)} labels; {how}"
     )
     oos = load_oos_texts(cfg.oos_data, cfg.text_column) if cfg.oos_data else None
-    return Prepared(name, splits, loaded, validation, oos, started)
+    return Prepared(name, splits, loaded, validation, oos, started, arch, cfg.arch)
 
 
 def _dataset(cfg: TrainConfig, texts: list[str], y: np.ndarray, n_labels: int, train: bool) -> Any:
@@ -644,6 +653,7 @@ def package(
         "target_precision": cfg.target_precision,
         "max_fallback_rate": cfg.max_fallback_rate,
         "strategy": cfg.strategy,
+        "arch_requested": prep.arch_requested,
         "replicas": fitted.replicas,
         "text_column": cfg.text_column,
         "label_column": cfg.label_column,
@@ -669,6 +679,7 @@ def package(
         params=params,
         metrics={**headline, "training": metrics["training"], "evaluation": metrics["evaluation"]},
         fallback=cal.fallback,
+        op_libraries=list(architectures.get(cfg.arch).op_libraries),
     )
     meta.metrics.update({k: metrics[k] for k in ("calibration", "oos") if k in metrics})
     report_split = "test" if "test" in cal.probs else held.split
@@ -706,6 +717,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     from training.calibration import with_temperature
 
     prep = prepare(cfg, log)
+    cfg = replace(cfg, arch=prep.arch)
     splits = prep.splits
     n_labels = len(splits.labels)
     x, y = splits.texts["train"], splits.y["train"]

@@ -30,6 +30,7 @@ class SavedClassifier:
 
         self.path = version_dir
         self.metadata: Metadata = artifact.read_metadata(version_dir)
+        artifact.import_op_libraries(self.metadata)
         self._loaded = tf.saved_model.load(str(version_dir))
         self._fn = self._loaded.signatures[artifact.SIGNATURE_KEY]
 

@@ -15,6 +15,7 @@ def texts_per_second(
     """Call the signature on batches of ``batch_size`` texts for ~``seconds``; texts/s."""
     import tensorflow as tf
 
+    artifact.import_op_libraries(artifact.read_metadata(version_dir))
     serve = tf.saved_model.load(str(version_dir)).signatures[artifact.SIGNATURE_KEY]
     texts = texts * (batch_size // len(texts) + 1)  # at least one full batch
     starts = range(0, len(texts) - batch_size + 1, batch_size)

@@ -16,6 +16,7 @@ from training.artifact import (
     SIGNATURE_KEY,
     ArtifactError,
     Metadata,
+    import_op_libraries,
     read_metadata,
 )
 
@@ -54,6 +55,7 @@ class LoadedModel:
 
         try:
             self.metadata = read_metadata(self.path)
+            import_op_libraries(self.metadata)
         except ArtifactError as exc:
             raise LoadError(str(exc)) from exc
         self.labels = list(self.metadata.labels)

