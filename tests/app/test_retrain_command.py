@@ -72,7 +72,7 @@ def _log_feedback(
     with engine.begin() as conn:
         insert_rows(conn, [to_row(r, log_text) for r in records])  # type: ignore[arg-type]
     for i, (_, _, corrected) in enumerate(pairs):
-        record_feedback(engine, f"{prefix}-{i}", 0, corrected, lambda m, v: None)
+        record_feedback(engine, f"{prefix}-{i}", 0, label=corrected, labels_for=lambda m, v: None)
 
 
 def _db(tmp_path: Path) -> tuple[str, Engine]:

@@ -71,7 +71,7 @@ def test_queue_filters_and_review_status(engine: Engine) -> None:
     assert texts(label="lost_card") == ["c", "b"]
     assert texts(since=T0 + timedelta(minutes=10)) == ["c", "b"]
     assert texts(until=T0 + timedelta(minutes=10)) == ["a"]
-    record_feedback(engine, b.request_id, 0, "card_arrival", _any)
+    record_feedback(engine, b.request_id, 0, label="card_arrival", labels_for=_any)
     pending = review_queue(engine, LogFilter(), 0.5, status="pending")
     assert [i.text for i in pending.items] == ["c", "a"]
     done = review_queue(engine, LogFilter(), 0.5, status="reviewed")
@@ -85,10 +85,12 @@ def test_feedback_per_label_counts_the_newest_correction(engine: Engine) -> None
     r3 = _rec("3", 2, 0.9, label="lost_card")
     r4 = _rec("4", 3, 0.9, label="lost_card")
     _log(engine, r1, r2, r3, r4)
-    record_feedback(engine, r1.request_id, 0, "lost_card", _any)
-    record_feedback(engine, r1.request_id, 0, "card_arrival", _any)  # changed its mind: agrees
-    record_feedback(engine, r2.request_id, 0, "lost_card", _any)
-    record_feedback(engine, r3.request_id, 0, "lost_card", _any)
+    record_feedback(engine, r1.request_id, 0, label="lost_card", labels_for=_any)
+    record_feedback(
+        engine, r1.request_id, 0, label="card_arrival", labels_for=_any
+    )  # changed its mind: agrees
+    record_feedback(engine, r2.request_id, 0, label="lost_card", labels_for=_any)
+    record_feedback(engine, r3.request_id, 0, label="lost_card", labels_for=_any)
     stats = {s.label: s for s in label_feedback(engine, LogFilter())}
     arrival, lost = stats["card_arrival"], stats["lost_card"]
     assert (arrival.predictions, arrival.fallbacks, arrival.reviewed, arrival.disagreed) == (
