@@ -95,9 +95,9 @@ class Explainer:
             probs[:1],
             descending_order(probs[:1]),
             labels,
-            top_k or self.settings.default_top_k,
-            loaded.threshold if threshold is None else threshold,
-            self.settings.fallback_margin,
+            top_k=top_k or self.settings.default_top_k,
+            threshold=loaded.threshold if threshold is None else threshold,
+            margin=self.settings.fallback_margin,
         )[0]
         explained = prediction.label if label is None else label
         column = labels.index(explained)

@@ -118,20 +118,20 @@ class ShadowRunner:
             self.log_sink(
                 [
                     PredictionRecord(
-                        request_id,
-                        i,
-                        now,
-                        client,
-                        name,
-                        version,
-                        text,
-                        p.label,
-                        p.confidence,
-                        p.fallback,
-                        p.ranking,
-                        latency_ms,
-                        result.batch_size,
-                        "shadow",
+                        request_id=request_id,
+                        index=i,
+                        created_at=now,
+                        client=client,
+                        model=name,
+                        version=version,
+                        text=text,
+                        label=p.label,
+                        confidence=p.confidence,
+                        fallback=p.fallback,
+                        ranking=p.ranking,
+                        latency_ms=latency_ms,
+                        batch_size=result.batch_size,
+                        role="shadow",
                     )
                     for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
                 ]

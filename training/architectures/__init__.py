@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
     from training.params import ModelParams
 
@@ -158,7 +159,7 @@ AUTO = "auto"
 AUTO_ENCODER_MAX_ROWS_PER_LABEL = 60
 
 
-def resolve_arch(arch: str, train_labels: Sequence[int]) -> tuple[str, str]:
+def resolve_arch(arch: str, train_labels: Sequence[int] | np.ndarray) -> tuple[str, str]:
     """The architecture to build for ``arch`` (``auto`` decides here) and why, in words."""
     if arch != AUTO:
         return arch, "asked for"
