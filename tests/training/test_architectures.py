@@ -178,7 +178,7 @@ def test_registry_lists_every_arch_and_reports_flags_it_does_not_read() -> None:
         "kernel_sizes",
     ]
     assert architectures.unused_flags("cnn", ["kernel_sizes", "learning_rate"]) == []
-    with pytest.raises(ValueError, match="known: cnn, ensemble"):
+    with pytest.raises(ValueError, match="known: cnn, encoder, ensemble"):
         architectures.get("cnn9")
 
 
