@@ -6,7 +6,7 @@ Knows nothing of HTTP; routes call ``Classifier.classify`` and shape its result.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,13 +15,11 @@ from prometheus_client import Counter
 
 from app.config import Settings
 from app.errors import InvalidInput
+from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
 from app.plane.repository import ModelRepository
 from app.plane.request_ids import new_request_id
 from app.plane.shadow import ShadowRunner
-from app.predlog.records import PredictionRecord
-
-LogSink = Callable[[Sequence[PredictionRecord]], None]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -116,24 +114,17 @@ class Classifier:
         if self.log_sink is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             self.log_sink(
-                [
-                    PredictionRecord(
-                        request_id=request_id,
-                        index=i,
-                        created_at=now,
-                        client=client,
-                        model=loaded.name,
-                        version=loaded.version,
-                        text=text,
-                        label=p.label,
-                        confidence=p.confidence,
-                        fallback=p.fallback,
-                        ranking=p.ranking,
-                        latency_ms=latency_ms,
-                        batch_size=result.batch_size,
-                    )
-                    for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
-                ]
+                log_records(
+                    texts,
+                    predictions,
+                    request_id=request_id,
+                    created_at=now,
+                    client=client,
+                    model=loaded.name,
+                    version=loaded.version,
+                    latency_ms=latency_ms,
+                    batch_size=result.batch_size,
+                )
             )
         if shadow is not None:
             self.shadows.submit(

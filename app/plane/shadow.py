@@ -15,20 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from app.errors import ServiceError
 from app.metrics import Metrics
 from app.plane.batcher import BatchResult
 from app.plane.loaded_model import LoadedModel
+from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
 from app.plane.repository import Serving
-from app.predlog.records import PredictionRecord
 
 log = logging.getLogger(__name__)
-
-LogSink = Callable[[Sequence[PredictionRecord]], None]
 
 
 class ShadowRunner:
@@ -116,23 +113,16 @@ class ShadowRunner:
         if self.log_sink is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             self.log_sink(
-                [
-                    PredictionRecord(
-                        request_id=request_id,
-                        index=i,
-                        created_at=now,
-                        client=client,
-                        model=name,
-                        version=version,
-                        text=text,
-                        label=p.label,
-                        confidence=p.confidence,
-                        fallback=p.fallback,
-                        ranking=p.ranking,
-                        latency_ms=latency_ms,
-                        batch_size=result.batch_size,
-                        role="shadow",
-                    )
-                    for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
-                ]
+                log_records(
+                    texts,
+                    predictions,
+                    request_id=request_id,
+                    created_at=now,
+                    client=client,
+                    model=name,
+                    version=version,
+                    latency_ms=latency_ms,
+                    batch_size=result.batch_size,
+                    role="shadow",
+                )
             )
