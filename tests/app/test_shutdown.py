@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,41 @@ def wait_ready(proc: subprocess.Popen[str], base: str, timeout_s: float = 90) ->
 
 
 @dataclass
+class Stopped:
+    code: int
+    sigterm_at: float
+    exited_after: float
+    output: str
+
+
+def sigterm_under_load(
+    proc: subprocess.Popen[str], base: str, load: Callable[[threading.Event], None], *, workers: int
+) -> Stopped:
+    """Once ``proc`` is ready, run ``load(stop)`` on ``workers`` threads, send SIGTERM after
+    1.5 s, wait for the exit, stop the load; kills the server if anything goes wrong."""
+    try:
+        wait_ready(proc, base)
+        stop = threading.Event()
+        threads = [threading.Thread(target=load, args=(stop,)) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        sigterm_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=GRACE_S + 20)
+        exited_after = time.monotonic() - sigterm_at
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        output = proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Stopped(code, sigterm_at, exited_after, output)
+
+
+@dataclass
 class Outcome:
     request_id: str
     texts: int
@@ -100,28 +137,17 @@ def test_sigterm_under_load_answers_in_flight_requests_logs_them_and_exits_0(
     base = f"http://127.0.0.1:{port}"
     # A long batch wait keeps requests in flight when the signal lands.
     proc = start_server(tiny_model_repo, tmp_path, port, TEXTCLS_MAX_BATCH_WAIT_MS="150")
-    try:
-        wait_ready(proc, base)
-        stop = threading.Event()
-        outcomes: list[Outcome] = []
-        threads = [
-            threading.Thread(target=hammer, args=(base, w, stop, outcomes)) for w in range(8)
-        ]
-        for t in threads:
-            t.start()
-        time.sleep(1.5)
-        sigterm_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=GRACE_S + 20)
-        exited_after = time.monotonic() - sigterm_at
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        output = proc.stdout.read() if proc.stdout else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    outcomes: list[Outcome] = []
+    workers = itertools.count()
+    stopped = sigterm_under_load(
+        proc, base, lambda stop: hammer(base, next(workers), stop, outcomes), workers=8
+    )
+    code, sigterm_at, exited_after, output = (
+        stopped.code,
+        stopped.sigterm_at,
+        stopped.exited_after,
+        stopped.output,
+    )
 
     assert code == 0, output
     assert exited_after < GRACE_S + 10, output

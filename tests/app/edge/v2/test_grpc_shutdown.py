@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import itertools
 import sqlite3
 import threading
 import time
@@ -15,7 +15,7 @@ import pytest
 from app.edge.grpc.proto import grpc_predict_v2_pb2 as pb
 from app.edge.grpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from app.plane.v2.tensors import encode_bytes
-from tests.app.test_shutdown import GRACE_S, free_port, start_server, wait_ready
+from tests.app.test_shutdown import GRACE_S, free_port, sigterm_under_load, start_server
 
 
 @dataclass
@@ -59,27 +59,21 @@ def test_sigterm_drains_grpc_calls_logs_them_and_exits_0(
         TEXTCLS_MAX_BATCH_WAIT_MS="150",  # keeps calls in flight when the signal lands
         TEXTCLS_GRPC_PORT=str(grpc_port),
     )
-    try:
-        wait_ready(proc, f"http://127.0.0.1:{port}")
-        stop = threading.Event()
-        calls: list[Call] = []
-        target = f"127.0.0.1:{grpc_port}"
-        threads = [threading.Thread(target=hammer, args=(target, w, stop, calls)) for w in range(6)]
-        for t in threads:
-            t.start()
-        time.sleep(1.5)
-        sigterm_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=GRACE_S + 20)
-        exited_after = time.monotonic() - sigterm_at
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        output = proc.stdout.read() if proc.stdout else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    calls: list[Call] = []
+    target = f"127.0.0.1:{grpc_port}"
+    workers = itertools.count()
+    stopped = sigterm_under_load(
+        proc,
+        f"http://127.0.0.1:{port}",
+        lambda stop: hammer(target, next(workers), stop, calls),
+        workers=6,
+    )
+    code, sigterm_at, exited_after, output = (
+        stopped.code,
+        stopped.sigterm_at,
+        stopped.exited_after,
+        stopped.output,
+    )
 
     assert code == 0, output
     assert exited_after < GRACE_S, output  # drained, not cut off at the grace period
