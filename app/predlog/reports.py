@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, case, func, select
+from sqlalchemy import ColumnElement, Engine, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from app.predlog.tables import Feedback, PredictionLog
@@ -78,12 +78,7 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
                 ),
             )
             .select_from(Feedback)
-            .join(
-                PredictionLog,
-                (PredictionLog.request_id == Feedback.request_id)
-                & (PredictionLog.index == Feedback.index)
-                & (PredictionLog.role == "primary"),
-            )
+            .join(PredictionLog, _corrected_prediction())
             .where(recent, Feedback.id.in_(_newest_feedback()))
         ).one()
     return LogStats(
@@ -94,6 +89,15 @@ def log_stats(engine: Engine, since: datetime) -> LogStats:
         labels=labels,
         with_feedback=with_feedback,
         correct=int(correct),
+    )
+
+
+def _corrected_prediction() -> ColumnElement[bool]:
+    """The join of a correction to the answered (primary) prediction it corrects."""
+    return (
+        (PredictionLog.request_id == Feedback.request_id)
+        & (PredictionLog.index == Feedback.index)
+        & (PredictionLog.role == "primary")
     )
 
 
@@ -108,12 +112,7 @@ def _corrections() -> Select[str, int, str | None, str, str]:
             PredictionLog.label,
         )
         .select_from(Feedback)
-        .join(
-            PredictionLog,
-            (PredictionLog.request_id == Feedback.request_id)
-            & (PredictionLog.index == Feedback.index)
-            & (PredictionLog.role == "primary"),
-        )
+        .join(PredictionLog, _corrected_prediction())
     )
 
 
