@@ -383,7 +383,13 @@ class ModelRepository:
                 raise ModelNotReady(f"model {entry.name!r} has no version that loads; see /models")
             raise ModelNotReady(f"model {entry.name!r} is still loading")
         try:
-            route = choose(entry.effective, entry.name, primary.model.version, version, session)
+            route = choose(
+                entry.effective,
+                entry.name,
+                primary.model.version,
+                requested=version,
+                session=session,
+            )
         except UnknownLabel as exc:
             if isinstance(version, str) and version in entry.state.labels:
                 wanted = entry.state.labels[version]

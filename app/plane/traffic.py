@@ -49,6 +49,7 @@ def choose(
     state: ServingState,
     model: str,
     default: int,
+    *,
     requested: int | str | None = None,
     session: str | None = None,
     draw: Callable[[], float] = random.random,

@@ -139,7 +139,6 @@ DEBT = {
     ("app.plane.shadow", "__init__"),
     ("app.plane.shadow", "_done"),
     ("app.plane.shadow", "_drop"),
-    ("app.plane.traffic", "choose"),
     ("app.predlog.review", "LabelFeedback"),
     ("app.predlog.review", "LogFilter"),
     ("app.predlog.review", "QueueItem"),

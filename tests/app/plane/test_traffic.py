@@ -17,15 +17,15 @@ def test_no_labels_is_the_default_version() -> None:
 
 
 def test_explicit_version_and_labels() -> None:
-    assert choose(STATE, "m", 9, 2) == Route(2, "explicit", 5)
-    assert choose(STATE, "m", 9, "beta") == Route(4, "beta", 5)
-    assert choose(STATE, "m", 9, "stable") == Route(3, "stable", 5)
+    assert choose(STATE, "m", 9, requested=2) == Route(2, "explicit", 5)
+    assert choose(STATE, "m", 9, requested="beta") == Route(4, "beta", 5)
+    assert choose(STATE, "m", 9, requested="stable") == Route(3, "stable", 5)
     # Asking for the shadow version itself: it answers, so nothing shadows it.
-    assert choose(STATE, "m", 9, "shadow") == Route(5, "shadow", None)
+    assert choose(STATE, "m", 9, requested="shadow") == Route(5, "shadow", None)
     # 'stable' with no stable label is the default version.
-    assert choose(ServingState(), "m", 9, "stable") == Route(9, "stable", None)
+    assert choose(ServingState(), "m", 9, requested="stable") == Route(9, "stable", None)
     with pytest.raises(UnknownLabel, match="labels: beta, canary, shadow, stable"):
-        choose(STATE, "m", 9, "gamma")
+        choose(STATE, "m", 9, requested="gamma")
 
 
 def test_canary_share_per_request_uses_the_draw() -> None:
