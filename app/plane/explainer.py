@@ -24,7 +24,7 @@ from app.plane.repository import ModelRepository
 from app.plane.tokens import token_spans, tokenizer_entry, tokenizer_pattern, without_span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenWeight:
     """One token of the original text, by character offsets, and its contribution."""
 
@@ -34,7 +34,7 @@ class TokenWeight:
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Explanation:
     """The prediction for one text and each token's contribution to ``label``."""
 
@@ -65,6 +65,7 @@ class Explainer:
     async def explain(
         self,
         text: str,
+        *,
         model: str | None = None,
         version: int | None = None,
         label: str | None = None,
@@ -104,12 +105,19 @@ class Explainer:
         base = float(probs[0, column])
         drops = (base - probs[1:, column].astype(np.float64)).tolist()
         tokens = [
-            TokenWeight(text[start:end], start, end, weight)
+            TokenWeight(text=text[start:end], start=start, end=end, weight=weight)
             for (start, end), weight in zip(weighed, drops, strict=True)
         ]
         if self.metrics is not None:
             self.metrics.explanations.labels(loaded.name).inc()
             self.metrics.explain_tokens.labels(loaded.name).observe(len(weighed))
         return Explanation(
-            loaded.name, loaded.version, prediction, explained, base, tokens, len(spans), limit
+            model=loaded.name,
+            version=loaded.version,
+            prediction=prediction,
+            label=explained,
+            probability=base,
+            tokens=tokens,
+            tokens_total=len(spans),
+            token_limit=limit,
         )

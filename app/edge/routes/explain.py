@@ -113,6 +113,11 @@ async def explain(body: ExplainRequest, request: Request) -> OrjsonResponse:
     _client, request_id = caller_of(request)
     (text,) = services.classifier.check_texts([body.text])
     result = await services.explainer.explain(
-        text, body.model, body.version, body.label, body.top_k, body.threshold
+        text,
+        model=body.model,
+        version=body.version,
+        label=body.label,
+        top_k=body.top_k,
+        threshold=body.threshold,
     )
     return OrjsonResponse(explanation_body(result, request_id))
