@@ -47,7 +47,10 @@ class Classifier:
         metrics = repository.metrics
         self.metrics = metrics
         self.shadows = ShadowRunner(
-            metrics, log_sink, settings.shadow_max_queue_texts, settings.default_top_k
+            metrics,
+            log_sink,
+            max_queue_texts=settings.shadow_max_queue_texts,
+            top_k=settings.default_top_k,
         )
         self._version_counters: dict[tuple[str, int], tuple[Counter, Counter]] = {}
 

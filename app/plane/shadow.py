@@ -35,6 +35,7 @@ class ShadowRunner:
         self,
         metrics: Metrics | None,
         log_sink: LogSink | None,
+        *,
         max_queue_texts: int,
         top_k: int,
     ) -> None:
@@ -59,27 +60,37 @@ class ShadowRunner:
         """Enqueue ``texts`` on ``shadow`` unless its queue is full; never raises."""
         batcher, model = shadow.batcher, shadow.model
         if batcher.depth + len(texts) > self.max_queue_texts:
-            self._drop(model.name, model.version, len(texts), "queue_full")
+            self._drop(model, len(texts), "queue_full")
             return
         started = time.perf_counter()
         try:
             future = batcher.submit(texts, (self.top_k, model.threshold), counted=False)
         except ServiceError:  # full (its own bound) or shutting down: never the client's problem
-            self._drop(model.name, model.version, len(texts), "unavailable")
+            self._drop(model, len(texts), "unavailable")
             return
         future.add_done_callback(
-            lambda f: self._done(f, model, texts, answered, request_id, client, now, started)
+            lambda f: self._done(
+                f,
+                model,
+                texts=texts,
+                answered=answered,
+                request_id=request_id,
+                client=client,
+                now=now,
+                started=started,
+            )
         )
 
-    def _drop(self, name: str, version: int, n: int, reason: str) -> None:
+    def _drop(self, model: LoadedModel, n: int, reason: str) -> None:
         self.dropped += n
         if self.metrics is not None:
-            self.metrics.shadow_dropped.labels(name, str(version), reason).inc(n)
+            self.metrics.shadow_dropped.labels(model.name, str(model.version), reason).inc(n)
 
     def _done(
         self,
         future: asyncio.Future[BatchResult],
         model: LoadedModel,
+        *,
         texts: list[str],
         answered: list[RankedPrediction],
         request_id: str,
@@ -89,12 +100,12 @@ class ShadowRunner:
     ) -> None:
         name, version = model.name, model.version
         if future.cancelled():
-            self._drop(name, version, len(texts), "cancelled")
+            self._drop(model, len(texts), "cancelled")
             return
         error = future.exception()
         if error is not None:
             log.warning("shadow %s v%s failed on a batch: %s", name, version, error)
-            self._drop(name, version, len(texts), "failed")
+            self._drop(model, len(texts), "failed")
             return
         result = future.result()
         predictions = result.predictions or []
