@@ -14,7 +14,7 @@ from app.predlog.tables import Feedback, PredictionLog
 ReviewStatus = Literal["pending", "reviewed", "all"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogFilter:
     """Which logged predictions to look at; None means any."""
 
@@ -40,7 +40,7 @@ class LogFilter:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueItem:
     """One logged prediction to review; ``corrected_label`` is its newest feedback, if any."""
 
@@ -64,7 +64,7 @@ class QueuePage:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LabelFeedback:
     """Predictions of one label and what reviewers said about them (newest feedback counts)."""
 
@@ -98,6 +98,7 @@ def review_queue(
     engine: Engine,
     where: LogFilter,
     low_confidence: float,
+    *,
     status: ReviewStatus = "pending",
     limit: int = 50,
     offset: int = 0,
@@ -120,18 +121,18 @@ def review_queue(
         total = session.execute(count).scalar_one()
         items = [
             QueueItem(
-                row.request_id,
-                row.index,
-                row.created_at,
-                row.model,
-                row.version,
-                row.text,
-                row.label,
-                row.confidence,
-                row.fallback,
-                list(row.ranking or []),
-                corrected,
-                int(prio),
+                request_id=row.request_id,
+                index=row.index,
+                created_at=row.created_at,
+                model=row.model,
+                version=row.version,
+                text=row.text,
+                label=row.label,
+                confidence=row.confidence,
+                fallback=row.fallback,
+                ranking=list(row.ranking or []),
+                corrected_label=corrected,
+                priority=int(prio),
             )
             for row, corrected, prio in session.execute(page)
         ]
@@ -174,7 +175,12 @@ def label_feedback(engine: Engine, where: LogFilter) -> list[LabelFeedback]:
         predictions, fallbacks, reviewed, disagreed = counts.get(label, [0, 0, 0, 0])
         out.append(
             LabelFeedback(
-                label, predictions, fallbacks, reviewed, disagreed, corrected_to.get(label, 0)
+                label=label,
+                predictions=predictions,
+                fallbacks=fallbacks,
+                reviewed=reviewed,
+                disagreed=disagreed,
+                corrected_to=corrected_to.get(label, 0),
             )
         )
     return sorted(out, key=lambda s: (-s.predictions, -s.corrected_to, s.label))

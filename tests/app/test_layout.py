@@ -121,9 +121,6 @@ POSITIONAL_MAX = 3
 # split app.plane.repository, shorten the four long functions, make the rest keyword-only.
 DEBT = {
     ("app.edge.routes.admin", "put_label"),
-    ("app.edge.routes.review", "_filter"),
-    ("app.edge.routes.review", "get_queue"),
-    ("app.edge.routes.review", "get_stats"),
     ("app.main", "create_app"),
     ("app.metrics", "_add_predictions_and_models"),
     ("app.plane.classifier", "classify"),
@@ -133,10 +130,6 @@ DEBT = {
     ("app.plane.commands", "unlabel_command"),
     ("app.plane.repository", "<module>"),
     ("app.plane.repository", "_refresh_primary"),
-    ("app.predlog.review", "LabelFeedback"),
-    ("app.predlog.review", "LogFilter"),
-    ("app.predlog.review", "QueueItem"),
-    ("app.predlog.review", "review_queue"),
     ("app.retrain_command", "retrain_command"),
 }
 _debt_seen: set[tuple[str, str]] = set()

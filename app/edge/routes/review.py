@@ -137,6 +137,7 @@ def _filter(
     model: str | None,
     version: int | None,
     label: str | None,
+    *,
     since: datetime | None,
     until: datetime | None,
 ) -> LogFilter:
@@ -146,12 +147,13 @@ def _filter(
     start, end = _utc(since, "since"), _utc(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidInput("'since' must be before 'until'")
-    return LogFilter(model, version, label, start, end)
+    return LogFilter(model=model, version=version, label=label, since=start, until=end)
 
 
 @router.get("/queue", response_model=QueueResponse, responses=ERRORS)  # type: ignore[arg-type]
 def get_queue(
     services: ServicesDep,
+    *,
     model: ModelQ = None,
     version: VersionQ = None,
     label: LabelQ = None,
@@ -169,9 +171,13 @@ def get_queue(
 ) -> dict[str, Any]:
     """Logged predictions to review: fallbacks, then low confidence, then the rest; newest
     first in each group."""
-    where = _filter(model, version, label, since, until)
+    where = _filter(model, version, label, since=since, until=until)
     engine = _engine(services)
-    page = _read(lambda: review_queue(engine, where, low_confidence, status, limit, offset))
+    page = _read(
+        lambda: review_queue(
+            engine, where, low_confidence, status=status, limit=limit, offset=offset
+        )
+    )
     versions = sorted({(i.model, i.version) for i in page.items})
     return {
         "total": page.total,
@@ -201,13 +207,14 @@ def get_queue(
 @router.get("/stats", response_model=StatsResponse, responses=ERRORS)  # type: ignore[arg-type]
 def get_stats(
     services: ServicesDep,
+    *,
     model: ModelQ = None,
     version: VersionQ = None,
     since: SinceQ = None,
     until: UntilQ = None,
 ) -> dict[str, Any]:
     """Per predicted label: predictions, feedback and the rate at which reviewers disagreed."""
-    where = _filter(model, version, None, since, until)
+    where = _filter(model, version, None, since=since, until=until)
     engine = _engine(services)
     stats = _read(lambda: label_feedback(engine, where))
     reviewed = sum(s.reviewed for s in stats)
