@@ -60,7 +60,7 @@ async def _edit(
 
 
 @router.put("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
-async def put_label(name: str, label: str, body: LabelBody, repo: RepositoryDep) -> ModelInfo:
+async def put_label(name: str, label: str, *, body: LabelBody, repo: RepositoryDep) -> ModelInfo:
     """Point `label` at a version: `stable`, `canary`, `shadow`, or a name clients ask for."""
     return await _edit(repo, name, lambda s: ss.with_label(s, label, body.version))
 
