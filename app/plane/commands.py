@@ -79,6 +79,7 @@ def _edit(
     model_dir: Path | None,
     name: str,
     change: Callable[[ss.ServingState], ss.ServingState],
+    *,
     as_json: bool,
 ) -> None:
     try:
@@ -98,6 +99,7 @@ def label_command(
     name: Name,
     label: Annotated[str, typer.Argument(help="stable, canary, shadow, candidate or your own.")],
     version: Annotated[int, typer.Argument(help="The version the label points to.")],
+    *,
     model_dir: ModelDir = None,
     as_json: AsJson = False,
 ) -> None:
@@ -109,23 +111,25 @@ def label_command(
         ss.check_metadata(folder, name, version)
         return ss.with_label(state, label, version)
 
-    _edit(folder, name, change, as_json)
+    _edit(folder, name, change, as_json=as_json)
 
 
 @models_app.command("unlabel")
 def unlabel_command(
     name: Name,
     label: Annotated[str, typer.Argument(help="The label to remove.")],
+    *,
     model_dir: ModelDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Remove LABEL (removing `canary` also sets its share to 0)."""
-    _edit(model_dir, name, lambda state: ss.without_label(state, label), as_json)
+    _edit(model_dir, name, lambda state: ss.without_label(state, label), as_json=as_json)
 
 
 @models_app.command("traffic")
 def traffic_command(
     name: Name,
+    *,
     canary: Annotated[
         float, typer.Option("--canary", help="Share (0 to 1) of traffic for the canary version.")
     ],
@@ -133,13 +137,13 @@ def traffic_command(
     as_json: AsJson = False,
 ) -> None:
     """Send a share of the traffic that names no version to the `canary` version."""
-    _edit(model_dir, name, lambda state: ss.with_canary_share(state, canary), as_json)
+    _edit(model_dir, name, lambda state: ss.with_canary_share(state, canary), as_json=as_json)
 
 
 @models_app.command("rollback")
 def rollback_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
     """At once: all traffic to `stable`, canary share 0, `shadow` cleared."""
-    _edit(model_dir, name, ss.rolled_back, as_json)
+    _edit(model_dir, name, ss.rolled_back, as_json=as_json)
 
 
 @models_app.command("show")
