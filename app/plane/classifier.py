@@ -15,9 +15,11 @@ from prometheus_client import Counter
 
 from app.config import Settings
 from app.errors import InvalidInput
+from app.plane.batcher import BatchResult
+from app.plane.loaded_model import LoadedModel
 from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
-from app.plane.repository import ModelRepository
+from app.plane.repository import ModelRepository, Serving
 from app.plane.request_ids import new_request_id
 from app.plane.shadow import ShadowRunner
 
@@ -111,6 +113,39 @@ class Classifier:
         predictions = result.predictions
         assert predictions is not None
         request_id = request_id or new_request_id()
+        self._record(
+            loaded,
+            shadow,
+            texts,
+            result=result,
+            request_id=request_id,
+            client=client,
+            started=started,
+        )
+        return Classification(
+            request_id=request_id,
+            model=loaded.name,
+            version=loaded.version,
+            predictions=predictions,
+            probabilities=result.probabilities,
+            labels=loaded.labels,
+        )
+
+    def _record(
+        self,
+        loaded: LoadedModel,
+        shadow: Serving | None,
+        texts: list[str],
+        *,
+        result: BatchResult,
+        request_id: str,
+        client: str | None,
+        started: float,
+    ) -> None:
+        """After an answer: count it per version, log its rows, and send its texts to the
+        shadow version (if one is labelled)."""
+        predictions = result.predictions
+        assert predictions is not None
         now = datetime.now(UTC)
         if self.metrics is not None:
             self._count(loaded.name, loaded.version, predictions)
@@ -138,14 +173,6 @@ class Classifier:
                 client=client,
                 now=now,
             )
-        return Classification(
-            request_id=request_id,
-            model=loaded.name,
-            version=loaded.version,
-            predictions=predictions,
-            probabilities=result.probabilities,
-            labels=loaded.labels,
-        )
 
     def _count(self, name: str, version: int, predictions: list[RankedPrediction]) -> None:
         """Answered predictions and fallbacks per version (role primary)."""

@@ -122,7 +122,6 @@ POSITIONAL_MAX = 3
 DEBT = {
     ("app.main", "create_app"),
     ("app.metrics", "_add_predictions_and_models"),
-    ("app.plane.classifier", "classify"),
     ("app.plane.repository", "<module>"),
     ("app.plane.repository", "_refresh_primary"),
     ("app.retrain_command", "retrain_command"),
