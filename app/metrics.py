@@ -67,7 +67,9 @@ class Metrics:
             # would report one arbitrary worker, so prometheus_client leaves it out there.
             ProcessCollector(registry=r)
         self._add_http_and_inference(r)
-        self._add_predictions_and_models(r)
+        self._add_predictions(r)
+        self._add_models(r)
+        self._add_versions(r)
         self._add_prediction_log(r)
 
     def _add_http_and_inference(self, r: CollectorRegistry) -> None:
@@ -126,7 +128,7 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
-    def _add_predictions_and_models(self, r: CollectorRegistry) -> None:
+    def _add_predictions(self, r: CollectorRegistry) -> None:
         self.predictions = Counter(
             name("predictions"),
             "Texts classified, by the top label.",
@@ -146,6 +148,9 @@ class Metrics:
             ["model"],
             registry=r,
         )
+
+    def _add_models(self, r: CollectorRegistry) -> None:
+        """What each process serves and how it routes a model's traffic."""
         self.model_info = Gauge(
             name("model_info"),
             "1 for each model version being served, with its device.",
@@ -168,6 +173,10 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+
+    def _add_versions(self, r: CollectorRegistry) -> None:
+        """Per version: predictions and fallbacks by role, a shadow's comparisons and drops,
+        and attempts to load it."""
         self.version_predictions = Counter(
             name("version_predictions"),
             "Texts classified per version and role (primary: answered; shadow: not).",

@@ -121,7 +121,6 @@ POSITIONAL_MAX = 3
 # split app.plane.repository, shorten the four long functions, make the rest keyword-only.
 DEBT = {
     ("app.main", "create_app"),
-    ("app.metrics", "_add_predictions_and_models"),
     ("app.plane.repository", "<module>"),
     ("app.plane.repository", "_refresh_primary"),
     ("app.retrain_command", "retrain_command"),
