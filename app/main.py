@@ -162,6 +162,32 @@ def _lifespan(
     return lifespan
 
 
+def _add_routes(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    classify_route: ClassifyRoute,
+    v2_routes: list[BaseRoute],
+    docs: list[BaseRoute],
+) -> None:
+    """The routes, in the order the router matches them: the busiest first."""
+    routes_security = client_routes(settings)
+    # First in the router, so the busiest route is matched first.
+    app.router.routes.insert(0, classify_route)
+    app.router.routes[1:1] = v2_routes  # V2 inference, matched as early
+    documented = [openapi_route(routes_security), *v2.openapi_routes()]
+    app.openapi = _openapi(app, documented)  # type: ignore[method-assign]
+    for router in CLIENT_ROUTERS:
+        app.include_router(router, **routes_security)
+    # V2 routes authorise themselves, to answer every refusal in V2's shape.
+    app.include_router(v2.router)
+    app.include_router(admin.router, **OPEN_ROUTES)  # the admin key, checked by the router
+    app.include_router(health.router, **OPEN_ROUTES)
+    app.include_router(metrics.router, **METRICS_ROUTES)
+    app.router.routes.extend(docs)
+    mount_review_page(app)  # static files; the data they load goes through the client routes
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment). Nothing heavy starts here.
 
@@ -202,26 +228,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.rate_limiter = limiter
     app.state.metrics_key_digest = metrics_key_digest(settings)
+    app.state.admin_key_digest = admin_key_digest(settings)
     # The Open Inference Protocol's data plane, for the V2 REST routes and the gRPC server.
     app.state.inference_protocol = InferenceProtocol(lambda: getattr(app.state, "services", None))
     app.add_exception_handler(ServiceError, service_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    routes_security = client_routes(settings)
-    # First in the router, so the busiest route is matched first.
-    app.router.routes.insert(0, classify_route)
-    app.router.routes[1:1] = v2_routes  # V2 inference, matched as early
-    documented = [openapi_route(routes_security), *v2.openapi_routes()]
-    app.openapi = _openapi(app, documented)  # type: ignore[method-assign]
-    for router in CLIENT_ROUTERS:
-        app.include_router(router, **routes_security)
-    # V2 routes authorise themselves, to answer every refusal in V2's shape.
-    app.include_router(v2.router)
-    app.state.admin_key_digest = admin_key_digest(settings)
-    app.include_router(admin.router, **OPEN_ROUTES)  # the admin key, checked by the router
-    app.include_router(health.router, **OPEN_ROUTES)
-    app.include_router(metrics.router, **METRICS_ROUTES)
-    app.router.routes.extend(docs)
-    mount_review_page(app)  # static files; the data they load goes through the client routes
+    _add_routes(app, settings, classify_route=classify_route, v2_routes=v2_routes, docs=docs)
     return app
 
 
