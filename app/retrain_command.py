@@ -13,13 +13,16 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
 from app.predlog.commands import DatabaseUrl, Since, _engine, parse_since
+
+if TYPE_CHECKING:
+    from training.retrain import Correction
 
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
@@ -62,36 +65,75 @@ def publish_candidate(candidate_dir: Path, model_path: Path) -> int:
     raise artifact.ArtifactError(f"{model_path}: could not claim a version number")
 
 
+TestData = Annotated[
+    Path | None,
+    typer.Option(help="Fixed held-out file (default: the serving version's own test rows)."),
+]
+ModelDir = Annotated[
+    Path | None, typer.Option("--model-dir", help="Model repository (default as serve).")
+]
+AccuracyTolerance = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Accuracy the candidate may lose.")
+]
+F1Tolerance = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Macro-F1 the candidate may lose.")
+]
+FallbackTolerance = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Fallback rate the candidate may add.")
+]
+ReportDir = Annotated[
+    Path | None, typer.Option(help="Report folder (default: ./retrain-reports/NAME-ID).")
+]
+
+
+def _corrections(database_url: str | None, name: str, since: str | None) -> list[Correction]:
+    """The log's corrections of ``name``'s predictions as training examples (saying how many
+    cannot be used: those whose texts the log kept only as hashes or not at all)."""
+    from app.predlog.reports import model_corrections
+    from training.retrain import Correction
+
+    with _engine(database_url) as engine:
+        found = model_corrections(engine, name, parse_since(since))
+    if found.without_text:
+        typer.echo(
+            f"note: {found.without_text} corrections cannot be used: the log kept their texts "
+            "only as hashes or not at all (TEXTCLS_LOG_TEXT=hash or none)",
+            err=True,
+        )
+    return [Correction(e.text or "", e.label, e.predicted_label) for e in found.examples]
+
+
+def _publish(model_path: Path, stable: int, *, candidate_dir: Path, report_dir: Path) -> int:
+    """Publish the candidate with its report, labelled ``candidate``, under the state lock;
+    label ``stable`` first if nothing is, so the new version does not go live on its own."""
+    with ss.locked(model_path):
+        current = ss.read_state(model_path)
+        if ss.STABLE not in current.labels:
+            ss.write_state(model_path, ss.with_label(current, ss.STABLE, stable))
+        version = publish_candidate(candidate_dir, model_path)
+        shutil.copytree(report_dir, model_path / str(version) / "report" / "retrain")
+        ss.write_state(model_path, ss.with_label(ss.read_state(model_path), ss.CANDIDATE, version))
+    return version
+
+
 def retrain_command(
+    *,
     name: Annotated[str, typer.Option("--name", help="The model to improve.")],
     data: Annotated[Path, typer.Option("--data", help="The original training file.")],
     since: Since = None,
-    test_data: Annotated[
-        Path | None,
-        typer.Option(help="Fixed held-out file (default: the serving version's own test rows)."),
-    ] = None,
-    model_dir: Annotated[
-        Path | None, typer.Option("--model-dir", help="Model repository (default as serve).")
-    ] = None,
+    test_data: TestData = None,
+    model_dir: ModelDir = None,
     database_url: DatabaseUrl = None,
-    accuracy_tolerance: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Accuracy the candidate may lose.")
-    ] = 0.01,
-    f1_tolerance: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Macro-F1 the candidate may lose.")
-    ] = 0.02,
-    fallback_tolerance: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Fallback rate the candidate may add.")
-    ] = 0.05,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: ./retrain-reports/NAME-ID).")
-    ] = None,
+    accuracy_tolerance: AccuracyTolerance = 0.01,
+    f1_tolerance: F1Tolerance = 0.02,
+    fallback_tolerance: FallbackTolerance = 0.05,
+    out: ReportDir = None,
 ) -> None:
     """Retrain NAME with the feedback corrections; publish it as `candidate` if not worse.
 
     Exit 3 when the gate refuses the candidate (nothing is published or labelled).
     """
-    from training.retrain import Correction, RetrainError, Tolerance, render_markdown, retrain
+    from training.retrain import RetrainError, Tolerance, render_markdown, retrain
     from training.retrain import write_report as write_comparison
 
     try:
@@ -101,17 +143,7 @@ def retrain_command(
         stable = serving_version(model_path, state, settings.pinned_versions.get(name))
     except (ConfigError, ss.StateError) as exc:
         raise _fail(str(exc)) from None
-    from app.predlog.reports import model_corrections
-
-    with _engine(database_url or settings.database_url) as engine:
-        found = model_corrections(engine, name, parse_since(since))
-    if found.without_text:
-        typer.echo(
-            f"note: {found.without_text} corrections cannot be used: the log kept their texts "
-            "only as hashes or not at all (TEXTCLS_LOG_TEXT=hash or none)",
-            err=True,
-        )
-    corrections = [Correction(e.text or "", e.label, e.predicted_label) for e in found.examples]
+    corrections = _corrections(database_url or settings.database_url, name, since)
     typer.echo(f"{len(corrections)} corrected texts of {name!r}; serving version {stable}")
     run_id = uuid.uuid4().hex[:8]
     staging = model_path / f".tmp-retrain-{run_id}"
@@ -132,15 +164,9 @@ def retrain_command(
         if not outcome.passed or outcome.candidate_dir is None:
             typer.echo("refused: " + "; ".join(outcome.reasons), err=True)
             raise typer.Exit(EXIT_REFUSED)
-        with ss.locked(model_path):
-            current = ss.read_state(model_path)
-            if ss.STABLE not in current.labels:
-                ss.write_state(model_path, ss.with_label(current, ss.STABLE, stable))
-            version = publish_candidate(outcome.candidate_dir, model_path)
-            shutil.copytree(report_dir, model_path / str(version) / "report" / "retrain")
-            ss.write_state(
-                model_path, ss.with_label(ss.read_state(model_path), ss.CANDIDATE, version)
-            )
+        version = _publish(
+            model_path, stable, candidate_dir=outcome.candidate_dir, report_dir=report_dir
+        )
     except RetrainError as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -122,7 +122,6 @@ POSITIONAL_MAX = 3
 DEBT = {
     ("app.plane.repository", "<module>"),
     ("app.plane.repository", "_refresh_primary"),
-    ("app.retrain_command", "retrain_command"),
 }
 _debt_seen: set[tuple[str, str]] = set()
 
