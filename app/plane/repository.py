@@ -215,7 +215,7 @@ class ModelRepository:
         return state
 
     async def _refresh_primary(
-        self, entry: ModelEntry, on_disk: list[int], candidates: list[int], pinned: bool
+        self, entry: ModelEntry, on_disk: list[int], candidates: list[int], *, pinned: bool
     ) -> None:
         """Load the first of ``candidates`` that loads, unless it already serves."""
         current = entry.serving.model.version if entry.serving else None

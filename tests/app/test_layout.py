@@ -121,7 +121,6 @@ POSITIONAL_MAX = 3
 # split app.plane.repository, shorten the four long functions, make the rest keyword-only.
 DEBT = {
     ("app.plane.repository", "<module>"),
-    ("app.plane.repository", "_refresh_primary"),
 }
 _debt_seen: set[tuple[str, str]] = set()
 
