@@ -19,8 +19,9 @@ from app.plane.batcher import BatchResult
 from app.plane.loaded_model import LoadedModel
 from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
-from app.plane.repository import ModelRepository, Serving
+from app.plane.repository import ModelRepository
 from app.plane.request_ids import new_request_id
+from app.plane.routing import Serving
 from app.plane.shadow import ShadowRunner
 
 

@@ -9,7 +9,8 @@ swapped in on the event loop with no ``await`` between the assignments; requests
 on a retired version finish there, then its threads stop and its memory is released. A version
 that fails to load is logged, shown in /models and never replaces a working one; it is retried
 only when its folder changes. Admin edits (``edit_state``) load first and write the state only
-when every version it names loaded.
+when every version it names loaded (app.plane.state_edit). A model's entry and the route of a
+request are app.plane.routing; loading, serving and retiring one version app.plane.version_loader.
 """
 
 from __future__ import annotations
@@ -18,86 +19,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import (
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    VersionNotFound,
-    VersionUnloadable,
-)
+from app.errors import ModelNotFound
 from app.metrics import Metrics
-from app.plane import heap
+from app.plane import heap, routing
 from app.plane import serving_state as ss
-from app.plane.batcher import Batcher
 from app.plane.device import Device
-from app.plane.loaded_model import LoadedModel, LoadError
-from app.plane.traffic import Route, UnknownLabel, choose
+from app.plane.loaded_model import LoadedModel
+from app.plane.routing import ModelEntry, Serving
+from app.plane.state_edit import release_preloaded, write_edit
+from app.plane.traffic import Route
+from app.plane.version_loader import VersionLoader
 from training.artifact import model_names, version_path, versions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Serving:
-    """The version answering a model's requests, with its batch queue."""
-
-    model: LoadedModel
-    batcher: Batcher
-
-
-@dataclass(slots=True, kw_only=True)
-class VersionFailure:
-    version: int
-    error: str
-    at: float
-    fingerprint: tuple[int, ...]
-
-
-@dataclass(slots=True, kw_only=True)
-class ModelEntry:
-    """Everything the repository knows about one model name.
-
-    ``serving`` is the primary version; ``others`` the labelled versions loaded beside it.
-    ``state`` is the serving state as last read; ``effective`` the same with each label
-    pointing at a version loaded here (``stable`` at the primary), which is what routes.
-    """
-
-    name: str
-    serving: Serving | None = None
-    others: dict[int, Serving] = field(default_factory=dict)
-    failures: dict[int, VersionFailure] = field(default_factory=dict)
-    loading: int | None = None
-    state: ss.ServingState = ss.EMPTY
-    effective: ss.ServingState = ss.EMPTY
-    state_stamp: tuple[int, int, int] | None = None
-    state_error: str | None = None
-    preloaded: dict[int, LoadedModel] = field(default_factory=dict)
-
-    def loaded(self, version: int) -> Serving | None:
-        if self.serving is not None and self.serving.model.version == version:
-            return self.serving
-        return self.others.get(version)
-
-    def versions_loaded(self) -> list[int]:
-        found = set(self.others)
-        if self.serving is not None:
-            found.add(self.serving.model.version)
-        return sorted(found)
-
-
-def _fingerprint(path: Path) -> tuple[int, ...]:
-    """Changes when a version folder is rewritten, so a fixed folder is tried again."""
-    stamps = []
-    for p in (path, path / "saved_model.pb", path / "metadata.json", path / "variables"):
-        try:
-            stamps.append(p.stat().st_mtime_ns)
-        except OSError:
-            stamps.append(0)
-    return tuple(stamps)
 
 
 class ModelRepository:
@@ -107,6 +44,7 @@ class ModelRepository:
         self.settings = settings
         self.device = device
         self.metrics = metrics
+        self.versions = VersionLoader(settings, device, metrics)
         self.entries: dict[str, ModelEntry] = {}
         self.started = False  # the first scan and load have finished
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,7 +91,7 @@ class ModelRepository:
         for entry in self.entries.values():
             for serving in [entry.serving, *entry.others.values()]:
                 if serving is not None:
-                    await self._retire(serving)
+                    await self.versions.retire(serving)
             entry.serving = None
             entry.others = {}
 
@@ -226,7 +164,7 @@ class ModelRepository:
                 return  # never roll back on our own: a removed folder keeps serving
             if version not in on_disk:
                 path = version_path(self.settings.model_dir, entry.name, version)
-                self._record_failure(
+                self.versions.record_failure(
                     entry, version, error=f"{path}: version not found", fingerprint=()
                 )
                 return
@@ -234,7 +172,7 @@ class ModelRepository:
             if existing is not None:  # e.g. the canary promoted to stable: already warm
                 await self._swap(entry, existing.model, existing)
                 return
-            model = await self._load(entry, version)
+            model = await self.versions.load(entry, version)
             if model is not None:
                 await self._swap(entry, model)
                 return
@@ -246,28 +184,20 @@ class ModelRepository:
         primary = entry.serving.model.version if entry.serving else None
         wanted = {v for v in state.labels.values() if v != primary and v in on_disk}
         for version in sorted(wanted - set(entry.others)):
-            model = await self._load(entry, version)
+            model = await self.versions.load(entry, version)
             if model is not None:
-                entry.others[version] = self._serving_for(model)
-                self._count_served(model)
+                entry.others[version] = self.versions.serving_for(model)
+                self.versions.count_served(model)
         retired = [entry.others.pop(v) for v in list(entry.others) if v not in wanted]
         self._apply_state(entry, state)  # no await between: requests see the new routes
         for serving in retired:
-            await self._retire(serving)
+            await self.versions.retire(serving)
 
     def _apply_state(self, entry: ModelEntry, state: ss.ServingState) -> None:
         """Route by ``state``, with each label on a version loaded here."""
-        primary = entry.serving.model.version if entry.serving else None
-        labels = {
-            label: version
-            for label, version in state.labels.items()
-            if entry.loaded(version) is not None
-        }
-        if ss.STABLE in state.labels and primary is not None:
-            labels[ss.STABLE] = primary  # a stable that failed to load: the last good one
         changed = state != entry.state
         entry.state = state
-        entry.effective = ss.ServingState(labels, state.canary_share, state.updated_at)
+        entry.effective = routing.effective_state(entry, state)
         if changed:
             log.info(
                 "model %s serving state: labels %s, canary share %s",
@@ -277,58 +207,6 @@ class ModelRepository:
             )
         if self.metrics is not None:
             self.metrics.set_serving_state(entry.name, entry.effective.labels, state.canary_share)
-
-    async def _load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
-        """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
-        fails now or failed before with its folder unchanged since."""
-        model = entry.preloaded.pop(version, None)
-        if model is not None:
-            return model
-        path = version_path(self.settings.model_dir, entry.name, version)
-        fingerprint = await asyncio.to_thread(_fingerprint, path)
-        known = entry.failures.get(version)
-        if known is not None and known.fingerprint == fingerprint:
-            return None  # failed before and unchanged since
-        model = LoadedModel(entry.name, version, path, device=self.device)
-        entry.loading = version
-        try:
-            await asyncio.to_thread(model.load, min(self.settings.max_batch_size, 64))
-        except LoadError as exc:
-            model.release()
-            self._record_failure(entry, version, error=str(exc), fingerprint=fingerprint)
-            return None
-        finally:
-            entry.loading = None
-        entry.failures.pop(version, None)
-        return model
-
-    def _record_failure(
-        self, entry: ModelEntry, version: int, *, error: str, fingerprint: tuple[int, ...]
-    ) -> None:
-        log.error("model %s version %s failed to load: %s", entry.name, version, error)
-        entry.failures[version] = VersionFailure(
-            version=version, error=error, at=time.time(), fingerprint=fingerprint
-        )
-        if self.metrics is not None:
-            self.metrics.model_reloads.labels(entry.name, "failure").inc()
-
-    def _serving_for(self, model: LoadedModel) -> Serving:
-        s = self.settings
-        batcher = Batcher(
-            model,
-            max_batch_size=s.max_batch_size,
-            max_batch_wait_s=s.max_batch_wait_ms / 1000,
-            max_queue_texts=s.max_queue_texts,
-            metrics=self.metrics,
-            fallback_margin=s.fallback_margin,
-            threads=s.inference_threads,
-        )
-        return Serving(model, batcher)
-
-    def _count_served(self, model: LoadedModel) -> None:
-        if self.metrics is not None:
-            self.metrics.model_reloads.labels(model.name, "success").inc()
-            self.metrics.set_model_served(model.name, model.version, model.device.kind)
 
     async def _swap(
         self, entry: ModelEntry, model: LoadedModel, existing: Serving | None = None
@@ -340,8 +218,8 @@ class ModelRepository:
             entry.others.pop(model.version, None)
             entry.serving = existing  # the swap: one assignment on the loop
         else:
-            entry.serving = self._serving_for(model)
-            self._count_served(model)
+            entry.serving = self.versions.serving_for(model)
+            self.versions.count_served(model)
         log.info(
             "serving model %s version %s on %s%s",
             model.name,
@@ -353,62 +231,17 @@ class ModelRepository:
             # Kept beside the new primary: _refresh_others retires it unless still labelled.
             entry.others[old.model.version] = old
 
-    async def _retire(self, serving: Serving) -> None:
-        if self.metrics is not None:
-            m = serving.model
-            self.metrics.set_model_retired(m.name, m.version, m.device.kind)
-        # Texts already queued on the old version finish there before it is released.
-        await asyncio.to_thread(serving.batcher.close)
-        await asyncio.to_thread(serving.model.release)
-
     # lookup ----------------------------------------------------------------------------
     def entry_for(self, name: str | None) -> ModelEntry:
         """The named (or default) model's entry, or the error that names what exists."""
-        if name is None:
-            name = self._default_name()
-        entry = self.entries.get(name)
-        if entry is None:
-            known = ", ".join(sorted(self.entries)) or "none"
-            raise ModelNotFound(f"model {name!r} not found; models: {known}")
-        return entry
+        return routing.entry_for(self.entries, name, self.settings.default_model)
 
     def route(
         self, name: str | None, version: int | str | None, session: str | None = None
     ) -> tuple[Serving, Serving | None, Route]:
         """(the version that answers, the shadow version or None, the route taken)."""
         entry = self.entry_for(name)
-        primary = entry.serving
-        if primary is None:
-            if entry.failures and entry.loading is None:
-                raise ModelNotReady(f"model {entry.name!r} has no version that loads; see /models")
-            raise ModelNotReady(f"model {entry.name!r} is still loading")
-        try:
-            route = choose(
-                entry.effective,
-                entry.name,
-                primary.model.version,
-                requested=version,
-                session=session,
-            )
-        except UnknownLabel as exc:
-            if isinstance(version, str) and version in entry.state.labels:
-                wanted = entry.state.labels[version]
-                failure = entry.failures.get(wanted)
-                why = f": {failure.error}" if failure else " yet"
-                raise ModelNotReady(
-                    f"model {entry.name!r} version {wanted} (label {version!r}) is not loaded{why}"
-                ) from None
-            raise VersionNotFound(str(exc)) from None
-        serving = entry.loaded(route.version)
-        if serving is None:
-            loaded = entry.versions_loaded()
-            shown = ", ".join(map(str, loaded))
-            raise VersionNotFound(
-                f"model {entry.name!r} version {route.version} is not served; "
-                f"serving version{'s' if len(loaded) > 1 else ''} {shown}"
-            )
-        shadow = entry.loaded(route.shadow) if route.shadow is not None else None
-        return serving, shadow, route
+        return routing.route(entry, version, session)
 
     def resolve(self, name: str | None, version: int | str | None) -> Serving:
         """The serving version for a request, or the error that names what exists."""
@@ -430,37 +263,12 @@ class ModelRepository:
                 known = ", ".join(sorted(self.entries)) or "none"
                 raise ModelNotFound(f"model {name!r} not found; models: {known}")
             entry = self.entries[name]
-            model_path = self.settings.model_dir / name
-            lock = await asyncio.to_thread(ss.StateLock.acquire, model_path)
-            try:
-                current = await asyncio.to_thread(ss.read_state, model_path)
-                new = change(current)
-                for version in sorted(ss.referenced_versions(new)):
-                    ss.check_version_on_disk(self.settings.model_dir, name, version)
-                for version in sorted(ss.referenced_versions(new) - set(entry.versions_loaded())):
-                    entry.failures.pop(version, None)  # an explicit ask: try it again
-                    model = await self._load(entry, version)
-                    if model is None:
-                        failure = entry.failures.get(version)
-                        reason = failure.error if failure else "it did not load"
-                        raise VersionUnloadable(
-                            f"model {name!r} version {version} cannot be loaded: {reason}; "
-                            "nothing was changed"
-                        )
-                    entry.preloaded[version] = model
-                written = await asyncio.to_thread(ss.write_state, model_path, new)
-            except BaseException:
-                for model in entry.preloaded.values():
-                    await asyncio.to_thread(model.release)
-                entry.preloaded.clear()
-                raise
-            finally:
-                await asyncio.to_thread(lock.release)
+            written = await write_edit(
+                entry, self.settings.model_dir, change, load=self.versions.load
+            )
             entry.state_stamp = None  # read it back now, whatever the stamp says
             await self._refresh_model(entry)
-            for model in entry.preloaded.values():  # loaded but, in the end, not needed
-                await asyncio.to_thread(model.release)
-            entry.preloaded.clear()
+            await release_preloaded(entry)  # loaded but, in the end, not needed
             return written
 
     def _say_default(self) -> None:
@@ -496,16 +304,3 @@ class ModelRepository:
                 listed,
                 names[0],
             )
-
-    def _default_name(self) -> str:
-        if self.settings.default_model:
-            return self.settings.default_model
-        if len(self.entries) == 1:
-            return next(iter(self.entries))
-        if not self.entries:
-            raise ModelNotReady("no model is loaded yet")
-        names = ", ".join(sorted(self.entries))
-        raise InvalidInput(
-            f"several models are served ({names}); name one in 'model', or set "
-            "TEXTCLS_DEFAULT_MODEL on the server to choose the default"
-        )

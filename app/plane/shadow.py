@@ -23,7 +23,7 @@ from app.plane.batcher import BatchResult
 from app.plane.loaded_model import LoadedModel
 from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
-from app.plane.repository import Serving
+from app.plane.routing import Serving
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from app.edge.deps import RepositoryDep
 from app.edge.schemas import ModelInfo, ModelsResponse
 from app.errors import ModelNotFound
-from app.plane.repository import ModelEntry, ModelRepository
+from app.plane.repository import ModelRepository
+from app.plane.routing import ModelEntry
 from training.artifact import versions
 
 router = APIRouter(prefix="/models", tags=["models"])

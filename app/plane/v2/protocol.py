@@ -14,7 +14,7 @@ import numpy as np
 
 from app.errors import ModelNotReady, VersionNotFound
 from app.plane.classifier import Classification
-from app.plane.repository import Serving
+from app.plane.routing import Serving
 from app.plane.services import Services
 from app.plane.v2.tensors import (
     CONFIDENCE,

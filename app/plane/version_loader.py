@@ -1,0 +1,104 @@
+"""Loading one model version, serving it behind a batcher, and retiring it.
+
+The repository decides which versions of a model serve; ``VersionLoader`` does the work for
+one version: load and warm it up (unless it failed before and its folder has not changed
+since), put a batcher in front of it, count it, and release it once its queue has drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.plane.batcher import Batcher
+from app.plane.device import Device
+from app.plane.loaded_model import LoadedModel, LoadError
+from app.plane.routing import ModelEntry, Serving, VersionFailure
+from training.artifact import version_path
+
+# The repository's log: load failures read as its lines, as they did before this module.
+log = logging.getLogger("app.plane.repository")
+
+
+def _fingerprint(path: Path) -> tuple[int, ...]:
+    """Changes when a version folder is rewritten, so a fixed folder is tried again."""
+    stamps = []
+    for p in (path, path / "saved_model.pb", path / "metadata.json", path / "variables"):
+        try:
+            stamps.append(p.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
+class VersionLoader:
+    """Loads, serves and retires the versions of ``settings.model_dir``'s models."""
+
+    def __init__(self, settings: Settings, device: Device, metrics: Metrics | None) -> None:
+        self.settings = settings
+        self.device = device
+        self.metrics = metrics
+
+    async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
+        """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
+        fails now or failed before with its folder unchanged since."""
+        model = entry.preloaded.pop(version, None)
+        if model is not None:
+            return model
+        path = version_path(self.settings.model_dir, entry.name, version)
+        fingerprint = await asyncio.to_thread(_fingerprint, path)
+        known = entry.failures.get(version)
+        if known is not None and known.fingerprint == fingerprint:
+            return None  # failed before and unchanged since
+        model = LoadedModel(entry.name, version, path, device=self.device)
+        entry.loading = version
+        try:
+            await asyncio.to_thread(model.load, min(self.settings.max_batch_size, 64))
+        except LoadError as exc:
+            model.release()
+            self.record_failure(entry, version, error=str(exc), fingerprint=fingerprint)
+            return None
+        finally:
+            entry.loading = None
+        entry.failures.pop(version, None)
+        return model
+
+    def record_failure(
+        self, entry: ModelEntry, version: int, *, error: str, fingerprint: tuple[int, ...]
+    ) -> None:
+        log.error("model %s version %s failed to load: %s", entry.name, version, error)
+        entry.failures[version] = VersionFailure(
+            version=version, error=error, at=time.time(), fingerprint=fingerprint
+        )
+        if self.metrics is not None:
+            self.metrics.model_reloads.labels(entry.name, "failure").inc()
+
+    def serving_for(self, model: LoadedModel) -> Serving:
+        s = self.settings
+        batcher = Batcher(
+            model,
+            max_batch_size=s.max_batch_size,
+            max_batch_wait_s=s.max_batch_wait_ms / 1000,
+            max_queue_texts=s.max_queue_texts,
+            metrics=self.metrics,
+            fallback_margin=s.fallback_margin,
+            threads=s.inference_threads,
+        )
+        return Serving(model, batcher)
+
+    def count_served(self, model: LoadedModel) -> None:
+        if self.metrics is not None:
+            self.metrics.model_reloads.labels(model.name, "success").inc()
+            self.metrics.set_model_served(model.name, model.version, model.device.kind)
+
+    async def retire(self, serving: Serving) -> None:
+        if self.metrics is not None:
+            m = serving.model
+            self.metrics.set_model_retired(m.name, m.version, m.device.kind)
+        # Texts already queued on the old version finish there before it is released.
+        await asyncio.to_thread(serving.batcher.close)
+        await asyncio.to_thread(serving.model.release)
