@@ -116,20 +116,6 @@ def test_the_checker_sees_a_wrong_way_import(tmp_path: Path) -> None:
 MODULE_MAX_LINES = 310
 FUNCTION_MAX_LINES = 60
 POSITIONAL_MAX = 3
-# Known debt, left by the lifecycle, explanation and review work that was merged after these
-# rules were written (each entry is checked to still break its rule, so the list only shrinks):
-# split app.plane.repository, shorten the four long functions, make the rest keyword-only.
-DEBT: set[tuple[str, str]] = set()
-_debt_seen: set[tuple[str, str]] = set()
-
-
-def _breaks(module: str, name: str, ok: bool, message: str) -> None:
-    """Assert ``ok`` unless (module, name) is known debt; record debt that still breaks."""
-    if (module, name) in DEBT:
-        if not ok:
-            _debt_seen.add((module, name))
-        return
-    assert ok, message
 
 
 def _definitions(path: Path) -> list[ast.AST]:
@@ -140,13 +126,11 @@ def _definitions(path: Path) -> list[ast.AST]:
 @pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
 def test_modules_and_functions_stay_small(module: str, path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
-    message = f"{module} has {lines} lines; split it by its parts"
-    _breaks(module, "<module>", lines <= MODULE_MAX_LINES, message)
+    assert lines <= MODULE_MAX_LINES, f"{module} has {lines} lines; split it by its parts"
     for fn in _definitions(path):
         assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
         length = (fn.end_lineno or fn.lineno) - fn.lineno + 1
-        message = f"{module}.{fn.name} has {length} lines"
-        _breaks(module, fn.name, length <= FUNCTION_MAX_LINES, message)
+        assert length <= FUNCTION_MAX_LINES, f"{module}.{fn.name} has {length} lines"
 
 
 @pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
@@ -158,21 +142,11 @@ def test_calls_of_more_than_three_arguments_name_them(module: str, path: Path) -
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             args = node.args.posonlyargs + node.args.args
             positional = [a.arg for a in args if a.arg not in ("self", "cls")]
-            ok = len(positional) <= POSITIONAL_MAX
-            _breaks(module, node.name, ok, f"{module}.{node.name}({positional})")
+            assert len(positional) <= POSITIONAL_MAX, f"{module}.{node.name}({positional})"
         if isinstance(node, ast.ClassDef):
             decorators = [ast.unparse(d) for d in node.decorator_list]
             if any(d.startswith("dataclass") for d in decorators):
                 fields = [b for b in node.body if isinstance(b, ast.AnnAssign)]
                 if len(fields) > POSITIONAL_MAX:
-                    ok = any("kw_only=True" in d for d in decorators)
-                    _breaks(module, node.name, ok, f"{module}.{node.name}")
-
-
-def test_known_debt_still_exists() -> None:
-    """An entry of DEBT that no longer breaks a rule must leave the list (runs after the
-    size and keyword tests, which record what still breaks)."""
-    for module, path in MODULES:
-        test_modules_and_functions_stay_small(module, path)
-        test_calls_of_more_than_three_arguments_name_them(module, path)
-    assert DEBT <= _debt_seen, f"fixed, remove from DEBT: {sorted(DEBT - _debt_seen)}"
+                    kw_only = any("kw_only=True" in d for d in decorators)
+                    assert kw_only, f"{module}.{node.name} has {len(fields)} fields: kw_only=True"
