@@ -127,7 +127,7 @@ def train_command(
     test_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = _CFG.test_fraction,
     class_weights: Annotated[
         bool, typer.Option(help="Weigh classes inversely to their frequency.")
-    ] = True,
+    ] = _CFG.class_weights,
     target_precision: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Precision the fallback threshold aims for.")
     ] = _CFG.target_precision,

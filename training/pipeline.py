@@ -81,7 +81,9 @@ class TrainConfig:
     reduce_lr_patience: int = 2  # 0: constant learning rate
     reduce_lr_factor: float = 0.3
     batch_size: int = 32
-    class_weights: bool = True
+    # Off: on imbalanced data (waimai, 1/3 positive) balanced weights cost 1.3 points of accuracy
+    # and 1.1 of macro-F1; on BANKING77 the two are within 0.2 points (README Results).
+    class_weights: bool = False
     target_precision: float = 0.95
     # A threshold sending more than this share of held-out messages to a person is reported
     # and capped here (the kept share's precision is then below target, and said so).
