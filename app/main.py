@@ -37,7 +37,7 @@ from app.edge.routes import (
     tfserving,
     v2,
 )
-from app.edge.routes.classify import ClassifyRoute, openapi_route
+from app.edge.routes.classify import ClassifyDispatch, ClassifyRoute, openapi_route
 from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
 from app.metrics import Metrics
@@ -101,6 +101,8 @@ def _middleware(
         )
     # Reads each body once: 413 over TEXTCLS_MAX_BODY_BYTES, 422 for JSON that lies.
     stack.append(Middleware(BodyGuard, max_body_bytes=settings.max_body_bytes))
+    # POST /classify to its endpoint without the router's per-request work.
+    stack.append(Middleware(ClassifyDispatch, route=classify_route))
     return stack
 
 

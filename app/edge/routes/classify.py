@@ -26,6 +26,7 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -205,3 +206,50 @@ def openapi_route(security: dict[str, Any]) -> APIRoute:
         dependencies=security["dependencies"],
         responses={**security["responses"], **ERRORS},
     )
+
+
+def _handler(app: Any, exc: Exception) -> Any:
+    """The app's exception handler for ``exc`` (by its class's MRO), as ExceptionMiddleware
+    picks it; None for an error the app leaves to ServerErrorMiddleware (a 500)."""
+    handlers = app.exception_handlers
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+class ClassifyDispatch:
+    """Innermost middleware: POST /classify straight to ``classify``, past the router.
+
+    The route and its errors are the same as through the router (``ClassifyRoute`` stays
+    registered for other methods, OpenAPI and apps built without this middleware); what is
+    skipped is per-request work /classify does not need: ExceptionMiddleware's ``Request``, the
+    dependency exit stack and route matching, about a third of the event loop's CPU per
+    single-text request (docs/performance.md). A refusal is answered by the app's own
+    exception handler, looked up as ExceptionMiddleware does.
+    """
+
+    def __init__(self, app: Any, *, route: ClassifyRoute) -> None:
+        self.app = app
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route
+        try:
+            await classify(scope, receive, send)
+        except Exception as exc:
+            handler = _handler(scope["app"], exc)
+            if handler is None:
+                raise
+            response = await handler(Request(scope, receive, send), exc)
+            await response(scope, receive, send)
