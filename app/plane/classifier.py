@@ -15,7 +15,6 @@ from prometheus_client import Counter
 
 from app.config import Settings
 from app.errors import InvalidInput
-from app.plane.batcher import BatchResult
 from app.plane.loaded_model import LoadedModel
 from app.plane.log_records import LogSink, log_records
 from app.plane.ranking import RankedPrediction
@@ -118,7 +117,8 @@ class Classifier:
             loaded,
             shadow,
             texts,
-            result=result,
+            predictions=predictions,
+            batch_size=result.batch_size,
             request_id=request_id,
             client=client,
             started=started,
@@ -138,15 +138,14 @@ class Classifier:
         shadow: Serving | None,
         texts: list[str],
         *,
-        result: BatchResult,
+        predictions: list[RankedPrediction],
+        batch_size: int,
         request_id: str,
         client: str | None,
         started: float,
     ) -> None:
         """After an answer: count it per version, log its rows, and send its texts to the
         shadow version (if one is labelled)."""
-        predictions = result.predictions
-        assert predictions is not None
         now = datetime.now(UTC)
         if self.metrics is not None:
             self._count(loaded.name, loaded.version, predictions)
@@ -162,7 +161,7 @@ class Classifier:
                     model=loaded.name,
                     version=loaded.version,
                     latency_ms=latency_ms,
-                    batch_size=result.batch_size,
+                    batch_size=batch_size,
                 )
             )
         if shadow is not None:
