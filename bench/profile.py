@@ -95,13 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--textcls-env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--postgres-url", default=None)
     p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument(
+        "--variant-checkout", type=Path, default=None,
+        help="Another checkout (e.g. the previous code): --server textcls_variant profiles it.",
+    )  # fmt: skip
     args = p.parse_args(argv)
-    args.variant, args.variant_workers, args.variant_log_level = [], None, "warning"
+    # The variant server is the default one (log level info) run from --variant-checkout.
+    args.variant, args.variant_workers = [], None
+    args.variant_log_level = "info" if args.variant_checkout else "warning"
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print(PY_SPY_HINT, file=sys.stderr)
         return 2
-    work = REPO_ROOT / "bench" / ".work" / f"profile-{datetime.now(UTC):%Y-%m-%dT%H-%M-%SZ}"
+    work = REPO_ROOT / "bench" / ".work" / f"profile-{datetime.now(UTC):%Y-%m-%dT%H-%M-%S.%fZ}"
     work.mkdir(parents=True)
     data = texts.data_dir(None)
     version_dir = ensure_model(args.model_dir.resolve(), data)

@@ -75,18 +75,24 @@ def profile_table(n: int) -> str:
     main_id = next(t.id for t in yappi.get_thread_stats() if t.name == "_MainThread")
     packages: collections.Counter[str] = collections.Counter()
     functions: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
     for f in yappi.get_func_stats(filter={"ctx_id": main_id}):
         module = f.module.split("site-packages/")[-1]
         packages[module.split("/")[0] if "/" in module else module] += f.tsub
         functions[f"{module}:{f.lineno} {f.name}"] += f.tsub
+        calls[f"{module}:{f.lineno} {f.name}"] += f.ncall
     total = sum(packages.values()) or 1.0
     out = [
         f"loop thread self time under yappi (the profiler inflates it): "
-        f"{1e6 * total / n:.0f} us/request"
+        f"{1e6 * total / n:.0f} us/request; Python calls per request: "
+        f"{sum(calls.values()) / n:.1f}"
     ]
     out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in packages.most_common(12)]
     out += ["top functions:"]
-    out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in functions.most_common(30)]
+    out += [
+        f"  {100 * v / total:5.1f}%  {calls[k] / n:5.1f} calls  {k}"
+        for k, v in functions.most_common(30)
+    ]
     return "\n".join(out)
 
 

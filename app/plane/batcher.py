@@ -97,6 +97,10 @@ class Batcher:
             self._depth_g = metrics.queue_depth.labels(model.name)
             self._confidence_h = metrics.prediction_confidence.labels(model.name)
             self._fallbacks_c = metrics.fallbacks.labels(model.name)
+            # Per version, role primary (a shadow's texts are counted=False; ShadowRunner counts
+            # them as role shadow): here, per batch, rather than per request on the event loop.
+            self._version_c = metrics.version_predictions.labels(model.name, version, "primary")
+            self._version_fb_c = metrics.version_fallbacks.labels(model.name, version, "primary")
             self._by_label = {
                 label: metrics.predictions.labels(model.name, version, label)
                 for label in model.labels
@@ -281,8 +285,10 @@ class Batcher:
             fallbacks += p.fallback
         for label, n in per_label.items():
             self._by_label[label].inc(n)
+        self._version_c.inc(len(predictions))
         if fallbacks:
             self._fallbacks_c.inc(fallbacks)
+            self._version_fb_c.inc(fallbacks)
 
     def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}

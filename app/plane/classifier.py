@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from prometheus_client import Counter
 
 from app.config import Settings
 from app.errors import InvalidInput
@@ -54,7 +53,6 @@ class Classifier:
             max_queue_texts=settings.shadow_max_queue_texts,
             top_k=settings.default_top_k,
         )
-        self._version_counters: dict[tuple[str, int], tuple[Counter, Counter]] = {}
 
     def check_texts(self, texts: Sequence[object]) -> list[str]:
         """The texts if each is a non-blank string within the limits, else InvalidInput."""
@@ -144,11 +142,9 @@ class Classifier:
         client: str | None,
         started: float,
     ) -> None:
-        """After an answer: count it per version, log its rows, and send its texts to the
-        shadow version (if one is labelled)."""
+        """After an answer (the batcher has counted it): log its rows, and send its texts to
+        the shadow version (if one is labelled)."""
         now = datetime.now(UTC)
-        if self.metrics is not None:
-            self._count(loaded.name, loaded.version, predictions)
         if self.log_sink is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             self.log_sink(
@@ -173,19 +169,3 @@ class Classifier:
                 client=client,
                 now=now,
             )
-
-    def _count(self, name: str, version: int, predictions: list[RankedPrediction]) -> None:
-        """Answered predictions and fallbacks per version (role primary)."""
-        counters = self._version_counters.get((name, version))
-        if counters is None:
-            assert self.metrics is not None
-            v = str(version)
-            counters = (
-                self.metrics.version_predictions.labels(name, v, "primary"),
-                self.metrics.version_fallbacks.labels(name, v, "primary"),
-            )
-            self._version_counters[(name, version)] = counters
-        counters[0].inc(len(predictions))
-        fallbacks = sum(p.fallback for p in predictions)
-        if fallbacks:
-            counters[1].inc(fallbacks)
