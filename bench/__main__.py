@@ -93,6 +93,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "instead of this one's, its rows interleaved with the default's.",
     )
     p.add_argument(
+        "--variant-model-dir",
+        type=Path,
+        default=None,
+        help="Old vs new models: the variant serves this model repository (a banking77 trained "
+        "by other code) instead of --model-dir's, its rows interleaved with the default's.",
+    )
+    p.add_argument(
         "--variant-log-level",
         default="info",
         help="Tuning: the variant's --log-level (textcls serve's default is info).",
@@ -135,11 +142,11 @@ def server_specs(
     baseline_env = {**common, MODEL_PATH_ENV: str(version_dir)}
     model_dir = version_dir.parent.parent
 
-    def textcls_argv(workers: int, log_level: str = "info") -> list[str]:
+    def textcls_argv(workers: int, log_level: str = "info", models: Path = model_dir) -> list[str]:
         # textcls serve's own defaults (log level info, no access log), as `make run` runs it.
         return [
             sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
-            "--model-dir", str(model_dir), "--workers", str(workers), "--log-level", log_level,
+            "--model-dir", str(models), "--workers", str(workers), "--log-level", log_level,
         ]  # fmt: skip
 
     def textcls_env(key: str, db: str | None) -> dict[str, str]:
@@ -176,13 +183,15 @@ def server_specs(
     if has_variant(args):
         workers = args.variant_workers or args.workers
         checkout = args.variant_checkout.resolve() if args.variant_checkout else None
+        models = args.variant_model_dir.resolve() if args.variant_model_dir else model_dir
         change = " ".join(
             [*args.variant, f"workers={workers}", f"log-level={args.variant_log_level}"]
             + ([f"checkout={checkout}"] if checkout else [])
+            + ([f"model-dir={models}"] if args.variant_model_dir else [])
         )
         specs.append(ServerSpec(
             rows.TEXTCLS_VARIANT, f"textcls serve, log SQLite, {change}",
-            textcls_argv(workers, args.variant_log_level),
+            textcls_argv(workers, args.variant_log_level, models),
             {**textcls_env(rows.TEXTCLS_VARIANT, f"sqlite:///{work / 'variant.db'}"),
              **({"PYTHONPATH": str(checkout)} if checkout else {}),
              **_env_pairs(args.variant)},
@@ -198,6 +207,7 @@ def has_variant(args: argparse.Namespace) -> bool:
         or args.variant_workers
         or args.variant_log_level != "info"
         or args.variant_checkout
+        or args.variant_model_dir
     )
 
 

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = p.parse_args(argv)
     # The variant server is the default one (log level info) run from --variant-checkout.
-    args.variant, args.variant_workers = [], None
+    args.variant, args.variant_workers, args.variant_model_dir = [], None, None
     args.variant_log_level = "info" if args.variant_checkout else "warning"
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
