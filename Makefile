@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	echo "    about 1 GB to download: a few minutes on a fast network, longer on a slow one)"; \
 	test -x $(PY) || python3 -m venv $(VENV) || exit 1; \
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=78.1.1" || exit 1; \
-	$(PY) -m pip install -e ".[dev]" || exit 1; \
+	$(PY) -m pip install -e ".[dev,encoder]" || exit 1; \
 	touch $(STAMP); \
 	echo "==> $(VENV) ready in $$(( $$(date +%s) - start ))s"
 

@@ -64,12 +64,16 @@ def test_env_settings_exist_and_models_live_in_slash_models(settings_env_vars: s
     assert "TEXTCLS_MODEL_DIR=/models" in env
 
 
-def test_gpu_variant_installs_the_gpu_extra() -> None:
+def test_gpu_variant_installs_the_gpu_extra_and_both_the_encoder() -> None:
+    """The image serves what `make run` trains: `auto` picks the encoder on small files, and its
+    models need tensorflow-text to load."""
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
     assert any(dep.startswith("tensorflow[and-cuda]") for dep in extras["gpu"])
-    assert 'gpu) extra="[gpu]"' in DOCKERFILE
+    assert any(dep.startswith("tensorflow-text") for dep in extras["encoder"])
+    assert 'cpu) extra="[encoder]"' in DOCKERFILE
+    assert 'gpu) extra="[gpu,encoder]"' in DOCKERFILE
     assert "ARG VARIANT=cpu" in DOCKERFILE
 
 
