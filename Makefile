@@ -13,7 +13,8 @@ run: venv example serve
 venv: $(STAMP)
 
 # pip prints each package it collects and downloads, so a long install shows it is alive.
-$(STAMP): pyproject.toml
+# Redone when pyproject.toml or this file (the extras installed) changes.
+$(STAMP): pyproject.toml Makefile
 	@start=$$(date +%s); \
 	echo "==> setting up $(VENV): textcls and its dependencies (once; TensorFlow is most of it,"; \
 	echo "    about 1 GB to download: a few minutes on a fast network, longer on a slow one)"; \
