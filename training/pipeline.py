@@ -47,6 +47,10 @@ FEW_EXAMPLES = 5
 # kfold: epochs whose out-of-fold accuracy is within this of the best count as tied; the tie
 # goes to the lowest out-of-fold loss (a later, more confident epoch, not an under-trained one).
 EPOCH_TIE = 0.005
+# fit (default strategy): up to this many training rows the string layers' outputs of every row
+# are computed once and kept (sparse n-gram counts: ~5 KB a row); above, the model trains on
+# the strings as they are, vectorizing per step.
+PRECOMPUTE_MAX_ROWS = 20_000
 # kfold: the most epochs is raised so that a fold takes at least this many optimizer steps:
 # 30 epochs of 288 rows are 270 steps, too few for the default learning rate to converge.
 KFOLD_MIN_STEPS = 800
@@ -447,18 +451,20 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     with _strategy_scope(cfg.strategy) as replicas:
         model = build_model(cfg.arch, texts, n_labels, cfg.params, features=features)
-        if cfg.strategy == "default":
-            # The body trains on inputs computed once here (vectorized texts, cached features).
-            trainee = _default_trainee(model, texts, features)
-            fit_model, per_batch = trainee.model, (lambda ds: ds)
-            train_x = trainee.inputs(texts)
-            val_x = trainee.inputs(val[0]) if val else None
-        else:
+        per_batch: Callable[[Any], Any] = lambda ds: ds  # noqa: E731
+        if cfg.strategy != "default":
             # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
             fit_model, per_batch = _replica_trainee(model, texts)
             trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
-            train_x = trainee.inputs(texts)
-            val_x = trainee.inputs(val[0]) if val else None
+        elif features is None and len(texts) > PRECOMPUTE_MAX_ROWS:
+            trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
+            fit_model = model
+        else:
+            # The body trains on inputs computed once here (vectorized texts, cached features).
+            trainee = _default_trainee(model, texts, features)
+            fit_model = trainee.model
+        train_x = trainee.inputs(texts)
+        val_x = trainee.inputs(val[0]) if val else None
     cbs: list[keras.callbacks.Callback] = list(callbacks or [])
     if watch is not None:
         watched, on_epoch = watch
