@@ -35,8 +35,9 @@ EXAMPLE_NAME = "example"
 Strategy = Literal["default", "mirrored", "multiworker"]
 Validation = Literal["auto", "split", "kfold"]
 
-# auto picks kfold up to this many rows without --val-data: k+1 fits of the default ngram on
-# 2,500 rows take about a minute on 2 cores, and a 10% val split of a larger file is >= 400 rows.
+# auto picks kfold up to this many rows without --val-data: k+1 fits of ngram on 2,310 rows
+# (BANKING77, 30 per label) take ~2.5 minutes on 2 cores, the encoder's ~1.5 (README), and a
+# 10% val split of a larger file is >= 400 rows.
 KFOLD_MAX_ROWS = 4000
 # Held-out predictions fewer than this (and than 3 per label) are too few to fit a temperature
 # or a threshold on: a 10% split of 10 rows per label holds one row per label out.
