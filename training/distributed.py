@@ -20,18 +20,24 @@ class UnsupportedStrategyModel(ValueError):
 
 
 def split_at_string_input(
-    model: keras.Model, sample_texts: list[str]
+    model: keras.Model, sample_texts: list[str], allow_sparse: bool = False
 ) -> tuple[list[Any], keras.Model]:
-    """Return (string layers, body): ``body([layer(texts) for layer in string layers])``."""
+    """Return (string layers, body): ``body([layer(texts) for layer in string layers] +
+    other inputs)``, where the other inputs are the model's inputs besides the one string input
+    (none for the built-in architectures; the encoder's head has its features).
+
+    ``allow_sparse``: a body fed sparse features is fine on one replica (the default strategy).
+    """
     import keras  # here, so the CLI can import this module's error without TensorFlow
     import tensorflow as tf
 
-    inputs = getattr(model, "inputs", None)  # None on subclassed models such as ensembles
-    if not inputs or len(inputs) != 1:
+    inputs = list(getattr(model, "inputs", None) or [])  # none on subclassed models (ensembles)
+    strings = [x for x in inputs if x.dtype == "string"]
+    if len(strings) != 1 or (len(inputs) != 1 and not allow_sparse):
         raise UnsupportedStrategyModel(
             f"{model.name} is not a single-input functional model (an ensemble or towers > 1)"
         )
-    text = inputs[0]
+    text = strings[0]
     string_layers = [
         layer
         for layer in model.layers
@@ -42,9 +48,9 @@ def split_at_string_input(
     ]
     # The symbolic outputs do not say whether a vectorizer is sparse; a real call does.
     sample = vectorize(string_layers, tf.constant(sample_texts[:2]))
-    if any(isinstance(f, tf.SparseTensor) for f in tf.nest.flatten(sample)):
+    if not allow_sparse and any(isinstance(f, tf.SparseTensor) for f in tf.nest.flatten(sample)):
         raise UnsupportedStrategyModel(f"{model.name} feeds sparse features to its body")
-    features = [layer.output for layer in string_layers]
+    features = [layer.output for layer in string_layers] + [x for x in inputs if x is not text]
     body = keras.Model(
         features[0] if len(features) == 1 else features, model.outputs, name=f"{model.name}_body"
     )

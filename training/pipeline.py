@@ -35,8 +35,9 @@ EXAMPLE_NAME = "example"
 Strategy = Literal["default", "mirrored", "multiworker"]
 Validation = Literal["auto", "split", "kfold"]
 
-# auto picks kfold up to this many rows without --val-data: k+1 fits of the default ngram on
-# 2,500 rows take about a minute on 2 cores, and a 10% val split of a larger file is >= 400 rows.
+# auto picks kfold up to this many rows without --val-data: k+1 fits of ngram on 2,310 rows
+# (BANKING77, 30 per label) take ~2.5 minutes on 2 cores, the encoder's ~1.5 (README), and a
+# 10% val split of a larger file is >= 400 rows.
 KFOLD_MAX_ROWS = 4000
 # Held-out predictions fewer than this (and than 3 per label) are too few to fit a temperature
 # or a threshold on: a 10% split of 10 rows per label holds one row per label out.
@@ -47,6 +48,10 @@ FEW_EXAMPLES = 5
 # kfold: epochs whose out-of-fold accuracy is within this of the best count as tied; the tie
 # goes to the lowest out-of-fold loss (a later, more confident epoch, not an under-trained one).
 EPOCH_TIE = 0.005
+# fit (default strategy): up to this many training rows the string layers' outputs of every row
+# are computed once and kept (sparse n-gram counts: ~5 KB a row); above, the model trains on
+# the strings as they are, vectorizing per step.
+PRECOMPUTE_MAX_ROWS = 20_000
 # kfold: the most epochs is raised so that a fold takes at least this many optimizer steps:
 # 30 epochs of 288 rows are 270 steps, too few for the default learning rate to converge.
 KFOLD_MIN_STEPS = 800
@@ -249,6 +254,70 @@ def _replica_trainee(model: Any, sample_texts: list[str]) -> tuple[Any, Callable
 
 
 @dataclass
+class Trainee:
+    """What ``fit`` trains and predicts with: the model, or (default strategy) its body on
+    inputs computed once per fit, not once per step or epoch: the string layers' outputs
+    (the vectorizers are deterministic) and the run's cached encoder features. The body shares
+    every weight with the string-in model, which is what gets exported.
+    """
+
+    model: Any  # the compiled Keras model that is fit
+    inputs: Callable[[list[str]], Any]  # texts -> that model's inputs, every row at once
+
+    def predict(self, texts: list[str], batch_size: int = 512) -> np.ndarray:
+        """Probabilities [len(texts), n_labels], as the string-in model would give them."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.predict_inputs(self.inputs(texts), batch_size)
+
+    def predict_inputs(self, x: Any, batch_size: int = 512) -> np.ndarray:
+        """``predict`` on inputs already computed by ``inputs``."""
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+        return np.concatenate(
+            [np.asarray(self.model(b, training=False), dtype=np.float32) for b in ds]
+        )
+
+
+def _default_trainee(model: Any, sample_texts: list[str], features: Any | None) -> Trainee:
+    """One replica: cut the model (the encoder: its head) after the string layers."""
+    import keras
+    import tensorflow as tf
+
+    from training.distributed import split_at_string_input, vectorize
+
+    target = model if features is None else model.head  # head: [text, features(text)]
+
+    def extra(texts: list[str]) -> tuple[Any, ...]:
+        return () if features is None else (features(texts),)
+
+    try:
+        string_layers, body = split_at_string_input(target, sample_texts, allow_sparse=True)
+    except (ValueError, AttributeError):  # an ensemble, a shared string layer: as it is
+        if features is None:
+            return Trainee(model, lambda texts: tf.constant(texts, tf.string))
+        string_layers, body = [], target
+
+    def inputs(texts: list[str]) -> Any:
+        x = tf.constant(texts, tf.string)
+        if not string_layers:
+            return (x, *extra(texts))
+        vectorized = vectorize(string_layers, x)
+        if features is None:
+            return vectorized
+        return (*tf.nest.flatten(vectorized, expand_composites=False), *extra(texts))
+
+    if body is not model:
+        body.compile(
+            optimizer=model.optimizer,
+            loss=model.loss,
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+    return Trainee(body, inputs)
+
+
+@dataclass
 class Prepared:
     """Stage 1's output: the data, split, and how held-out predictions will be obtained."""
 
@@ -280,6 +349,11 @@ class Fitted:
     best_epoch: int
     fit_seconds: float
     replicas: int
+    trainee: Trainee  # predicts as the model does, from inputs computed once per call
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """The fitted model's probabilities (before calibration) of ``texts``."""
+        return self.trainee.predict(texts)
 
 
 def few_example_labels(splits: Splits) -> dict[str, int]:
@@ -327,10 +401,11 @@ def prepare(cfg: TrainConfig, log: Callable[[str], None]) -> Prepared:
     return Prepared(name, splits, loaded, validation, oos, started, arch, cfg.arch)
 
 
-def _dataset(cfg: TrainConfig, texts: list[str], y: np.ndarray, n_labels: int, train: bool) -> Any:
+def _dataset(cfg: TrainConfig, x: Any, y: np.ndarray, n_labels: int, train: bool) -> Any:
+    """Batches of (inputs, one-hot labels[, weights]); ``x``: every row's inputs (texts as a
+    string tensor, or what ``Trainee.inputs`` made of them)."""
     import tensorflow as tf
 
-    x = tf.constant(texts, dtype=tf.string)
     if train and cfg.class_weights:
         w = balanced_class_weights(y, n_labels)[y].astype(np.float32)
         ds = tf.data.Dataset.from_tensor_slices((x, y, w))
@@ -353,12 +428,18 @@ def fit(
     epochs: int | None = None,
     callbacks: list[Any] | None = None,
     verbose: bool | None = None,
+    features: Any | None = None,
+    watch: tuple[list[str], Callable[[int, np.ndarray], bool]] | None = None,
 ) -> Fitted:
     """Stage: build ``cfg.arch`` on ``texts`` and fit it.
 
     With ``val``: early stopping on it (guarded, see GuardedEarlyStopping) and a learning rate
     that drops on plateaus. Without: exactly ``epochs`` epochs at a constant learning rate (the
     kfold refit, whose epoch count the folds chose under the same schedule).
+
+    ``features``: the run's features cache (``Architecture.make_features``; None for the
+    architectures without one). ``watch``: (texts, on_epoch): after every epoch
+    ``on_epoch(epoch, probabilities of texts)`` is called; True from it stops training.
     """
     import keras
     import tensorflow as tf
@@ -370,12 +451,35 @@ def fit(
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     with _strategy_scope(cfg.strategy) as replicas:
-        model = build_model(cfg.arch, texts, n_labels, cfg.params)
-        # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
-        trainee, features = (
-            (model, lambda ds: ds) if cfg.strategy == "default" else _replica_trainee(model, texts)
-        )
+        model = build_model(cfg.arch, texts, n_labels, cfg.params, features=features)
+        per_batch: Callable[[Any], Any] = lambda ds: ds  # noqa: E731
+        if cfg.strategy != "default":
+            # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
+            fit_model, per_batch = _replica_trainee(model, texts)
+            trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
+        elif features is None and len(texts) > PRECOMPUTE_MAX_ROWS:
+            trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
+            fit_model = model
+        else:
+            # The body trains on inputs computed once here (vectorized texts, cached features).
+            trainee = _default_trainee(model, texts, features)
+            fit_model = trainee.model
+        train_x = trainee.inputs(texts)
+        val_x = trainee.inputs(val[0]) if val else None
     cbs: list[keras.callbacks.Callback] = list(callbacks or [])
+    if watch is not None:
+        watched, on_epoch = watch
+
+        class Watch(keras.callbacks.Callback):
+            """Predict the watched texts after every epoch (their inputs computed once)."""
+
+            x = trainee.inputs(watched)
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                if on_epoch(epoch, trainee.predict_inputs(self.x)):
+                    self.model.stop_training = True
+
+        cbs.append(Watch())
     if val is not None:
         cbs.append(
             GuardedEarlyStopping(
@@ -399,10 +503,10 @@ def fit(
     if cfg.verbose if verbose is None else verbose:
         cbs.append(EpochLog(n_epochs, log))
     started = time.monotonic()
-    history = trainee.fit(
-        features(_dataset(cfg, texts, y, n_labels, train=True)),
+    history = fit_model.fit(
+        per_batch(_dataset(cfg, train_x, y, n_labels, train=True)),
         validation_data=(
-            features(_dataset(cfg, val[0], val[1], n_labels, train=False)) if val else None
+            per_batch(_dataset(cfg, val_x, val[1], n_labels, train=False)) if val else None
         ),
         epochs=n_epochs,
         callbacks=cbs,
@@ -412,7 +516,7 @@ def fit(
     epochs_run = len(history.history["loss"])
     guard = next((c for c in cbs if isinstance(c, GuardedEarlyStopping)), None)
     best = (guard.best_epoch_number if guard else None) or epochs_run
-    return Fitted(model, epochs_run, best, time.monotonic() - started, replicas)
+    return Fitted(model, epochs_run, best, time.monotonic() - started, replicas, trainee)
 
 
 def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
@@ -434,12 +538,14 @@ def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
     return [np.array(sorted(p), dtype=np.int64) for p in parts if p]
 
 
-def cross_validate(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None]) -> HeldOut:
+def cross_validate(
+    cfg: TrainConfig, prep: Prepared, log: Callable[[str], None], features: Any | None = None
+) -> HeldOut:
     """Stage (kfold): a model per fold, its held-out rows predicted after every epoch; choose
     the refit's epoch count from the mean out-of-fold curve and keep that epoch's predictions.
-    """
-    import keras
 
+    ``features``: the run's features cache, shared by the folds (``fit``).
+    """
     from training.calibration import negative_log_likelihood
 
     splits = prep.splits
@@ -451,27 +557,25 @@ def cross_validate(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None])
     # per_epoch[e][i]: row i's probabilities after epoch e+1 of the fold holding it out.
     per_epoch = np.zeros((most, len(y), n_labels), dtype=np.float32)
 
-    class RecordHeldOut(keras.callbacks.Callback):
-        """Predict the fold's held-out rows after each epoch; on the first fold, stop once
-        neither their accuracy nor their loss improved for ``cfg.patience`` epochs (the later
-        folds then run as many epochs: the horizon the curve is chosen from)."""
+    class RecordHeldOut:
+        """Record the fold's held-out predictions after each epoch (fit's ``watch``); on the
+        first fold, stop once neither their accuracy nor their loss improved for
+        ``cfg.patience`` epochs (the later folds then run as many epochs: the horizon the curve
+        is chosen from)."""
 
         def __init__(self, rows: np.ndarray, stop: bool) -> None:
-            super().__init__()
             self.rows, self.stop = rows, stop
-            self.x = [texts[i] for i in rows]
             self.best: tuple[float, float, int] = (-1.0, np.inf, 0)
 
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            p = predict_probabilities(self.model, self.x, 512)
+        def __call__(self, epoch: int, p: np.ndarray) -> bool:
             per_epoch[epoch, self.rows] = p
             acc = float((p.argmax(axis=1) == y[self.rows]).mean())
             loss = negative_log_likelihood(p, y[self.rows])
             best_acc, best_loss, at = self.best
             if acc > best_acc or loss < best_loss:
                 self.best = (max(acc, best_acc), min(loss, best_loss), epoch)
-            elif self.stop and epoch - at >= cfg.patience:
-                self.model.stop_training = True
+                return False
+            return self.stop and epoch - at >= cfg.patience
 
     started = time.monotonic()
     horizon = most
@@ -484,8 +588,9 @@ def cross_validate(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None])
             n_labels,
             log,
             epochs=horizon,
-            callbacks=[RecordHeldOut(held, stop=k == 0)],
             verbose=False,
+            features=features,
+            watch=([texts[i] for i in held], RecordHeldOut(held, stop=k == 0)),
         )
         horizon = min(horizon, done.epochs_run)
         log(
@@ -585,9 +690,17 @@ def calibrate_and_choose_threshold(
 
 
 def evaluate(
-    cfg: TrainConfig, prep: Prepared, held: HeldOut, cal: Calibrated, model: Any
+    cfg: TrainConfig,
+    prep: Prepared,
+    held: HeldOut,
+    cal: Calibrated,
+    predict: Callable[[list[str]], np.ndarray],
 ) -> dict[str, Any]:
-    """Stage: metrics of every held-out set (calibrated), the fallback, out-of-scope texts."""
+    """Stage: metrics of every held-out set (calibrated), the fallback, out-of-scope texts.
+
+    ``predict``: the fitted model's uncalibrated probabilities (``Fitted.predict``).
+    """
+    from training.calibration import apply_temperature
     from training.evaluate import compute_metrics
     from training.oos import score_oos
 
@@ -613,7 +726,7 @@ def evaluate(
     }
     if prep.oos_texts:
         in_split = "test" if "test" in cal.probs else held.split
-        oos_probs = predict_probabilities(model, prep.oos_texts, cfg.batch_size * 8)
+        oos_probs = apply_temperature(predict(prep.oos_texts), cal.temperature)
         metrics["oos"] = score_oos(
             cal.probs[in_split], ys[in_split], oos_probs, cal.fallback.threshold
         )
@@ -714,8 +827,15 @@ def package(
     return export_version(fitted.model, cfg.model_dir, prep.name, meta, report)
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
-    """Run every stage and return the published version folder."""
+def train(
+    cfg: TrainConfig, log: Callable[[str], None] = _print, features: Any | None = None
+) -> Path:
+    """Run every stage and return the published version folder.
+
+    ``features``: the run's features cache (default: a fresh one, for the architectures that
+    have one, see ``Architecture.make_features``).
+    """
+    from training import architectures
     from training.calibration import with_temperature
 
     prep = prepare(cfg, log)
@@ -723,24 +843,25 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _print) -> Path:
     splits = prep.splits
     n_labels = len(splits.labels)
     x, y = splits.texts["train"], splits.y["train"]
+    # This run's cache of the frozen encoder's features (None for the other architectures):
+    # each distinct text is encoded once, for every fold, the refit and every prediction.
+    if features is None:
+        features = architectures.get(cfg.arch).make_features()
     if prep.validation == "kfold":
-        held = cross_validate(cfg, prep, log)
-        fitted = fit(cfg, x, y, n_labels, log, epochs=held.epochs)
+        held = cross_validate(cfg, prep, log, features)
+        fitted = fit(cfg, x, y, n_labels, log, epochs=held.epochs, features=features)
     else:
         val = (splits.texts["val"], splits.y["val"])
-        fitted = fit(cfg, x, y, n_labels, log, val=val)
-        held = HeldOut(
-            "val", predict_probabilities(fitted.model, val[0], cfg.batch_size * 8), val[1]
-        )
+        fitted = fit(cfg, x, y, n_labels, log, val=val, features=features)
+        held = HeldOut("val", fitted.predict(val[0]), val[1])
     test = None
     if splits.texts["test"]:
-        test_probs = predict_probabilities(fitted.model, splits.texts["test"], cfg.batch_size * 8)
-        test = (test_probs, splits.y["test"])
+        test = (fitted.predict(splits.texts["test"]), splits.y["test"])
     cal = calibrate_and_choose_threshold(cfg, held, test)
     for warning in cal.warnings:
         log(f"warning: {warning}")
+    metrics = evaluate(cfg, prep, held, cal, fitted.predict)
     fitted.model = with_temperature(fitted.model, cal.temperature)
-    metrics = evaluate(cfg, prep, held, cal, fitted.model)
     metrics["training"] = {
         "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.best_epoch,

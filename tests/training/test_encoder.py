@@ -190,22 +190,82 @@ def test_auto_picks_the_encoder_on_small_data_only() -> None:
     assert resolve_arch("cnn", small) == ("cnn", "asked for")
 
 
-def test_training_reads_cached_features_and_encodes_unseen_texts() -> None:
-    from training.architectures.encoder import build_encoder
-    from training.params import ModelParams
+def test_features_are_encoded_once_per_text_and_match_the_encoder() -> None:
+    import keras
 
-    seen = ["my card never came", "送餐太慢了", "reset my password please"]
-    model = build_encoder(seen, 3, ModelParams(dense_units=8))
-    table, feats = model._cache
+    from training.architectures.encoder import EncoderFeatures
+
+    features = EncoderFeatures(batch_size=2)
+    seen = ["my card never came", "送餐太慢了", "reset my password please", "my card never came"]
     np.testing.assert_allclose(
-        model._features(tf.constant(seen), training=True).numpy(),
-        model.encoder(tf.constant(seen)).numpy(),
-        atol=1e-5,
+        features(seen), features.encoder(tf.constant(seen)).numpy(), atol=1e-5
     )
-    assert feats.shape == (3, model.encoder.compute_output_shape((None,))[1])
-    unseen = tf.constant(["a text the cache has never seen", seen[0]])
+    assert features.encoded == 3
+    keras.utils.set_random_seed(0)  # drops SentencePiece's kernel-owned resource
+    features.renew()  # what build_encoder does after fit's seeding
+    again = ["a text not seen yet", seen[1]]
     np.testing.assert_allclose(
-        model._features(unseen, training=True).numpy(),
-        model.encoder(unseen).numpy(),
-        atol=1e-5,
+        features(again), features.encoder(tf.constant(again)).numpy(), atol=1e-5
     )
+    assert features.encoded == 4
+    assert features([]).shape == (0, features(seen[:1]).shape[1])
+
+
+class CountingEncoder(UseMultilingualEncoder):
+    """The real encoder, counting the texts it runs on (executed, not traced) in a variable."""
+
+    def build(self, input_shape: object = None) -> None:
+        super().build(input_shape)
+        self.rows = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="rows"
+        )
+
+    def call(self, text: tf.Tensor) -> tf.Tensor:
+        self.rows.assign_add(tf.shape(text, out_type=tf.int64)[0])
+        return super().call(text)
+
+
+def test_kfold_training_encodes_each_distinct_text_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three fold models, the refit, the held-out rows after every epoch and the test file
+    share one encode of each text: the encoder runs on (train | test) texts, once each."""
+    import csv
+
+    from training import pipeline
+    from training.architectures.encoder import EncoderFeatures
+
+    monkeypatch.setattr(pipeline, "KFOLD_MIN_STEPS", 1)  # 3 epochs per fold, not 1,600
+
+    with open(EXAMPLE_TEST, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    train_rows = [r for group in list(by_label.values())[:4] for r in group[:6]]
+    test_rows = [r for group in list(by_label.values())[:4] for r in group[6:9]] + train_rows[:3]
+    for name, part in (("train", train_rows), ("test", test_rows)):
+        with open(tmp_path / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows(part)
+    params = TINY_PARAMS.__class__(**{**TINY_PARAMS.__dict__, "learning_rate": 1e-2})
+    cfg = tiny_config(
+        tmp_path / "models",
+        arch="encoder",
+        params=params,
+        data=tmp_path / "train.csv",
+        test_data=tmp_path / "test.csv",
+        validation="kfold",
+        folds=3,
+        epochs=3,
+    )
+    encoder = CountingEncoder(features=True, name="use_multilingual")
+    features = EncoderFeatures(encoder)
+    path = train(cfg, log=lambda _m: None, features=features)
+    distinct = {r["text"] for r in train_rows + test_rows}
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["params"]["validation"] == "kfold"
+    assert meta["metrics"]["evaluation"]["cross_validation"]["folds"] == 3
+    assert features.encoded == len(distinct)
+    assert int(encoder.rows.numpy()) == len(distinct)

@@ -135,6 +135,25 @@ def test_same_seed_same_model(tmp_path: Path) -> None:
     )
 
 
+def test_the_body_on_inputs_vectorized_once_trains_the_same_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fit trains ngram's body on n-gram counts computed once; above PRECOMPUTE_MAX_ROWS the
+    string model itself (vectorizing per step): the same seed gives the same model."""
+    from training import pipeline
+
+    cfg = tiny_config(tmp_path, "once", arch="ngram", epochs=2, patience=5)
+    once = train(cfg, log=lambda _: None)
+    monkeypatch.setattr(pipeline, "PRECOMPUTE_MAX_ROWS", 0)
+    per_step = train(replace(cfg, name="per_step"), log=lambda _: None)
+    fa = tf.saved_model.load(str(once)).signatures["serving_default"]
+    fb = tf.saved_model.load(str(per_step)).signatures["serving_default"]
+    texts = load_dataset(EXAMPLE_TEST).texts + SAMPLE
+    np.testing.assert_allclose(
+        predict_probabilities(fa, texts), predict_probabilities(fb, texts), atol=1e-5
+    )
+
+
 def test_bad_data_publishes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhi,a\nyo,a\n,b\nx,b\n")

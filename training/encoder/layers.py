@@ -36,11 +36,18 @@ class SentencePieceTokens(keras.layers.Layer):
 
     def __init__(self, sp_model: bytes, **kwargs: Any) -> None:
         super().__init__(trainable=False, **kwargs)
+        self.sp_model = sp_model
+        self.renew()
+
+    def renew(self) -> None:
+        """A new tokenizer resource. Its SentencePiece model is owned by the op kernel that made
+        it (tensorflow/text, b/318839908), and ``tf.random.set_seed`` in eager mode clears the
+        kernel cache: a layer kept across seeds (the pipeline's shared encoder, which
+        ``training.pipeline.fit`` reseeds before each build) needs this after each."""
         import tensorflow_text as tf_text
 
-        self.sp_model = sp_model
         self.tokenizer = tf_text.SentencepieceTokenizer(
-            model=sp_model, out_type=tf.int32, add_bos=True, add_eos=True
+            model=self.sp_model, out_type=tf.int32, add_bos=True, add_eos=True
         )
 
     def call(self, text: tf.Tensor) -> tf.RaggedTensor:
