@@ -22,6 +22,7 @@ import numpy as np
 
 from app.errors import InferenceFailed, ModelNotReady, QueueFull
 from app.metrics import Metrics
+from app.plane.batch_metrics import BatchMetrics
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
 
@@ -88,23 +89,7 @@ class Batcher:
         self._pending: deque[_Item] = deque()
         self._pending_texts = 0
         self._closed = False
-        self._m = metrics
-        version = str(model.version)
-        if metrics is not None:
-            self._batch_size_h = metrics.inference_batch_size.labels(model.name)
-            self._duration_h = metrics.inference_duration.labels(model.name, version)
-            self._wait_h = metrics.queue_wait.labels(model.name)
-            self._depth_g = metrics.queue_depth.labels(model.name)
-            self._confidence_h = metrics.prediction_confidence.labels(model.name)
-            self._fallbacks_c = metrics.fallbacks.labels(model.name)
-            # Per version, role primary (a shadow's texts are counted=False; ShadowRunner counts
-            # them as role shadow): here, per batch, rather than per request on the event loop.
-            self._version_c = metrics.version_predictions.labels(model.name, version, "primary")
-            self._version_fb_c = metrics.version_fallbacks.labels(model.name, version, "primary")
-            self._by_label = {
-                label: metrics.predictions.labels(model.name, version, label)
-                for label in model.labels
-            }
+        self._m = BatchMetrics(metrics, model) if metrics is not None else None
         # More than one thread: a batch can fill and start while the previous one still runs,
         # so the event loop's work and the model's overlap instead of taking turns.
         self._threads = [
@@ -222,11 +207,12 @@ class Batcher:
             return
         elapsed = time.monotonic() - started
         if self._m is not None:
-            self._batch_size_h.observe(len(texts))
-            self._duration_h.observe(elapsed)
-            for item in batch:
-                self._wait_h.observe(started - item.enqueued)
-            self._depth_g.set(self._pending_texts)
+            self._m.batch(
+                texts=len(texts),
+                seconds=elapsed,
+                waits=[started - item.enqueued for item in batch],
+                depth=self._pending_texts,
+            )
         outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
         start = 0
         for item, predictions in zip(batch, ranked, strict=True):
@@ -272,23 +258,8 @@ class Batcher:
                 out[i] = ranked[at : at + e - s]
                 at += e - s
             if self._m is not None and counted:
-                self._count(ranked)
+                self._m.answered(ranked)
         return out
-
-    def _count(self, predictions: list[RankedPrediction]) -> None:
-        per_label: dict[str, int] = {}
-        fallbacks = 0
-        observe = self._confidence_h.observe
-        for p in predictions:
-            per_label[p.label] = per_label.get(p.label, 0) + 1
-            observe(p.confidence)
-            fallbacks += p.fallback
-        for label, n in per_label.items():
-            self._by_label[label].inc(n)
-        self._version_c.inc(len(predictions))
-        if fallbacks:
-            self._fallbacks_c.inc(fallbacks)
-            self._version_fb_c.inc(fallbacks)
 
     def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
