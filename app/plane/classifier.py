@@ -45,10 +45,8 @@ class Classifier:
         self.settings = settings
         self.repository = repository
         self.log_sink = log_sink
-        metrics = repository.metrics
-        self.metrics = metrics
         self.shadows = ShadowRunner(
-            metrics,
+            repository.metrics,
             log_sink,
             max_queue_texts=settings.shadow_max_queue_texts,
             top_k=settings.default_top_k,

@@ -87,9 +87,6 @@ def route(
         if entry.failures and entry.loading is None:
             raise ModelNotReady(f"model {entry.name!r} has no version that loads; see /models")
         raise ModelNotReady(f"model {entry.name!r} is still loading")
-    if version is None and not entry.effective.labels:
-        # Nothing labelled (most deployments): the primary answers, no canary, no shadow.
-        return primary, None, Route(primary.model.version, "default")
     try:
         taken = choose(
             entry.effective,
