@@ -264,6 +264,13 @@ class Trainee:
     model: Any  # the compiled Keras model that is fit
     inputs: Callable[[list[str]], Any]  # texts -> that model's inputs, every row at once
 
+    @classmethod
+    def on_strings(cls, model: Any) -> Trainee:
+        """``model`` itself, fed the texts as a string tensor."""
+        import tensorflow as tf
+
+        return cls(model, lambda texts: tf.constant(texts, tf.string))
+
     def predict(self, texts: list[str], batch_size: int = 512) -> np.ndarray:
         """Probabilities [len(texts), n_labels], as the string-in model would give them."""
         if not texts:
@@ -296,7 +303,7 @@ def _default_trainee(model: Any, sample_texts: list[str], features: Any | None) 
         string_layers, body = split_at_string_input(target, sample_texts, allow_sparse=True)
     except (ValueError, AttributeError):  # an ensemble, a shared string layer: as it is
         if features is None:
-            return Trainee(model, lambda texts: tf.constant(texts, tf.string))
+            return Trainee.on_strings(model)
         string_layers, body = [], target
 
     def inputs(texts: list[str]) -> Any:
@@ -456,9 +463,9 @@ def fit(
         if cfg.strategy != "default":
             # On replicas the strings are vectorized in tf.data and the shared-weight body trains.
             fit_model, per_batch = _replica_trainee(model, texts)
-            trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
+            trainee = Trainee.on_strings(model)
         elif features is None and len(texts) > PRECOMPUTE_MAX_ROWS:
-            trainee = Trainee(model, lambda t: tf.constant(t, tf.string))
+            trainee = Trainee.on_strings(model)
             fit_model = model
         else:
             # The body trains on inputs computed once here (vectorized texts, cached features).
