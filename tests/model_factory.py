@@ -36,6 +36,7 @@ def tiny_config(
         batch_size=32,
         # The suite's shared models hold a val split out (one fit); kfold has its own tests.
         validation="split",
+        refit=False,  # one fit per shared model; the refit has its own tests (test_pipeline)
         seed=seed,
         verbose=False,
     )

@@ -148,6 +148,13 @@ def train_command(
             "4000 rows without --val-data)."
         ),
     ] = _CFG.validation,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="split: after the val rows chose the epochs, train again on train + val "
+            "rows (not with --val-data)."
+        ),
+    ] = _CFG.refit,
     folds: Annotated[int, typer.Option(min=2, help="Folds for --validation kfold.")] = _CFG.folds,
     seed: Annotated[
         int, typer.Option(help="Seed for the split, initialisation and shuffling.")
@@ -214,6 +221,7 @@ def train_command(
         target_precision=target_precision,
         max_fallback_rate=max_fallback_rate,
         validation=validation,  # type: ignore[arg-type]
+        refit=refit,
         folds=folds,
         seed=seed,
         deterministic=deterministic,

@@ -94,6 +94,10 @@ class TrainConfig:
     # and capped here (the kept share's precision is then below target, and said so).
     max_fallback_rate: float = 0.4
     validation: Validation = "auto"
+    # split: once the val rows chose the epochs, train again on train + val rows for as many
+    # epochs (the same learning rates); the published model has then seen every labelled row
+    # of --data. Off, or with --val-data, the model that early stopping kept is published.
+    refit: bool = True
     folds: int = 5
     seed: int = 0
     deterministic: bool = False
@@ -357,6 +361,7 @@ class Fitted:
     fit_seconds: float
     replicas: int
     trainee: Trainee  # predicts as the model does, from inputs computed once per call
+    learning_rates: list[float] = field(default_factory=list)  # per epoch run
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """The fitted model's probabilities (before calibration) of ``texts``."""
@@ -437,6 +442,7 @@ def fit(
     verbose: bool | None = None,
     features: Any | None = None,
     watch: tuple[list[str], Callable[[int, np.ndarray], bool]] | None = None,
+    learning_rates: list[float] | None = None,
 ) -> Fitted:
     """Stage: build ``cfg.arch`` on ``texts`` and fit it.
 
@@ -447,6 +453,7 @@ def fit(
     ``features``: the run's features cache (``Architecture.make_features``; None for the
     architectures without one). ``watch``: (texts, on_epoch): after every epoch
     ``on_epoch(epoch, probabilities of texts)`` is called; True from it stops training.
+    ``learning_rates``: the rate of each epoch (a refit replaying a run's schedule).
     """
     import keras
     import tensorflow as tf
@@ -474,6 +481,15 @@ def fit(
         train_x = trainee.inputs(texts)
         val_x = trainee.inputs(val[0]) if val else None
     cbs: list[keras.callbacks.Callback] = list(callbacks or [])
+    rates: list[float] = []
+
+    class RecordRate(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if learning_rates:
+                self.model.optimizer.learning_rate.assign(learning_rates[epoch])
+            rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    cbs.append(RecordRate())
     if watch is not None:
         watched, on_epoch = watch
 
@@ -523,7 +539,7 @@ def fit(
     epochs_run = len(history.history["loss"])
     guard = next((c for c in cbs if isinstance(c, GuardedEarlyStopping)), None)
     best = (guard.best_epoch_number if guard else None) or epochs_run
-    return Fitted(model, epochs_run, best, time.monotonic() - started, replicas, trainee)
+    return Fitted(model, epochs_run, best, time.monotonic() - started, replicas, trainee, rates)
 
 
 def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
@@ -543,6 +559,47 @@ def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
             parts[(offset + j) % folds].append(int(i))
         offset += len(idx)  # labels start where the last one stopped: folds stay even
     return [np.array(sorted(p), dtype=np.int64) for p in parts if p]
+
+
+def fitted_rows(prep: Prepared) -> list[str]:
+    """The texts the published model trains on: train, and (a split's refit) val."""
+    return prep.splits.texts["train"] + prep.splits.texts["val"]
+
+
+def refit(
+    cfg: TrainConfig,
+    prep: Prepared,
+    first: Fitted,
+    log: Callable[[str], None],
+    features: Any | None = None,
+) -> Fitted:
+    """Stage (split): train again on train + val rows for the epochs (and learning rates)
+    the val rows chose; the first model's val predictions stay the held-out ones."""
+    splits = prep.splits
+    texts = fitted_rows(prep)
+    y = np.concatenate([splits.y["train"], splits.y["val"]])
+    started = time.monotonic()
+    done = fit(
+        cfg,
+        texts,
+        y,
+        len(splits.labels),
+        log,
+        epochs=first.best_epoch,
+        verbose=False,
+        features=features,
+        learning_rates=first.learning_rates[: first.best_epoch],
+    )
+    log(
+        f"refit on {len(texts)} train + val rows for {first.best_epoch} epochs "
+        f"({time.monotonic() - started:.0f}s)"
+    )
+    return replace(
+        done,
+        epochs_run=first.epochs_run,
+        best_epoch=first.best_epoch,
+        fit_seconds=first.fit_seconds + done.fit_seconds,
+    )
 
 
 def cross_validate(
@@ -725,11 +782,22 @@ def evaluate(
             f"refit on all {len(held.y)} rows for {held.epochs} epochs"
             if held.split == "cv"
             else f"a stratified {len(held.y)}-row validation split "
-            f"({prep.splits.sources['val']}); the published model never trained on it"
+            f"({prep.splits.sources['val']}) chose {held.epochs} epochs; the published model "
+            + (
+                f"is a refit on all {held.info['refit_rows']} train + val rows for as many "
+                "epochs (val figures: the first model, which never trained on them)"
+                if "refit_rows" in held.info
+                else "never trained on it"
+            )
         ),
         "test": prep.splits.sources["test"] if "test" in cal.probs else None,
         "warnings": cal.warnings,
-        **({"cross_validation": held.info} if held.info else {}),
+        **({"cross_validation": held.info} if held.split == "cv" else {}),
+        **(
+            {"refit": {"rows": held.info["refit_rows"], "epochs": held.epochs}}
+            if "refit_rows" in held.info
+            else {}
+        ),
     }
     if prep.oos_texts:
         in_split = "test" if "test" in cal.probs else held.split
@@ -769,6 +837,7 @@ def package(
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
         "validation": prep.validation,
+        "refit": cfg.refit,
         "folds": cfg.folds,
         "val_fraction": cfg.val_fraction,
         "test_fraction": cfg.test_fraction,
@@ -860,7 +929,10 @@ def train(
     else:
         val = (splits.texts["val"], splits.y["val"])
         fitted = fit(cfg, x, y, n_labels, log, val=val, features=features)
-        held = HeldOut("val", fitted.predict(val[0]), val[1])
+        held = HeldOut("val", fitted.predict(val[0]), val[1], epochs=fitted.best_epoch)
+        if cfg.refit and cfg.val_data is None:
+            fitted = refit(cfg, prep, fitted, log, features)
+            held.info["refit_rows"] = len(fitted_rows(prep))
     test = None
     if splits.texts["test"]:
         test = (fitted.predict(splits.texts["test"]), splits.y["test"])

@@ -194,6 +194,48 @@ def test_imbalanced_data_with_split_and_progress(tmp_path: Path) -> None:
     assert lines[-1].startswith("done in")
 
 
+def test_split_refit_trains_on_the_val_rows_for_the_chosen_epochs(tmp_path: Path) -> None:
+    lines: list[str] = []
+    path = train(tiny_config(tmp_path, "m", refit=True), log=lines.append)
+    meta = artifact.read_metadata(path)
+    rows, training = meta.data.rows, meta.metrics["training"]
+    evaluation = meta.metrics["evaluation"]
+    assert evaluation["refit"] == {
+        "rows": rows["train"] + rows["val"],
+        "epochs": training["best_epoch"],
+    }
+    assert "is a refit on all" in evaluation["how"] and meta.params["refit"] is True
+    assert any(
+        line.startswith(f"refit on {rows['train'] + rows['val']} train + val") for line in lines
+    )
+    # The val figures stay those of the first model, which never saw the val rows.
+    assert meta.metrics["val"]["rows"] == rows["val"]
+
+
+def test_no_refit_with_val_data(tmp_path: Path) -> None:
+    val = tmp_path / "val.csv"
+    ds = load_dataset(EXAMPLE_TEST)
+    val.write_text(
+        "text,label\n"
+        + "".join(f'"{t}",{lab}\n' for t, lab in zip(ds.texts, ds.labels, strict=True))
+    )
+    path = train(tiny_config(tmp_path, "m", refit=True, val_data=val), log=lambda _: None)
+    meta = artifact.read_metadata(path)
+    assert "refit" not in meta.metrics["evaluation"]
+    assert "never trained on it" in meta.metrics["evaluation"]["how"]
+
+
+def test_fit_replays_given_learning_rates(tmp_path: Path) -> None:
+    from training.pipeline import fit
+
+    ds = load_dataset(EXAMPLE_TRAIN)
+    labels = sorted(set(ds.labels))
+    y = np.array([labels.index(lab) for lab in ds.labels])
+    cfg = tiny_config(tmp_path, "m")
+    done = fit(cfg, ds.texts, y, len(labels), lambda _: None, epochs=2, learning_rates=[1e-3, 2e-4])
+    np.testing.assert_allclose(done.learning_rates, [1e-3, 2e-4], rtol=1e-6)
+
+
 def test_mirrored_strategy_trains_and_publishes(tmp_path: Path) -> None:
     # MirroredStrategy over this machine's one CPU device: the same code path as on N GPUs.
     cfg = tiny_config(tmp_path, "m", epochs=1, strategy="mirrored")
