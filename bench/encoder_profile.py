@@ -19,7 +19,7 @@ BATCHES = 10
 
 
 def main() -> None:
-    enc = UseMultilingualEncoder(features=True)
+    enc = UseMultilingualEncoder(returns="features")
     enc.build()
     rows = texts.read_texts(texts.data_dir() / "test.csv")[: BATCH * BATCHES]
     batches = [tf.constant(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH)]

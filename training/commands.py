@@ -111,6 +111,12 @@ def train_command(
     towers: Annotated[
         int, typer.Option(min=1, help="cnn: independently trained copies, averaged (an ensemble).")
     ] = _DEFAULTS.towers,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            help="encoder: train its DAN layers (after the frozen token CNN) with the head."
+        ),
+    ] = _DEFAULTS.fine_tune,
     label_smoothing: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Label smoothing in the loss.")
     ] = _DEFAULTS.label_smoothing,
@@ -209,6 +215,7 @@ def train_command(
             dropout=dropout,
             embedding_dropout=embedding_dropout,
             label_smoothing=label_smoothing,
+            fine_tune=fine_tune,
             towers=towers,
             learning_rate=learning_rate,
         ),

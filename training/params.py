@@ -27,6 +27,7 @@ class ModelParams:
     label_smoothing: float = 0.1
     towers: int = 2  # > 1: independently initialised copies, probabilities averaged
     learning_rate: float = 1e-3
+    fine_tune: bool = True  # encoder: its DAN layers train with the head (frozen: False)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)

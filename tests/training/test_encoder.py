@@ -260,7 +260,7 @@ def test_kfold_training_encodes_each_distinct_text_once(
         folds=3,
         epochs=3,
     )
-    encoder = CountingEncoder(features=True, name="use_multilingual")
+    encoder = CountingEncoder(returns="pooled", name="use_multilingual")
     features = EncoderFeatures(encoder)
     path = train(cfg, log=lambda _m: None, features=features)
     distinct = {r["text"] for r in train_rows + test_rows}

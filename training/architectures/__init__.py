@@ -152,9 +152,9 @@ register(
     Architecture(
         name="encoder",
         builder="training.architectures.encoder:build_encoder",
-        flags=frozenset({"max_tokens", "dense_units", "dropout"}),
-        summary="pretrained multilingual sentence encoder (USE v3, frozen) beside n-gram TF-IDF; "
-        "needs the [encoder] extra",
+        flags=frozenset({"max_tokens", "dense_units", "dropout", "fine_tune"}),
+        summary="pretrained multilingual sentence encoder (USE v3: token CNN frozen, DAN "
+        "layers fine-tuned) beside n-gram TF-IDF; needs the [encoder] extra",
         op_libraries=("tensorflow_text",),
         features="training.architectures.encoder:EncoderFeatures",
         tokenizer={

@@ -35,11 +35,11 @@ def build_head(
     n_labels: int,
     p: ModelParams,
     text: keras.KerasTensor,
-    embedding: keras.KerasTensor,
+    features: keras.KerasTensor,
     ngram_features: bool = True,
 ) -> Any:
-    """Probabilities from the encoder's features and (optionally) the text's n-grams."""
-    x = layers.Rescaling(FEATURE_SCALE, name="feature_scale")(embedding)
+    """Probabilities from the encoder's head features and (optionally) the text's n-grams."""
+    x = layers.Rescaling(FEATURE_SCALE, name="feature_scale")(features)
     x = layers.Dropout(FEATURE_DROPOUT, name="feature_dropout")(x)
     if ngram_features:
         words, chars = make_ngram_vectorizers(train_texts, p)
@@ -65,7 +65,7 @@ class EncoderFeatures:
     def __init__(self, encoder: keras.layers.Layer | None = None, batch_size: int = 256) -> None:
         from training.encoder.layers import UseMultilingualEncoder
 
-        self.encoder = encoder or UseMultilingualEncoder(features=True, name="use_multilingual")
+        self.encoder = encoder or UseMultilingualEncoder(returns="pooled", name="use_multilingual")
         # Built by an eager call (on no text): SentencePiece's resource, made on first use
         # inside a tf.function, would live in that function's graph only.
         self.encoder(tf.constant([], tf.string))
@@ -84,7 +84,8 @@ class EncoderFeatures:
         self._encode = tf.function(self.encoder, input_signature=[tf.TensorSpec([None], tf.string)])
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [len(texts), features]: cached rows, the texts not seen yet encoded now."""
+        """float32 [len(texts), 512] pooled vectors (before the DAN layers, which the head
+        holds): cached rows, the texts not seen yet encoded now."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._rows]
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
@@ -128,7 +129,7 @@ def build_encoder(
     ``features``: the run's shared cache (its encoder becomes this model's); a fresh one
     (a fresh encoder) without.
     """
-    from training.encoder.layers import FEATURES_DIM
+    from training.encoder.layers import POOLED_DIM, DanFeatures
     from training.encoder.weights import require_extra
 
     require_extra()
@@ -137,9 +138,11 @@ def build_encoder(
     else:
         features.renew()
     text = keras.Input(shape=(), dtype="string", name="text")
-    embedding = keras.Input(shape=(FEATURES_DIM,), name="encoder_features")
+    pooled = keras.Input(shape=(POOLED_DIM,), name="encoder_pooled")
+    encoder = features.encoder
+    dan = DanFeatures(encoder.dan_weights(), encoder.eps, trainable=p.fine_tune, name="dan")
     head = keras.Model(
-        [text, embedding], build_head(train_texts, n_labels, p, text, embedding), name="head"
+        [text, pooled], build_head(train_texts, n_labels, p, text, dan(pooled)), name="head"
     )
     model = EncoderClassifier(features.encoder, head, name="textcls_encoder")
     model(keras.Input(shape=(), dtype="string"))  # build, symbolically: no text is encoded

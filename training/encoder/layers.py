@@ -8,7 +8,8 @@ zero row instead (the per-sentence zero padding of the n-gram convolutions).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -22,7 +23,8 @@ ORDERS = ((2, 0), (3, 1), (5, 2))
 MAX_LEFT = max(left for _, left in ORDERS)
 MAX_RIGHT = max(n - 1 - left for n, left in ORDERS)
 DAN_DIM = 320
-FEATURES_DIM = OUTPUT_DIM + DAN_DIM + EMBEDDING_DIM
+POOLED_DIM = EMBEDDING_DIM  # the pooled CNN vector: cnn_W maps the token features to 512
+FEATURES_DIM = OUTPUT_DIM + DAN_DIM + POOLED_DIM
 
 
 def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> tf.Tensor:
@@ -54,20 +56,81 @@ class SentencePieceTokens(keras.layers.Layer):
         return self.tokenizer.tokenize(text)
 
 
+DAN_KEYS = ("d0", "p1", "d1", "d2", "p3", "d3")
+Returns = Literal["embedding", "features", "pooled"]
+
+
+def dan_layers(mean: tf.Tensor, w: Callable[[str], Any], eps: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """The DAN layers on pooled vectors -> (L2-normalised 512-d embedding, first layer);
+    ``w(key)``: the weight of each of DAN_KEYS."""
+    y0 = tf.nn.relu(tf.matmul(mean, w("d0")))
+    y1 = tf.nn.relu(tf.matmul(mean, w("p1")) + tf.matmul(y0, w("d1")))
+    y2 = tf.nn.relu(tf.matmul(y1, w("d2")))
+    z = tf.tanh(tf.matmul(y1, w("p3")) + tf.matmul(y2, w("d3")))
+    squared = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)
+    return z * tf.math.rsqrt(tf.maximum(squared, eps)), y1
+
+
+def head_features(embedding: tf.Tensor, hidden: tf.Tensor, pooled: tf.Tensor) -> tf.Tensor:
+    """The FEATURES_DIM head input: the embedding beside the unit-normalised first DAN layer
+    and pooled vector (a linear head on these three scores higher than on the embedding
+    alone, README Results)."""
+    return tf.concat(
+        [embedding, tf.math.l2_normalize(hidden, axis=1), tf.math.l2_normalize(pooled, axis=1)],
+        axis=1,
+    )
+
+
+class DanFeatures(keras.layers.Layer):
+    """Pooled vectors [batch, 512] -> head features [batch, FEATURES_DIM] through the DAN
+    layers, initialised from the pretrained ones and trainable by default: the part of the
+    encoder that a head can fine-tune for the price of ~0.6 M weights, on pooled vectors
+    computed once per text (the token CNN before them is ~98% of the encoder's compute)."""
+
+    def __init__(
+        self, initial: dict[str, np.ndarray], eps: float, trainable: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(trainable=trainable, **kwargs)
+        self.eps = eps
+        self._values = {k: np.asarray(initial[k], np.float32) for k in DAN_KEYS}
+
+    def build(self, input_shape: Any = None) -> None:
+        for key, value in self._values.items():
+            weight = self.add_weight(
+                shape=value.shape,
+                initializer=keras.initializers.Constant(value),
+                trainable=self.trainable,
+                name=key,
+            )
+            setattr(self, f"w_{key}", weight)
+        self._values = {}
+        self.built = True
+
+    def call(self, pooled: tf.Tensor) -> tf.Tensor:
+        embedding, hidden = dan_layers(pooled, lambda key: getattr(self, f"w_{key}"), self.eps)
+        return head_features(embedding, hidden, pooled)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
+        return (input_shape[0], FEATURES_DIM)
+
+
 class UseMultilingualEncoder(keras.layers.Layer):
     """String [batch] -> float32 [batch, 512] L2-normalised USE multilingual v3 embeddings.
 
-    Frozen (no trainable weights). The embedding table is kept as uint8 (65 MB instead of
-    262 MB as float32) and only the gathered rows are dequantized, an O(tokens x 512) step
-    (see README Performance for the measured cost of both layouts).
+    ``returns``: "embedding" (the model's), "features" (the FEATURES_DIM head input of three
+    layers, ``head_features``) or "pooled" (the 512-d vectors before the DAN layers, which
+    DanFeatures turns into the features). Frozen (no trainable weights). The embedding table
+    is kept as uint8 (65 MB instead of 262 MB as float32) and only the gathered rows are
+    dequantized, an O(tokens x 512) step (see README Performance for the measured cost of
+    both layouts).
     """
 
     def __init__(
-        self, weights: EncoderWeights | None = None, features: bool = False, **kwargs: Any
+        self, weights: EncoderWeights | None = None, returns: Returns = "embedding", **kwargs: Any
     ) -> None:
         super().__init__(trainable=False, **kwargs)
         w = weights or load_weights()
-        self.features = features
+        self.returns = returns
         self.eps = w.eps
         self.tokens = SentencePieceTokens(w.sp_model, name="sentencepiece")
         a = w.arrays
@@ -101,16 +164,13 @@ class UseMultilingualEncoder(keras.layers.Layer):
         return getattr(self, f"w_{key}")
 
     def call(self, text: tf.Tensor) -> tf.Tensor:
-        """The 512-d embedding, or with ``features=True`` the FEATURES_DIM head input: the
-        embedding beside the unit-normalised pooled vector and first DAN layer (a linear head
-        on these three scores higher than on the embedding alone, README Results)."""
+        """What ``returns`` names (see the class)."""
         pooled = self.pooled(text)
+        if self.returns == "pooled":
+            return pooled
         embedding, hidden = self._dan(pooled)
-        if not self.features:
-            return embedding
-        return tf.concat(
-            [embedding, tf.math.l2_normalize(hidden, axis=1), tf.math.l2_normalize(pooled, axis=1)],
-            axis=1,
+        return (
+            embedding if self.returns == "embedding" else head_features(embedding, hidden, pooled)
         )
 
     def pooled(self, text: tf.Tensor) -> tf.Tensor:
@@ -160,18 +220,23 @@ class UseMultilingualEncoder(keras.layers.Layer):
             flens
         )
 
+    def dan_weights(self) -> dict[str, np.ndarray]:
+        """The pretrained DAN layers' weights (DanFeatures' initial values)."""
+        return {key: np.asarray(self._w(key)) for key in DAN_KEYS}
+
     def _dan(self, mean: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The DAN layers on pooled vectors -> (L2-normalised 512-d embedding, first layer)."""
-        y0 = tf.nn.relu(tf.matmul(mean, self._w("d0")))
-        y1 = tf.nn.relu(tf.matmul(mean, self._w("p1")) + tf.matmul(y0, self._w("d1")))
-        y2 = tf.nn.relu(tf.matmul(y1, self._w("d2")))
-        z = tf.tanh(tf.matmul(y1, self._w("p3")) + tf.matmul(y2, self._w("d3")))
-        squared = tf.reduce_sum(tf.square(z), axis=1, keepdims=True)
-        norm = tf.math.rsqrt(tf.maximum(squared, self.eps))
-        return z * norm, y1
+        return dan_layers(mean, self._w, self.eps)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
-        return (input_shape[0], FEATURES_DIM if self.features else OUTPUT_DIM)
+        width = {"embedding": OUTPUT_DIM, "features": FEATURES_DIM, "pooled": POOLED_DIM}
+        return (input_shape[0], width[self.returns])
 
 
-__all__ = ["FEATURES_DIM", "OUTPUT_DIM", "UseMultilingualEncoder", "SentencePieceTokens"]
+__all__ = [
+    "FEATURES_DIM",
+    "OUTPUT_DIM",
+    "POOLED_DIM",
+    "DanFeatures",
+    "UseMultilingualEncoder",
+    "SentencePieceTokens",
+]
