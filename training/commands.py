@@ -155,10 +155,10 @@ def train_command(
         ),
     ] = _CFG.validation,
     refit: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             help="split: after the val rows chose the epochs, train again on train + val "
-            "rows (not with --val-data)."
+            "rows (not with --val-data). Default: on for encoder, off for the others."
         ),
     ] = _CFG.refit,
     folds: Annotated[int, typer.Option(min=2, help="Folds for --validation kfold.")] = _CFG.folds,

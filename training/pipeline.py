@@ -96,8 +96,9 @@ class TrainConfig:
     validation: Validation = "auto"
     # split: once the val rows chose the epochs, train again on train + val rows for as many
     # epochs (the same learning rates); the published model has then seen every labelled row
-    # of --data. Off, or with --val-data, the model that early stopping kept is published.
-    refit: bool = True
+    # of --data. None: the architecture's default (Architecture.refit: on for the encoder).
+    # Off, or with --val-data, the model that early stopping kept is published.
+    refit: bool | None = None
     folds: int = 5
     seed: int = 0
     deterministic: bool = False
@@ -561,6 +562,13 @@ def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
     return [np.array(sorted(p), dtype=np.int64) for p in parts if p]
 
 
+def wants_refit(cfg: TrainConfig) -> bool:
+    """``cfg.refit``, or (None) the default of ``cfg.arch`` (decided, not ``auto``)."""
+    from training import architectures
+
+    return architectures.get(cfg.arch).refit if cfg.refit is None else cfg.refit
+
+
 def fitted_rows(prep: Prepared) -> list[str]:
     """The texts the published model trains on: train, and (a split's refit) val."""
     return prep.splits.texts["train"] + prep.splits.texts["val"]
@@ -837,7 +845,7 @@ def package(
         "class_weights": cfg.class_weights,
         "seed": cfg.seed,
         "validation": prep.validation,
-        "refit": cfg.refit,
+        "refit": wants_refit(cfg) and cfg.val_data is None and prep.validation == "split",
         "folds": cfg.folds,
         "val_fraction": cfg.val_fraction,
         "test_fraction": cfg.test_fraction,
@@ -930,7 +938,7 @@ def train(
         val = (splits.texts["val"], splits.y["val"])
         fitted = fit(cfg, x, y, n_labels, log, val=val, features=features)
         held = HeldOut("val", fitted.predict(val[0]), val[1], epochs=fitted.best_epoch)
-        if cfg.refit and cfg.val_data is None:
+        if wants_refit(cfg) and cfg.val_data is None:
             fitted = refit(cfg, prep, fitted, log, features)
             held.info["refit_rows"] = len(fitted_rows(prep))
     test = None

@@ -211,6 +211,21 @@ def test_features_are_encoded_once_per_text_and_match_the_encoder() -> None:
     assert features([]).shape == (0, features(seen[:1]).shape[1])
 
 
+def test_the_heads_dan_layers_start_as_the_pretrained_ones() -> None:
+    """DanFeatures on the pooled vectors gives the encoder's own three-layer features until
+    fine-tuning moves it; frozen, it has no trainable weights."""
+    from training.encoder.layers import DanFeatures
+
+    texts = tf.constant(TEXTS)
+    whole = UseMultilingualEncoder(returns="features")  # fresh: earlier tests reseed TF
+    expected = whole(texts).numpy()
+    pooled = whole.pooled(texts)
+    for trainable in (True, False):
+        dan = DanFeatures(whole.dan_weights(), whole.eps, trainable=trainable)
+        np.testing.assert_allclose(dan(pooled).numpy(), expected, atol=1e-5)
+        assert len(dan.trainable_weights) == (6 if trainable else 0)
+
+
 class CountingEncoder(UseMultilingualEncoder):
     """The real encoder, counting the texts it runs on (executed, not traced) in a variable."""
 

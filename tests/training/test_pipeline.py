@@ -212,6 +212,15 @@ def test_split_refit_trains_on_the_val_rows_for_the_chosen_epochs(tmp_path: Path
     assert meta.metrics["val"]["rows"] == rows["val"]
 
 
+def test_refit_defaults_to_the_architectures_choice() -> None:
+    from training.pipeline import TrainConfig, wants_refit
+
+    assert wants_refit(TrainConfig(arch="encoder")) is True
+    assert wants_refit(TrainConfig(arch="ngram")) is False
+    assert wants_refit(TrainConfig(arch="encoder", refit=False)) is False
+    assert wants_refit(TrainConfig(arch="cnn", refit=True)) is True
+
+
 def test_no_refit_with_val_data(tmp_path: Path) -> None:
     val = tmp_path / "val.csv"
     ds = load_dataset(EXAMPLE_TEST)

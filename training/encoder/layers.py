@@ -83,9 +83,9 @@ def head_features(embedding: tf.Tensor, hidden: tf.Tensor, pooled: tf.Tensor) ->
 
 class DanFeatures(keras.layers.Layer):
     """Pooled vectors [batch, 512] -> head features [batch, FEATURES_DIM] through the DAN
-    layers, initialised from the pretrained ones and trainable by default: the part of the
-    encoder that a head can fine-tune for the price of ~0.6 M weights, on pooled vectors
-    computed once per text (the token CNN before them is ~98% of the encoder's compute)."""
+    layers, initialised from the pretrained ones: the part of the encoder that a head can
+    fine-tune (``--fine-tune``) for the price of ~0.6 M weights, on pooled vectors computed
+    once per text (the token CNN before them is ~98% of the encoder's compute)."""
 
     def __init__(
         self, initial: dict[str, np.ndarray], eps: float, trainable: bool = True, **kwargs: Any
