@@ -169,9 +169,9 @@ def _output(result: Classification, out: RequestedOutput) -> OutputTensor:
     elif out.name == LABEL:
         data = [p.label for p in preds]
     elif out.name == CONFIDENCE:
-        data = np.fromiter((p.confidence for p in preds), np.float32, n)
+        data = np.array([p.confidence for p in preds], np.float32)
     else:
-        data = np.fromiter((p.fallback for p in preds), np.bool_, n)
+        data = np.array([p.fallback for p in preds], np.bool_)
     datatype = DATATYPES[out.name]
     return OutputTensor(name=out.name, datatype=datatype, shape=shape, data=data, binary=out.binary)
 
