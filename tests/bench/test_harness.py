@@ -282,3 +282,15 @@ def test_grpc_micro_measures_a_server_per_variant(capsys: pytest.CaptureFixture[
     table = capsys.readouterr().out.split("| variant |", 1)[1]
     for variant in ("http", "aio_uvloop", "sync_bridge8"):
         assert f"| {variant} | " in table
+
+
+def test_h2load_rows_speak_each_protocol(tmp_path: Path) -> None:
+    from bench.protocols_h2load import row_args
+
+    grpc_args = row_args("grpc", "http://127.0.0.1:1", 2, tmp_path)
+    assert "--h1" not in grpc_args and grpc_args[-1].endswith("/ModelInfer")
+    framed = (tmp_path / "grpc.bin").read_bytes()
+    assert framed[0] == 0 and int.from_bytes(framed[1:5], "big") == len(framed) - 5
+    for row, path in (("classify", "/classify"), ("v2_rest_binary", "/infer")):
+        args = row_args(row, "http://127.0.0.1:1", 2, tmp_path)
+        assert "--h1" in args and args[-1].endswith(path)
