@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -206,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument(
+        "--server-env", action="append", default=[], metavar="KEY=VALUE",
+        help="environment of the servers only (GRPC_EXPERIMENTS=..., GRPC_POLL_STRATEGY=...)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
@@ -216,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in order:
             port = free_port()
             cmd = [sys.executable, "-m", "bench.grpc_micro", "--serve", variant, str(port)]
-            proc = subprocess.Popen(cmd)
+            env = dict(os.environ, **dict(e.split("=", 1) for e in args.server_env))
+            proc = subprocess.Popen(cmd, env=env)
             try:
                 time.sleep(2.5 if variant != "http" else 1.5)
                 results[variant].append(asyncio.run(_one(variant, port, args, proc.pid)))
