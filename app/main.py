@@ -20,6 +20,7 @@ from app.edge.access import METRICS_ROUTES, OPEN_ROUTES, client_routes
 from app.edge.admin_auth import admin_key_digest
 from app.edge.auth import KeyStore, metrics_key_digest, warn_if_open
 from app.edge.body_guard import BodyGuard
+from app.edge.dispatch import EndpointRoute, HotRouteDispatch
 from app.edge.errors import service_error_handler, validation_error_handler
 from app.edge.http_metrics import HttpMetricsMiddleware
 from app.edge.rate_limit import RateLimiter
@@ -28,6 +29,7 @@ from app.edge.responses import OrjsonResponse
 from app.edge.review_page import mount_review_page
 from app.edge.routes import (
     admin,
+    classify,
     explain,
     feedback,
     health,
@@ -37,7 +39,7 @@ from app.edge.routes import (
     tfserving,
     v2,
 )
-from app.edge.routes.classify import ClassifyDispatch, ClassifyRoute, openapi_route
+from app.edge.routes.classify import openapi_route
 from app.edge.routes.docs import docs_routes
 from app.errors import ServiceError
 from app.metrics import Metrics
@@ -67,8 +69,8 @@ def _middleware(
     settings: Settings,
     *,
     metrics: Metrics,
-    classify_route: ClassifyRoute,
-    v2_routes: list[BaseRoute],
+    classify_route: EndpointRoute,
+    v2_routes: list[EndpointRoute],
     docs: list[BaseRoute],
 ) -> list[Middleware]:
     """Every middleware, outermost first: each sees what those below it answer."""
@@ -101,8 +103,8 @@ def _middleware(
         )
     # Reads each body once: 413 over TEXTCLS_MAX_BODY_BYTES, 422 for JSON that lies.
     stack.append(Middleware(BodyGuard, max_body_bytes=settings.max_body_bytes))
-    # POST /classify to its endpoint without the router's per-request work.
-    stack.append(Middleware(ClassifyDispatch, route=classify_route))
+    # POST /classify and V2 infer to their endpoints without the router's per-request work.
+    stack.append(Middleware(HotRouteDispatch, routes=[classify_route, *v2_routes]))
     return stack
 
 
@@ -168,8 +170,8 @@ def _add_routes(
     app: FastAPI,
     settings: Settings,
     *,
-    classify_route: ClassifyRoute,
-    v2_routes: list[BaseRoute],
+    classify_route: EndpointRoute,
+    v2_routes: list[EndpointRoute],
     docs: list[BaseRoute],
 ) -> None:
     """The routes, in the order the router matches them: the busiest first."""
@@ -202,7 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     warn_if_open(keys)
 
     lifespan = _lifespan(settings, app_metrics)
-    classify_route = ClassifyRoute()
+    classify_route = classify.route()
     docs = docs_routes()
     v2_routes = v2.infer_routes()
     app = FastAPI(

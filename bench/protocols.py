@@ -153,14 +153,9 @@ def client_overhead(url: str, bodies: list[str], calls: int) -> dict[str, float]
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    data = texts.data_dir(args.data)
-    version_dir = ensure_model(args.model_dir, data, log=_say)
-    bodies = texts.read_texts(data / "test.csv")[:2000]
-    work = Path(tempfile.mkdtemp(prefix="textcls-protocols-"))
-    grpc_port = free_port()
-    spec = ServerSpec(
+def server_spec(version_dir: Path, work: Path, grpc_port: int) -> ServerSpec:
+    """The one server every protocol row is measured on: ``textcls serve``, log SQLite, gRPC on."""
+    return ServerSpec(
         "textcls_protocols",
         "textcls serve, log SQLite, gRPC on",
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
@@ -173,6 +168,16 @@ def main(argv: list[str] | None = None) -> int:
             "TEXTCLS_SHUTDOWN_GRACE_S": "5",
         },
     )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    data = texts.data_dir(args.data)
+    version_dir = ensure_model(args.model_dir, data, log=_say)
+    bodies = texts.read_texts(data / "test.csv")[:2000]
+    work = Path(tempfile.mkdtemp(prefix="textcls-protocols-"))
+    grpc_port = free_port()
+    spec = server_spec(version_dir, work, grpc_port)
     runs: dict[str, list[LoadRun]] = {row: [] for row in ROWS}
     with RunningServer(spec, work) as server:
         _say(f"server ready in {server.cold_start_s:.1f} s; {args.reps} reps of {ROWS}")

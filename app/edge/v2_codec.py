@@ -29,6 +29,7 @@ from app.plane.v2.tensors import (
 
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
+_THE_INPUT = f"input '{INPUT}'"
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
@@ -49,23 +50,25 @@ def _flag(params: dict[str, Any], name: str, what: str) -> bool:
 
 
 def _shape(value: object) -> list[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) for d in value
-    ):
-        raise InvalidInput(f"input '{INPUT}' needs a 'shape': a list of integers")
-    return value
+    if type(value) is list:
+        for d in value:
+            if type(d) is not int:  # orjson reads integers as int, true and false as bool
+                break
+        else:
+            return value
+    raise InvalidInput(f"input '{INPUT}' needs a 'shape': a list of integers")
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     """(JSON header, binary tensor data) of a request body."""
     if header_length is None:
         return body, memoryview(b"")
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
+    n = int(header_length) if header_length.strip().isdecimal() else -1
+    if not 0 <= n <= len(body):
         raise InvalidInput(
             f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
             f"{len(body)} bytes"
         )
-    n = int(header_length)
     return body[:n], memoryview(body)[n:]
 
 
@@ -88,7 +91,7 @@ def decode_request(
     if not isinstance(name, str) or not isinstance(datatype, str):
         raise InvalidInput("an input needs a 'name' and a 'datatype'")
     count = check_input(name, datatype, _shape(tensor.get("shape")))
-    size = _parameters(tensor, f"input '{INPUT}'").get("binary_data_size")
+    size = _parameters(tensor, _THE_INPUT).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(binary):
             raise InvalidInput(

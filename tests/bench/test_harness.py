@@ -258,3 +258,39 @@ def test_service_metrics_window_means() -> None:
     assert stats["mean_model_call_ms"] == pytest.approx(10.0)  # 1.0 s / 100 calls
     assert stats["model_calls_per_s"] == pytest.approx(10.0)
     assert "mean_queue_wait_ms" not in stats  # no such histogram scraped
+
+
+def test_request_cost_sends_each_route_as_bench_protocols_does() -> None:
+    from bench.request_cost import requests_for
+
+    (classify,) = requests_for("classify", ["hello"])
+    assert classify[0] == "/classify" and json.loads(classify[1]) == {"text": "hello"}
+    (v2_json,) = requests_for("v2_json", ["hello"])
+    assert v2_json[0].startswith("/v2/models/") and v2_json[0].endswith("/infer")
+    assert json.loads(v2_json[1])["inputs"][0]["data"] == ["hello"]
+    (path, body, headers) = requests_for("v2_binary", ["hello"])[0]
+    n = int(headers["inference-header-content-length"])
+    assert headers["content-type"] == "application/octet-stream"
+    assert body[n:] == len(b"hello").to_bytes(4, "little") + b"hello"
+
+
+def test_grpc_micro_measures_a_server_per_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import grpc_micro
+
+    args = ["http", "aio_uvloop", "sync_bridge8", "--reps", "1", "--duration", "0.3"]
+    assert grpc_micro.main([*args, "--warmup", "0.1", "--concurrency", "4"]) == 0
+    table = capsys.readouterr().out.split("| variant |", 1)[1]
+    for variant in ("http", "aio_uvloop", "sync_bridge8"):
+        assert f"| {variant} | " in table
+
+
+def test_h2load_rows_speak_each_protocol(tmp_path: Path) -> None:
+    from bench.protocols_h2load import row_args
+
+    grpc_args = row_args("grpc", "http://127.0.0.1:1", 2, tmp_path)
+    assert "--h1" not in grpc_args and grpc_args[-1].endswith("/ModelInfer")
+    framed = (tmp_path / "grpc.bin").read_bytes()
+    assert framed[0] == 0 and int.from_bytes(framed[1:5], "big") == len(framed) - 5
+    for row, path in (("classify", "/classify"), ("v2_rest_binary", "/infer")):
+        args = row_args(row, "http://127.0.0.1:1", 2, tmp_path)
+        assert "--h1" in args and args[-1].endswith(path)

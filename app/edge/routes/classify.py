@@ -1,8 +1,8 @@
 """POST /classify: one text or a batch, answered through the dynamic batcher.
 
-The one implementation of /classify, a plain Starlette ``Route`` whose endpoint is an ASGI
-callable: no FastAPI dependency solving, no ``Request`` object and no response class on the
-way, which together cost more event-loop CPU than batching, ranking and logging
+The one implementation of /classify, an ``EndpointRoute`` (app.edge.dispatch) whose endpoint
+is an ASGI callable: no FastAPI dependency solving, no ``Request`` object and no response
+class on the way, which together cost more event-loop CPU than batching, ranking and logging
 (bench/request_cost.py). It takes the body the body guard read (``scope[BODY]``), validates it
 with ``ClassifyRequest.model_validate_json``, calls ``authorize`` (the same function the other
 routes' FastAPI dependency calls) and the ``Classifier``, and writes the orjson answer. Every
@@ -26,13 +26,12 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from app.edge.auth import header
 from app.edge.authorize import authorize
 from app.edge.body_guard import BODY
+from app.edge.dispatch import EndpointRoute, read_body, send_payload
 from app.edge.schemas import ClassifyRequest, ClassifyResponse
 from app.errors import MalformedBody, ModelNotReady
 from app.plane.classifier import Classification
@@ -116,21 +115,11 @@ def _validate_as_fastapi(document: object) -> ClassifyRequest:
         raise RequestValidationError(errors) from None
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The body, for an app built without the body guard in front (it always is, in create_app)."""
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 async def classify(scope: Scope, receive: Receive, send: Send) -> None:
     """Classify `text` or `texts`; predictions come back in input order."""
     body = scope.get(BODY)
     if body is None:
-        body = await _read_body(receive)
+        body = await read_body(receive)
     content_type = header(scope, b"content-type")
     request: ClassifyRequest | None = None
     if _is_plain_json(content_type):
@@ -157,34 +146,12 @@ async def classify(scope: Scope, receive: Receive, send: Send) -> None:
         request_id=scope["state"].get("request_id"),
         session=request.session,
     )
-    payload = orjson.dumps(classification_body(result))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_payload(send, orjson.dumps(classification_body(result)))
 
 
-class ClassifyRoute(Route):
-    """POST /classify, answered by ``classify``; like FastAPI's routes it leaves itself in
-    ``scope["route"]``, which the HTTP metrics label requests by."""
-
-    def __init__(self) -> None:
-        super().__init__(PATH, classify, methods=["POST"], name="classify")
-        # ``classify`` is an ASGI callable; Route would wrap a function as request -> response.
-        self.app = classify
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+def route() -> EndpointRoute:
+    """POST /classify, answered by ``classify`` (through ``HotRouteDispatch`` in create_app)."""
+    return EndpointRoute(PATH, classify, name="classify")
 
 
 async def _documented(body: ClassifyRequest) -> ClassifyResponse:
@@ -195,7 +162,7 @@ async def _documented(body: ClassifyRequest) -> ClassifyResponse:
 def openapi_route(security: dict[str, Any]) -> APIRoute:
     """/classify's OpenAPI description: FastAPI's own, from the request and response models and
     the client routes' ``security`` (``include_router`` arguments: declared headers, schemes,
-    error answers). Never routed: ``ClassifyRoute`` answers /classify."""
+    error answers). Never routed: ``route()`` answers /classify."""
     return APIRoute(
         PATH,
         _documented,
@@ -206,50 +173,3 @@ def openapi_route(security: dict[str, Any]) -> APIRoute:
         dependencies=security["dependencies"],
         responses={**security["responses"], **ERRORS},
     )
-
-
-def _handler(app: Any, exc: Exception) -> Any:
-    """The app's exception handler for ``exc`` (by its class's MRO), as ExceptionMiddleware
-    picks it; None for an error the app leaves to ServerErrorMiddleware (a 500)."""
-    handlers = app.exception_handlers
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]
-    return None
-
-
-class ClassifyDispatch:
-    """Innermost middleware: POST /classify straight to ``classify``, past the router.
-
-    The route and its errors are the same as through the router (``ClassifyRoute`` stays
-    registered for other methods, OpenAPI and apps built without this middleware); what is
-    skipped is per-request work /classify does not need: ExceptionMiddleware's ``Request``, the
-    dependency exit stack and route matching: the loop thread's CPU per single-text request
-    fell from 71-99 µs to 60 µs in our runs (docs/performance.md). A refusal is answered by
-    the app's own exception handler, looked up as ExceptionMiddleware does.
-    """
-
-    def __init__(self, app: Any, *, route: ClassifyRoute) -> None:
-        self.app = app
-        self.route = route
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or scope.get("root_path")
-        ):
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = self.route
-        try:
-            await classify(scope, receive, send)
-        except Exception as exc:
-            handler = _handler(scope["app"], exc)
-            if handler is None:
-                raise
-            response = await handler(Request(scope, receive, send), exc)
-            await response(scope, receive, send)

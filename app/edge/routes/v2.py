@@ -12,14 +12,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from app.edge.auth import header
 from app.edge.authorize import authorize
 from app.edge.body_guard import BODY
+from app.edge.dispatch import EndpointRoute, read_body, send_payload
 from app.edge.responses import OrjsonResponse
-from app.edge.v2_codec import BINARY_CONTENT_TYPE, decode_request, encode_response
+from app.edge.v2_codec import BINARY_CONTENT_TYPE, HEADER_LENGTH, decode_request, encode_response
 from app.edge.v2_openapi import (
     ID_HEADER,
     INFER,
@@ -37,6 +38,8 @@ from app.edge.v2_openapi import (
 from app.plane.v2.protocol import InferenceProtocol
 
 router = APIRouter(prefix="/v2", tags=["open-inference-protocol"])
+HEADER_LENGTH_KEY = HEADER_LENGTH.encode()  # ASGI header names: lower-case bytes
+BINARY_TYPE = BINARY_CONTENT_TYPE.encode()
 
 
 def _protocol(request: Request) -> InferenceProtocol:
@@ -75,60 +78,38 @@ async def _model_ready(request: Request, name: str, version: str | None) -> Orjs
     return OrjsonResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 400)
 
 
-async def infer_response(scope: Scope, receive: Receive, *, name: str, version: str) -> Response:
-    """The one implementation of infer: the body guard's bytes in, V2's outputs out."""
+async def infer(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /v2/models/{name}[/versions/{version}]/infer: the one implementation of infer, an
+    ASGI endpoint as /classify's is (FastAPI's routing and dependency solving would cost more
+    than the call itself). The body guard's bytes in, V2's outputs out."""
     client = authorize(scope)
     body = scope.get(BODY)
     if body is None:  # an app built without the body guard in front (create_app has it)
-        body = await Request(scope, receive).body()
-    header_length = None
-    for key, value in scope["headers"]:
-        if key == b"inference-header-content-length":
-            header_length = value.decode("latin-1")
-    decoded = decode_request(body, header_length, model=name, version=version)
+        body = await read_body(receive)
+    params = scope["path_params"]
+    decoded = decode_request(
+        body,
+        header(scope, HEADER_LENGTH_KEY),
+        model=params["name"],
+        version=params.get("version", ""),
+    )
     protocol: InferenceProtocol = scope["app"].state.inference_protocol
     result = await protocol.infer(decoded, client, scope["state"].get("request_id"))
     payload, length = encode_response(result)
     if length is None:
-        return Response(payload, media_type="application/json")
-    return Response(
-        payload,
-        media_type=BINARY_CONTENT_TYPE,
-        headers={"Inference-Header-Content-Length": str(length)},
-    )
-
-
-async def infer(scope: Scope, receive: Receive, send: Send) -> None:
-    """POST /v2/models/{name}[/versions/{version}]/infer (an ASGI endpoint, as /classify's:
-    FastAPI's routing and dependency solving would cost more than the call itself)."""
-    params = scope["path_params"]
-    response = await infer_response(
-        scope, receive, name=params["name"], version=params.get("version", "")
-    )
-    await response(scope, receive, send)
-
-
-class InferRoute(Route):
-    """A V2 infer path answered by ``infer``; leaves itself in ``scope["route"]`` for the HTTP
-    metrics, as FastAPI's routes do."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, infer, methods=["POST"], name="v2_infer")
-        self.app = infer  # an ASGI callable; Route would wrap a function as request -> response
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+        await send_payload(send, payload)
+    else:
+        length_header = (HEADER_LENGTH_KEY, str(length).encode())
+        await send_payload(send, payload, content_type=BINARY_TYPE, headers=(length_header,))
 
 
 INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 
 
-def infer_routes() -> list[BaseRoute]:
-    """The routes that answer V2 inference (create_app puts them first in its router)."""
-    return [InferRoute(path) for path in INFER_PATHS]
+def infer_routes() -> list[EndpointRoute]:
+    """The routes that answer V2 inference (create_app puts them first in its router, and hands
+    them to ``HotRouteDispatch``)."""
+    return [EndpointRoute(path, infer, name="v2_infer") for path in INFER_PATHS]
 
 
 async def _documented_infer(name: str) -> InferResponseDoc:
@@ -140,7 +121,7 @@ async def _documented_infer_version(name: str, version: str) -> InferResponseDoc
 
 
 def openapi_routes() -> list[BaseRoute]:
-    """Infer's OpenAPI description (never routed: ``InferRoute`` answers infer)."""
+    """Infer's OpenAPI description (never routed: ``infer_routes()`` answer infer)."""
     docs = (
         "Classify the `text` tensor: JSON tensors, or binary ones (tritonclient.http's default).",
         "The same, pinned to one version (404 when it is not the one served).",

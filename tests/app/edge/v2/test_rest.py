@@ -12,6 +12,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from app.edge.v2_codec import split_body
+from app.errors import InvalidInput
 from app.plane.v2.tensors import encode_bytes
 from tests.app.conftest import wait_until
 from tests.app.edge.v2.conftest import AUTH, CHINESE, ENGLISH, MAX_TEXT_CHARS, MAX_TEXTS, V2Server
@@ -191,6 +193,13 @@ def test_binary_body_errors(v2: V2Server) -> None:
     # A body with no Content-Type at all is read as what it is (V2 clients send none).
     r = httpx.post(v2.url + "/v2/models/example/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("value", ["", " ", "-1", "3", "²", "1e2", "0x1"])
+def test_a_header_length_that_is_no_byte_count_within_the_body_is_invalid(value: str) -> None:
+    # "²" is a digit to str.isdigit, yet int() refuses it: it must be a 400, never a 500.
+    with pytest.raises(InvalidInput, match="does not fit"):
+        split_body(b"{}", value)
 
 
 def test_oversize_body_is_413_in_v2_shape(v2: V2Server) -> None:
