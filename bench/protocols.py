@@ -40,14 +40,22 @@ TITLES = {
 }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.protocols", description=__doc__)
+def add_load_options(
+    p: argparse.ArgumentParser, seconds: Callable[[str], float] = float, warmup: float = 1.5
+) -> None:
+    """The model, data and load options bench.protocols and bench.protocols_h2load share
+    (``seconds``: the type of --duration and --warmup; h2load takes whole seconds)."""
     p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--duration", type=float, default=6.0)
-    p.add_argument("--warmup", type=float, default=1.5)
+    p.add_argument("--duration", type=seconds, default=6)
+    p.add_argument("--warmup", type=seconds, default=warmup)
     p.add_argument("--reps", type=int, default=3)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.protocols", description=__doc__)
+    add_load_options(p)
     p.add_argument("--client-calls", type=int, default=400)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "protocols.json")
     return p.parse_args(argv)

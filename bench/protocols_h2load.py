@@ -26,8 +26,8 @@ import grpc
 import orjson
 
 from bench import procstat, texts
-from bench.model import DEFAULT_MODEL_DIR, MODEL_NAME, ensure_model
-from bench.protocols import grpc_body, server_spec, v2_binary_body
+from bench.model import MODEL_NAME, ensure_model
+from bench.protocols import add_load_options, grpc_body, server_spec, v2_binary_body
 from bench.servers import RunningServer, free_port
 
 ROWS = ("classify", "v2_rest_binary", "grpc")
@@ -75,12 +75,7 @@ def check_grpc(grpc_port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.protocols_h2load", description=__doc__)
-    p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--duration", type=int, default=6)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--reps", type=int, default=3)
+    add_load_options(p, seconds=int, warmup=1)
     args = p.parse_args(argv)
     if shutil.which("h2load") is None:
         print("h2load is not installed: apt-get install nghttp2-client", file=sys.stderr)
