@@ -41,14 +41,15 @@ TITLES = {
 
 
 def add_load_options(
-    p: argparse.ArgumentParser, seconds: Callable[[str], float] = float, warmup: float = 1.5
+    p: argparse.ArgumentParser, seconds: Callable[[str], float] = float, warmup: str = "1.5"
 ) -> None:
     """The model, data and load options bench.protocols and bench.protocols_h2load share
-    (``seconds``: the type of --duration and --warmup; h2load takes whole seconds)."""
+    (``seconds``: the type of --duration and --warmup; h2load takes whole seconds). The
+    defaults are strings so that argparse parses them with ``seconds`` too."""
     p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--duration", type=seconds, default=6)
+    p.add_argument("--duration", type=seconds, default="6")
     p.add_argument("--warmup", type=seconds, default=warmup)
     p.add_argument("--reps", type=int, default=3)
 

@@ -75,7 +75,7 @@ def check_grpc(grpc_port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.protocols_h2load", description=__doc__)
-    add_load_options(p, seconds=int, warmup=1)
+    add_load_options(p, seconds=int, warmup="1")
     args = p.parse_args(argv)
     if shutil.which("h2load") is None:
         print("h2load is not installed: apt-get install nghttp2-client", file=sys.stderr)
