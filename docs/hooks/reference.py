@@ -155,19 +155,23 @@ def cli_group() -> Any:
 
 
 def cli_commands() -> list[tuple[str, Any]]:
-    """(``textcls sub command``, click command) for every command, depth first, sorted."""
-    import click
+    """(``textcls sub command``, click command) for every command, depth first, sorted.
 
+    Duck-typed: Typer builds its commands on its own copy of click's classes."""
     found: list[tuple[str, Any]] = []
 
     def walk(path: str, command: Any) -> None:
         found.append((path, command))
-        if isinstance(command, click.Group):
+        if _is_group(command):
             for name in sorted(command.commands):
                 walk(f"{path} {name}", command.commands[name])
 
     walk("textcls", cli_group())
     return found
+
+
+def _is_group(command: Any) -> bool:
+    return isinstance(getattr(command, "commands", None), dict)
 
 
 def _plain(text: str) -> str:
@@ -176,35 +180,18 @@ def _plain(text: str) -> str:
     return text.strip()
 
 
-def _param_row(param: Any, ctx: Any) -> str:
-    import click
-
-    if isinstance(param, click.Argument):
-        name = f"`{param.human_readable_name}`"
-        kind = "argument" + ("" if param.required else " (optional)")
-    else:
-        name = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
-        kind = "flag" if param.is_flag else param.type.name.lower()
-    help_text = getattr(param, "help", None) or ""
-    default = param.default
-    if callable(default) or default is None or default == () or param.name == "help":
-        shown = ""
-    elif isinstance(default, bool):
-        shown = f"`{str(default).lower()}`" if not getattr(param, "is_flag", False) else ""
-        if getattr(param, "secondary_opts", None):
-            shown = f"`{param.opts[0] if default else param.secondary_opts[0]}`"
-    else:
-        shown = f"`{default}`"
-    if getattr(param, "envvar", None):
-        help_text += f" (env: `{param.envvar}`)"
-    if getattr(param, "required", False) and not isinstance(param, click.Argument):
-        help_text = "**Required.** " + help_text
-    return f"| {name} | {_cell(kind)} | {_cell(shown)} | {_cell(_plain(help_text))} |"
+def _param_row(param: Any, ctx: Any) -> str | None:
+    """``| `--flag <type>` | help [default: x] |`` as ``--help`` shows it; None when hidden."""
+    record = param.get_help_record(ctx)
+    if record is None:
+        return None
+    names, help_text = record
+    if param.param_type_name == "argument":
+        names = f"{names} (argument)"
+    return f"| `{_cell(names)}` | {_cell(_plain(help_text))} |"
 
 
 def cli_page() -> str:
-    import click
-
     lines = [
         "# CLI",
         "",
@@ -215,15 +202,16 @@ def cli_page() -> str:
         "",
     ]
     for path, command in cli_commands():
-        ctx = click.Context(command, info_name=path)
+        ctx = command.context_class(command, info_name=path)
         level = "#" * min(2 + path.count(" ") - 1, 4) if path != "textcls" else "##"
-        lines += [f"{level} `{path}`", ""]
+        anchor = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+        lines += [f"{level} `{path}` {{ #{anchor} }}", ""]
         if command.help:
             lines += [_plain(command.help), ""]
         pieces = command.collect_usage_pieces(ctx)
         lines += ["```text", f"{path} {' '.join(pieces)}".rstrip(), "```", ""]
         params = [p for p in command.get_params(ctx) if p.name != "help"]
-        if isinstance(command, click.Group):
+        if _is_group(command):
             subs = sorted(command.commands.items())
             if subs:
                 lines += ["| Command | What |", "|---|---|"]
@@ -232,8 +220,8 @@ def cli_page() -> str:
                     lines.append(f"| `{path} {name}` | {_cell(summary)} |")
                 lines.append("")
         if params:
-            lines += ["| Parameter | Type | Default | Meaning |", "|---|---|---|---|"]
-            lines += [_param_row(p, ctx) for p in params]
+            lines += ["| Parameter | Meaning |", "|---|---|"]
+            lines += [row for p in params if (row := _param_row(p, ctx)) is not None]
             lines.append("")
     return "\n".join(lines)
 
@@ -303,8 +291,12 @@ def _media_schemas(content: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _operation_anchor(path: str, method: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-")
+
+
 def _operation(path: str, method: str, op: dict[str, Any]) -> list[str]:
-    lines = [f"### `{method.upper()} {path}`", ""]
+    lines = [f"### `{method.upper()} {path}` {{ #{_operation_anchor(path, method)} }}", ""]
     if op.get("summary"):
         lines += [f"**{op['summary']}**", ""]
     if op.get("description"):
@@ -386,9 +378,8 @@ def http_api_page(schema: dict[str, Any]) -> str:
         if method in {"get", "put", "post", "delete", "patch"}
     ]
     for path, method, op in operations:
-        title = f"{method.upper()} {path}"
-        anchor = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-        lines.append(f"| [`{title}`](#{anchor}) | {_cell(op.get('summary', ''))} |")
+        anchor = _operation_anchor(path, method)
+        lines.append(f"| [`{method.upper()} {path}`](#{anchor}) | {_cell(op.get('summary', ''))} |")
     lines.append("")
     for path, method, op in operations:
         lines += _operation(path, method, op)
