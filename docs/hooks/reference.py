@@ -232,6 +232,8 @@ def cli_page() -> str:
 def openapi_schema() -> dict[str, Any]:
     """The service's OpenAPI document, as a server with API keys, an admin key and a metrics
     key configured describes itself (every status the routes can answer)."""
+    from pydantic import SecretStr
+
     from app.config import Settings
     from app.main import create_app
 
@@ -240,9 +242,9 @@ def openapi_schema() -> dict[str, Any]:
             _env_file=None,
             model_dir=Path(tmp),
             log_predictions=False,
-            api_keys="client:docs-key",
-            admin_api_key="docs-admin-key",
-            metrics_api_key="docs-metrics-key",
+            api_keys=SecretStr("client:docs-key"),
+            admin_api_key=SecretStr("docs-admin-key"),
+            metrics_api_key=SecretStr("docs-metrics-key"),
             rate_limit_per_s=100,
         )
         return create_app(settings).openapi()
@@ -331,7 +333,7 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> list[str]:
 
 
 def _schema_section(name: str, schema: dict[str, Any]) -> list[str]:
-    lines = [f'### {name} {{ #{_anchor(name)} }}', ""]
+    lines = [f"### {name} {{ #{_anchor(name)} }}", ""]
     if schema.get("description"):
         lines += [schema["description"].strip(), ""]
     properties = schema.get("properties", {})
