@@ -124,3 +124,20 @@ def test_site_pages_load_nothing_from_the_internet(site: Path) -> None:
     for page in site.rglob("*.html"):
         found = external.search(page.read_text())
         assert not found, f"{page.relative_to(site)}: {found.group(0)}"
+
+
+def test_deploy_guides_cover_images_compose_kubernetes_and_other_servers() -> None:
+    text = (DOCS / "guides/deploy.md").read_text() + (
+        DOCS / "guides/tf-serving-triton.md"
+    ).read_text()
+    for needle in (
+        "--build-arg VARIANT=gpu",
+        "docker compose -f deploy/docker-compose.yml",
+        "kubectl apply -k deploy/k8s/base",
+        "kubectl apply -k deploy/k8s/gpu",
+        "## Scaling out",
+        "tensorflow/serving",
+        ":predict",
+        "config.pbtxt",
+    ):
+        assert needle in text, f"the deploy guides lack {needle!r}"
