@@ -141,3 +141,16 @@ def test_deploy_guides_cover_images_compose_kubernetes_and_other_servers() -> No
         "config.pbtxt",
     ):
         assert needle in text, f"the deploy guides lack {needle!r}"
+
+
+def test_committed_bench_results_are_the_ones_the_results_pages_cite() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "bench/results"], cwd=REPO, capture_output=True, text=True
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    cited = "\n".join(p.read_text() for p in (DOCS / "results").glob("*.md"))
+    uncited = [
+        f for f in listed.stdout.split() if Path(f).name not in cited and Path(f).stem not in cited
+    ]
+    assert not uncited, f"committed but cited by no Results page: {uncited}"
