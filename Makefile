@@ -49,12 +49,13 @@ types: venv
 	$(VENV)/bin/mypy app training docs/hooks
 
 # The documentation site (mkdocs.yml, docs/): served with live reload, or built as CI does.
+# NO_MKDOCS_2_WARNING: Material's banner about MkDocs' future, printed on every build.
 DOCS_ADDR ?= 127.0.0.1:8080
 docs: venv
-	$(VENV)/bin/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
 
 docs-build: venv
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: venv
 	$(PY) -m bench
