@@ -293,6 +293,12 @@ def _media_schemas(content: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _what(op: dict[str, Any]) -> str:
+    """An operation in one line: its description's first paragraph, else its summary."""
+    description = (op.get("description") or "").strip()
+    return " ".join(description.split("\n\n")[0].split()) if description else op.get("summary", "")
+
+
 def _operation_anchor(path: str, method: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-")
 
@@ -381,7 +387,7 @@ def http_api_page(schema: dict[str, Any]) -> str:
     ]
     for path, method, op in operations:
         anchor = _operation_anchor(path, method)
-        lines.append(f"| [`{method.upper()} {path}`](#{anchor}) | {_cell(op.get('summary', ''))} |")
+        lines.append(f"| [`{method.upper()} {path}`](#{anchor}) | {_cell(_what(op))} |")
     lines.append("")
     for path, method, op in operations:
         lines += _operation(path, method, op)
