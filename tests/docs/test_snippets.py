@@ -1,4 +1,4 @@
-"""The getting-started and client pages work as written: each shell and Python block runs
+"""The getting-started, API and client pages work as written: each shell and Python block runs
 against one real server (uvicorn on the tiny test model, the prediction log in SQLite, gRPC
 on), its output checked against the answer the page shows; ``textcls`` commands that would
 train for minutes are parsed by the real CLI instead.
@@ -31,6 +31,7 @@ PAGES = (
     "get-started/index.md",
     "get-started/first-model.md",
     "get-started/review-page.md",
+    "guides/api.md",
     "guides/python-client.md",
 )
 SNIPPETS = [s for page in PAGES for s in page_snippets(page)]
