@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(TEXTCLS_MODEL_DIR),./models)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run venv example serve test lint types bench bench-quick clean
+.PHONY: run venv example serve test lint types docs docs-build bench bench-quick clean
 
 run: venv example serve
 
@@ -41,12 +41,21 @@ test: venv
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check app training tests bench clients
-	$(VENV)/bin/ruff format --check app training tests bench clients
+	$(VENV)/bin/ruff check app training tests bench clients docs/hooks
+	$(VENV)/bin/ruff format --check app training tests bench clients docs/hooks
 
 # Strict, but for what TensorFlow's missing types force on training/ (see pyproject.toml).
 types: venv
-	$(VENV)/bin/mypy app training
+	$(VENV)/bin/mypy app training docs/hooks
+
+# The documentation site (mkdocs.yml, docs/): served with live reload, or built as CI does.
+# NO_MKDOCS_2_WARNING: Material's banner about MkDocs' future, printed on every build.
+DOCS_ADDR ?= 127.0.0.1:8080
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
+
+docs-build: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: venv
 	$(PY) -m bench
@@ -55,4 +64,4 @@ bench-quick: venv
 	$(PY) -m bench --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

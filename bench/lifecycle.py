@@ -10,7 +10,7 @@ as versions 1 and 2 (same weights, so only the routing and the extra model work 
 
 wrk loads them in turn with single-text requests, interleaved over ``--reps`` rounds so
 background load hits every variant alike; the medians of texts/s, p99 latency and server CPU
-per request are compared with ``none``. Targets (issue 16): canary texts/s >= 0.95 of none;
+per request are compared with ``none``. Targets: canary texts/s >= 0.95 of none;
 shadow primary p99 <= 1.5x none. The prediction log is off in all three, so the figures are
 the routing and model work alone.
 

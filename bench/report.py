@@ -25,7 +25,7 @@ LOG_ROWS = (TEXTCLS_64, TEXTCLS_PG_64)
 
 @dataclass(frozen=True)
 class Target:
-    """One goal from the issue: the measured value, the goal, and whether it is met."""
+    """One serving target: the measured value, the goal, and whether it is met."""
 
     name: str
     row: str
@@ -81,7 +81,7 @@ def _at_least(name: str, row: RowResult | None, ratio: str, goal: float, text: s
 
 
 def evaluate_targets(rows: dict[str, RowResult]) -> list[Target]:
-    """The issue's targets; call ``add_ratios`` first."""
+    """The serving targets (docs/results/speed.md); call ``add_ratios`` first."""
     main, batch = rows.get(TEXTCLS_64), rows.get(TEXTCLS_BATCH)
     p99 = main.p99_ms if main else None
     targets = [

@@ -26,8 +26,9 @@ TEXTCLS_PG_64 = "textcls_pglog_c64"
 TEXTCLS_NOLOG_64 = "textcls_nolog_c64"
 
 COMPARE_CONNECTIONS = 64  # the ceiling and baseline B run where the main target is set
-# model.predict takes ~0.2 s per call even alone: at 64 connections a request waits longer
-# than a quick run lasts and wrk counts nothing, so baseline A runs at a concurrency it can serve.
+# model.predict takes ~0.2 s per call even alone (docs/results/speed.md, baseline A): at 64
+# connections a request waits longer than a quick run lasts and wrk counts nothing, so
+# baseline A runs at a concurrency it can serve.
 BASELINE_A_CONNECTIONS = 8
 
 

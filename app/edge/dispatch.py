@@ -83,8 +83,9 @@ class HotRouteDispatch:
 
     The routes stay registered in the router too (other methods, OpenAPI, apps built without
     this middleware) and answer the same there; what is skipped is per-request work they do not
-    need. For /classify the loop thread's CPU per single-text request fell from 71-99 µs to
-    60 µs in our runs (docs/performance.md).
+    need: the router's matching over every route, ExceptionMiddleware's per-request ``Request``
+    and the exit stack, which cost these hot routes more than their own work
+    (docs/results/speed.md).
     """
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[EndpointRoute]) -> None:

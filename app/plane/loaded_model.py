@@ -99,9 +99,9 @@ class LoadedModel:
 
         Call it only once nothing predicts with this model any more (the repository closes
         the batcher first). The explicit destroy matters: TensorFlow does not free a restored
-        SavedModel's lookup tables when their Python objects go, so every reload of the
-        BANKING77 ngram model kept its old vocabularies, +7 MiB of RSS per reload
-        (bench.reload_memory, 20 reloads: 853 -> 989 MiB; with the destroy, flat at ~890).
+        SavedModel's lookup tables when their Python objects go, so without it every reload
+        keeps the old version's vocabularies and memory grows with each reload
+        (``python -m bench.reload_memory``; docs/results/speed.md).
         """
         self.ready = False
         if self._fn is not None:

@@ -23,8 +23,8 @@ os.register_at_fork(after_in_child=_forget_pool)
 def new_request_id() -> str:
     """32 random hex digits (128 bits, as ``uuid4().hex``), unguessable like it.
 
-    Cut from one ``os.urandom`` read per 256 ids: a system call per request showed up at 4%
-    of the event loop's time under load.
+    Cut from one ``os.urandom`` read per 256 ids, so the event loop does not make a system
+    call per request.
     """
     global _pool, _pool_at
     with _pool_lock:

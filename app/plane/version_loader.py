@@ -20,7 +20,7 @@ from app.plane.loaded_model import LoadedModel, LoadError
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
 
-# The repository's log: load failures read as its lines, as they did before this module.
+# The repository's logger: load failures are reported as the repository's lines.
 log = logging.getLogger("app.plane.repository")
 
 

@@ -1,13 +1,11 @@
 """Idempotent multi-row INSERT of prediction rows (a row already there is skipped).
 
-Executed at the driver level: compiling a 500-row ``insert().values([...])`` with SQLAlchemy
-costs ~0.2 ms of Python time per row, which the serving threads would feel through the GIL.
-SQLite gets ``INSERT ... VALUES (?, ...), (?, ...)`` with the text built once per row count;
-PostgreSQL gets one single-row ``INSERT`` run with ``executemany``, which psycopg sends as one
-pipeline (one round trip) and adapts in C: 10 us of client CPU per row, where the earlier
-``INSERT ... SELECT * FROM unnest(<one array per column>)`` cost 24 us adapting the arrays in
-Python, held the GIL while doing it, and took twice the wall time (20,000 rows in batches of
-500 against this machine's PostgreSQL).
+Executed at the driver level: compiling a multi-row ``insert().values([...])`` with SQLAlchemy
+costs Python time per row, which the serving threads would feel through the GIL. SQLite gets
+``INSERT ... VALUES (?, ...), (?, ...)`` with the text built once per row count; PostgreSQL
+gets one single-row ``INSERT`` run with ``executemany``, which psycopg sends as one pipeline
+(one round trip) and adapts in C, rather than arrays adapted in Python for
+``INSERT ... SELECT FROM unnest(...)`` (docs/results/speed.md, "What the prediction log costs").
 """
 
 from __future__ import annotations

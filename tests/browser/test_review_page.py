@@ -2,7 +2,7 @@
 
 Every request the page makes to anywhere but the server is blocked and recorded, so the test
 also proves the page works on a closed network. With ``TEXTCLS_UI_SCREENSHOTS=<dir>`` set,
-a screenshot of each view is saved there (README's pictures: ``docs/``).
+a screenshot of each view is saved there (the docs' pictures: ``docs/images/``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ def _textcls_cli() -> typer.Typer:
     return cli.cli
 
 
+def textcls_group() -> Any:
+    """The ``textcls`` command group (click) as the console script builds it."""
+    return typer.main.get_command(_textcls_cli())
+
+
 def textcls_help(*args: str) -> str:
     """``textcls ARGS --help``, in-process (the CLI is the image's entrypoint)."""
     result = CliRunner().invoke(_textcls_cli(), [*args, "--help"], env={"COLUMNS": "200"})
