@@ -242,6 +242,25 @@ class Metrics:
             "Failed attempts to write prediction log rows.",
             registry=r,
         )
+        self.log_rows_pruned = Counter(
+            name("log_rows_pruned"),
+            "Rows changed by the log's retention, by action (deleted, text_blanked, "
+            "feedback_deleted).",
+            ["action"],
+            registry=r,
+        )
+        self.log_rows_sampled_out = Counter(
+            name("log_rows_sampled_out"),
+            "Confident answered predictions not logged (TEXTCLS_LOG_SAMPLE_RATE).",
+            registry=r,
+        )
+        self.log_rows_dropped = Counter(
+            name("log_rows_dropped"),
+            "Prediction rows lost because neither the database nor the spill file took them, "
+            "by reason (disk_full, file_too_large, io_error).",
+            ["reason"],
+            registry=r,
+        )
         self.feedback = Counter(
             name("feedback"),
             "Feedback received, by model and whether the prediction was right.",

@@ -1,4 +1,5 @@
-"""CLI commands of the prediction log: ``db upgrade``, ``feedback export``, ``logs stats``."""
+"""CLI commands of the prediction log: ``db upgrade``, ``feedback export``, ``logs stats``,
+``logs prune``, ``logs erase`` and ``logs partition``."""
 
 from __future__ import annotations
 
@@ -164,6 +165,145 @@ def stats_command(
     for label, count in stats.labels.items():
         share = count / stats.predictions if stats.predictions else 0.0
         typer.echo(f"  {label:<24} {count:>8}  {share:6.1%}")
+
+
+def parse_age(value: str, option: str) -> float:
+    """``30d``, ``12h``, ``2w`` or a plain number of days, as days."""
+    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in units else (value, "d")
+    try:
+        days = float(number) * units[unit]
+    except ValueError:
+        days = -1.0
+    if days <= 0:
+        raise _fail(f"{option} {value!r} is not an age such as 30d, 12h or 2w", EXIT_BAD_INPUT)
+    return days
+
+
+def _age_option(name: str, what: str) -> object:
+    return typer.Option(name, help=f"{what} (30d, 12h, 2w; default: the TEXTCLS_ setting).")
+
+
+@logs_app.command("prune")
+def prune_command(
+    older_than: Annotated[
+        str | None, _age_option("--older-than", "Delete rows older than this")
+    ] = None,
+    text_older_than: Annotated[
+        str | None, _age_option("--text-older-than", "Blank texts older than this")
+    ] = None,
+    feedback_older_than: Annotated[
+        str | None, _age_option("--feedback-older-than", "Expire feedback older than this")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, change nothing.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Apply the log's retention once (from cron, say): what the server does periodically."""
+    from app.predlog.partitions import is_partitioned, manage_partitions
+    from app.predlog.records import utc_now
+    from app.predlog.retention import RetentionPolicy, prune
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    policy = RetentionPolicy.from_settings(settings)
+    policy = RetentionPolicy(
+        row_days=parse_age(older_than, "--older-than") if older_than else policy.row_days,
+        text_days=(
+            parse_age(text_older_than, "--text-older-than") if text_older_than else policy.text_days
+        ),
+        feedback_days=(
+            parse_age(feedback_older_than, "--feedback-older-than")
+            if feedback_older_than
+            else policy.feedback_days
+        ),
+    )
+    typer.echo(policy.describe(settings.log_text))
+    now = utc_now()
+    with _engine(database_url or settings.database_url) as engine:
+        dropped = 0
+        if is_partitioned(engine):
+            dropped = manage_partitions(engine, policy, now=now, dry_run=dry_run).dropped
+        counts = prune(
+            engine, policy, now=now, batch_rows=settings.log_prune_batch_rows, dry_run=dry_run
+        )
+    verb = "would be" if dry_run else "were"
+    typer.echo(
+        f"{counts.deleted} rows {verb} deleted, {counts.text_blanked} texts {verb} blanked, "
+        f"{counts.feedback_deleted} feedback rows {verb} deleted"
+        + (f", {dropped} partitions {verb} dropped" if dropped else "")
+    )
+
+
+@logs_app.command("erase")
+def erase_command(
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="Erase this request's rows.")
+    ] = None,
+    text_contains: Annotated[
+        str | None,
+        typer.Option("--text-contains", help="Erase rows whose text holds this (case-sensitive)."),
+    ] = None,
+    client: Annotated[
+        str | None, typer.Option("--client", help="Erase every row of this client.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, erase nothing.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Erase prediction rows and their feedback on request (right to erasure), with an audit."""
+    from app.predlog.erasure import Selector, erase
+
+    given = [
+        Selector(kind, value)  # type: ignore[arg-type]
+        for kind, value in (
+            ("request_id", request_id),
+            ("text_contains", text_contains),
+            ("client", client),
+        )
+        if value is not None
+    ]
+    if len(given) != 1 or not given[0].value:
+        raise _fail(
+            "give exactly one non-empty --request-id, --text-contains or --client", EXIT_BAD_INPUT
+        )
+    with _engine(database_url) as engine:
+        erased = erase(engine, given[0], dry_run=dry_run, source="cli")
+    if dry_run:
+        typer.echo(
+            f"would erase {erased.rows} prediction rows and {erased.feedback} feedback rows "
+            f"matching {given[0].describe()} (dry run: nothing erased)"
+        )
+    else:
+        typer.echo(
+            f"erased {erased.rows} prediction rows and {erased.feedback} feedback rows "
+            f"matching {given[0].describe()}; recorded in log_audit"
+        )
+
+
+@logs_app.command("partition")
+def partition_command(
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=31, help="Days per partition (1 daily, 7 weekly).")
+    ] = 1,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """PostgreSQL: convert prediction_log into a table partitioned by created_at.
+
+    Run it with the servers stopped (it copies the table). Afterwards the pruner creates
+    partitions ahead and drops whole partitions past the retention.
+    """
+    from app.predlog.partitions import NotPostgres, partition_table
+
+    with _engine(database_url) as engine:
+        try:
+            result = partition_table(engine, days=days)
+        except NotPostgres as exc:
+            raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    typer.echo(
+        f"prediction_log partitioned by {days}-day ranges of created_at: {result.partitions} "
+        f"partitions, {result.rows} rows moved"
+    )
 
 
 def register(cli: typer.Typer) -> None:

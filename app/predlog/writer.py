@@ -7,10 +7,19 @@ When the database is down or erroring it keeps the rows, retries with capped exp
 backoff, and once more than ``log_buffer_rows`` are held the ``Spiller`` appends the excess to
 the spill file. When the database answers again it replays the spill file, including one left
 by an earlier run. ``stop`` flushes the queue to the database, or to the spill file if it is down.
+
+When the disk refuses too (ENOSPC, EFBIG), the writer keeps ``log_buffer_rows`` rows in
+memory and drops the rest, counting them by reason as they go and saying so at most once a
+minute; serving never waits. Both the database and the spill file are tried again on every
+retry, so writing resumes by itself when space returns.
+
+``log_sample_rate`` below 1 keeps only that share of confident answered predictions (chosen
+by ``app.predlog.sampling``); fallbacks and shadow rows are always kept.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -23,7 +32,9 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.predlog.log_store import LogStore, Row
+from app.predlog.pruner import LogPruner
 from app.predlog.records import PredictionRecord, to_row
+from app.predlog.sampling import sampled_in
 from app.predlog.spiller import Spiller
 
 log = logging.getLogger(__name__)
@@ -33,6 +44,20 @@ RETRY_INITIAL_S = 0.05
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
 BATCH_LINGER_S = 0.2
 IDLE_WAKE_S = 1.0
+# Lost rows are logged at most this often, with the running count.
+DROP_LOG_EVERY_S = 60.0
+# After the last lost row, /healthz says the log is degraded for this long.
+DROP_DEGRADED_S = 60.0
+
+
+def drop_reason(exc: BaseException | None) -> str:
+    """The ``reason`` label of rows lost to ``exc``."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full"
+    if code == errno.EFBIG:
+        return "file_too_large"
+    return "io_error"
 
 
 class PredictionLogWriter:
@@ -47,12 +72,14 @@ class PredictionLogWriter:
 
     def __init__(self, settings: Settings, metrics: object | None = None) -> None:
         self._log_text = settings.log_text
+        self.sample_rate = settings.log_sample_rate
         self._batch_size = settings.log_batch_size
         self._buffer_rows = settings.log_buffer_rows
         self._retry_max_s = settings.log_retry_max_s
         self._metrics: Any = metrics
         self._store = LogStore(settings, metrics)
         self._spiller = Spiller(settings.log_spill_path, self._store.count_error, metrics)
+        self.pruner = LogPruner(settings, metrics)
         self._cond = threading.Condition()
         self._pending: deque[PredictionRecord] = deque()
         # Converted rows taken for the next INSERT, kept until it succeeds (or they are
@@ -68,6 +95,10 @@ class PredictionLogWriter:
         self.rows_written = 0
         self.rows_replayed = 0
         self.rows_duplicate = 0
+        self.rows_sampled_out = 0
+        self.rows_dropped: dict[str, int] = {}
+        self._dropped_at = -DROP_DEGRADED_S
+        self._drop_logged_at = -DROP_LOG_EVERY_S
 
     # -- what the database and the spill file say ----------------------------------------
 
@@ -96,6 +127,16 @@ class PredictionLogWriter:
         return self._spiller.rows_spilled
 
     @property
+    def health(self) -> str:
+        """``ok``, or ``degraded: ...`` saying why (for /healthz: the log is not the service)."""
+        if time.monotonic() - self._dropped_at < DROP_DEGRADED_S:
+            lost = sum(self.rows_dropped.values())
+            return f"degraded: losing rows ({lost} lost), {self._spiller.failure or 'no space'}"
+        if not self._store.healthy and self._store.status != "not started":
+            return f"degraded: {self._store.status}"
+        return "ok"
+
+    @property
     def spill_pending(self) -> bool:
         """The spill file holds rows not yet replayed."""
         return self._spiller.pending
@@ -106,6 +147,10 @@ class PredictionLogWriter:
         """Queue ``records`` for the database; never blocks on I/O, safe from any thread."""
         if not records:
             return
+        if self.sample_rate < 1.0:
+            records = self._sample(records)
+            if not records:
+                return
         with self._cond:
             self._pending.extend(records)
             self._submitted += len(records)
@@ -116,6 +161,22 @@ class PredictionLogWriter:
                 self._cond.notify()
         # The depth gauge is set by the writer thread after each batch or retry, not here:
         # a locked gauge write per request showed on the event loop's profile.
+
+    def _sample(self, records: Sequence[PredictionRecord]) -> Sequence[PredictionRecord]:
+        """``records`` less the confident answered ones ``sample_rate`` leaves out."""
+        rate = self.sample_rate
+        kept = [
+            r
+            for r in records
+            if r.role != "primary" or r.fallback or sampled_in(r.request_id, r.index, rate)
+        ]
+        out = len(records) - len(kept)
+        if out:
+            with self._cond:
+                self.rows_sampled_out += out
+            if self._metrics is not None:
+                self._metrics.log_rows_sampled_out.inc(out)
+        return kept
 
     @property
     def queue_depth(self) -> int:
@@ -148,9 +209,11 @@ class PredictionLogWriter:
         self._store.probe()
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
+        self.pruner.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Write every queued row to the database, or to the spill file if it is down."""
+        self.pruner.stop()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -279,8 +342,9 @@ class PredictionLogWriter:
             records = [self._pending.popleft() for _ in range(excess - len(from_retry))]
         rows = from_retry + [self._to_row(r) for r in records]
         if not self._spill(rows):
-            # The disk refuses too: keep them in memory rather than lose them.
-            self._retry = rows + self._retry
+            # The disk refuses too. Memory is bounded: the newest log_buffer_rows stay, to be
+            # written when the database (or the disk) takes them; these are lost.
+            self._drop(rows)
 
     def _spill_everything(self) -> None:
         with self._cond:
@@ -288,14 +352,33 @@ class PredictionLogWriter:
             self._pending.clear()
         rows = self._retry + [self._to_row(r) for r in records]
         self._retry = []
-        if not self._spill(rows):
-            log.critical("lost %d prediction rows: database and spill file both failed", len(rows))
+        if rows and not self._spill(rows):
+            self._drop(rows, final=True)
 
     def _spill(self, rows: list[Row]) -> bool:
         if not self._spiller.spill(rows):
             return False
         self._settled += len(rows)
         return True
+
+    def _drop(self, rows: list[Row], *, final: bool = False) -> None:
+        """Count ``rows`` as lost (they are settled: nothing will write them)."""
+        reason = drop_reason(self._spiller.last_error)
+        self._settled += len(rows)
+        self.rows_dropped[reason] = self.rows_dropped.get(reason, 0) + len(rows)
+        if self._metrics is not None:
+            self._metrics.log_rows_dropped.labels(reason).inc(len(rows))
+        now = time.monotonic()
+        self._dropped_at = now
+        if final or now - self._drop_logged_at >= DROP_LOG_EVERY_S:
+            self._drop_logged_at = now
+            log.error(
+                "lost %d prediction rows (%d in all): neither the database nor the spill file "
+                "takes them (%s); serving goes on, writing resumes when space returns",
+                len(rows),
+                sum(self.rows_dropped.values()),
+                self._spiller.failure or reason,
+            )
 
     def _set_depth(self) -> None:
         if self._metrics is not None:
