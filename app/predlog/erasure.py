@@ -55,7 +55,9 @@ class Erased:
     dry_run: bool
 
 
-def _contains(conn: Connection, column: SQLColumnExpression[str | None], s: str) -> ColumnElement[bool]:
+def _contains(
+    conn: Connection, column: SQLColumnExpression[str | None], s: str
+) -> ColumnElement[bool]:
     """``column`` holds ``s``, case and all (LIKE would ignore case on SQLite, and wildcards)."""
     if conn.dialect.name == "postgresql":
         return func.strpos(column, s) > 0
