@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.predlog.feedback import record_feedback
 from app.predlog.inserts import insert_rows
 from app.predlog.records import to_row
 from app.predlog.retention import RetentionPolicy, prune
 from app.predlog.tables import Feedback, PredictionLog
+from app.predlog.writer import PredictionLogWriter
 from tests.app.predlog.factories import make_record
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -125,3 +130,40 @@ def test_describe_says_what_is_kept() -> None:
         .describe("hash")
         .startswith("prediction log keeps rows 7 days, text hashes 7 days")
     )
+
+
+def test_sqlite_file_stops_growing_under_steady_load_with_retention(tmp_path: Path) -> None:
+    """Rows written at a steady rate, kept 1.5 s: once the retention window is full the file
+    (with its WAL) stays the same size, as free pages are reused or handed back."""
+    db = tmp_path / "log.db"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=f"sqlite:///{db}",
+        log_spill_path=tmp_path / "spill.jsonl",
+        log_retention_days=1.5 / 86400,
+        log_text_retention_days=0,
+        log_prune_interval_s=0.25,
+    )
+    writer = PredictionLogWriter(settings)
+    writer.start()
+    sizes: list[int] = []
+    text = "please tell me where my new card is, it has been two weeks " * 4
+    try:
+        for tick in range(60):  # 6 s at 1,000 rows/s
+            writer.submit(
+                [
+                    make_record(0, f"t{tick}-{i}", text, created_at=datetime.now(UTC))
+                    for i in range(100)
+                ]
+            )
+            time.sleep(0.1)
+            sizes.append(sum(p.stat().st_size for p in tmp_path.glob("log.db*")))
+        assert writer.flush(10)
+    finally:
+        writer.stop()
+    assert writer.pruner.passes >= 10 and writer.pruner.total.deleted > 3000
+    window = max(sizes[25:35])  # the retention window has filled once
+    assert max(sizes[45:]) <= window * 1.2, str(sizes)
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("SELECT count(*) FROM prediction_log").fetchone()[0]
+    assert kept < 3000  # of 6,000 written
