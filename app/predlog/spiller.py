@@ -65,9 +65,11 @@ class Spiller:
         """Append rows from memory to the spill file; False (rows kept) if the disk refuses."""
         if not rows:
             return True
-        with self._lock, self.file.locked():
+        with self._lock:
             try:
-                self.file.append(rows)
+                # The lock file too: on a full disk even creating it may fail.
+                with self.file.locked():
+                    self.file.append(rows)
             except OSError as exc:
                 self._count_error()
                 now = time.monotonic()

@@ -65,9 +65,11 @@ class PredictionLogWriter:
 
     ``healthy`` and ``status`` describe the database as the writer last saw it (for /readyz);
     ``rows_written``, ``rows_spilled``, ``rows_replayed``, ``write_errors`` and
-    ``queue_depth`` count what happened. ``metrics`` is optional: any object with the
-    Prometheus attributes ``log_rows_written``, ``log_queue_depth``, ``log_rows_spilled``,
-    ``log_rows_replayed`` and ``log_write_errors``.
+    ``queue_depth`` count what happened; ``rows_sampled_out`` and ``rows_dropped`` (by reason)
+    what was not written. ``metrics`` is optional: any object with the Prometheus attributes
+    ``log_rows_written``, ``log_queue_depth``, ``log_rows_spilled``, ``log_rows_replayed``,
+    ``log_write_errors``, ``log_rows_sampled_out``, ``log_rows_dropped`` and
+    ``log_rows_pruned`` (the last for the ``pruner`` it starts).
     """
 
     def __init__(self, settings: Settings, metrics: object | None = None) -> None:
