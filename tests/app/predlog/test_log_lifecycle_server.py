@@ -3,12 +3,14 @@ serving, sampling with exact accounting, erasure through the admin API."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -87,6 +89,7 @@ def test_server_prunes_at_start_up_and_while_serving(
     db_url: str,  # noqa: F811
     tiny_model_repo: Path,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     engine = create_db_engine(db_url)
     upgrade(engine)
@@ -104,7 +107,7 @@ def test_server_prunes_at_start_up_and_while_serving(
         log_prune_batch_rows=7,  # several transactions per pass
     )
     app = create_app(settings)
-    with TestClient(app) as c:
+    with caplog.at_level(logging.INFO, logger="app.predlog.pruner"), TestClient(app) as c:
         wait_ready(c)
         pruner = app.state.services.log_writer.pruner
         wait_until(lambda: pruner.passes >= 1, timeout=20)
@@ -126,6 +129,10 @@ def test_server_prunes_at_start_up_and_while_serving(
         assert load.statuses and set(load.statuses) == {200}
         assert app.state.services.log_writer.flush(10)
         metrics = parse(c.get("/metrics").text)
+    startup = [r.getMessage() for r in caplog.records if "prediction log keeps" in r.getMessage()]
+    assert startup == [
+        "prediction log keeps rows 90 days, texts 30 days, rows with feedback forever"
+    ]
     assert value(metrics, "textcls_log_rows_pruned_total", action="deleted") == 29 + 40
     assert value(metrics, "textcls_log_rows_pruned_total", action="text_blanked") == 20
     with Session(engine) as s:
