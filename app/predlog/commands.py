@@ -1,5 +1,5 @@
 """CLI commands of the prediction log: ``db upgrade``, ``feedback export``, ``logs stats``,
-``logs prune``, ``logs erase`` and ``logs partition``."""
+``logs prune``, ``logs erase``, ``logs audit`` and ``logs partition``."""
 
 from __future__ import annotations
 
@@ -279,6 +279,38 @@ def erase_command(
             f"erased {erased.rows} prediction rows and {erased.feedback} feedback rows "
             f"matching {given[0].describe()}; recorded in log_audit"
         )
+
+
+@logs_app.command("audit")
+def audit_command(
+    since: Since = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The erasures recorded in log_audit: when, what was asked, how many rows went."""
+    from app.predlog.erasure import audit_entries
+
+    with _engine(database_url) as engine:
+        entries = audit_entries(engine, parse_since(since))
+    for e in entries:
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "created_at": e.created_at.isoformat(),
+                        "action": e.action,
+                        "selector": e.selector,
+                        "rows": e.rows,
+                        "feedback": e.feedback,
+                        "source": e.source,
+                    }
+                )
+            )
+        else:
+            typer.echo(
+                f"{e.created_at.isoformat(timespec='seconds')}  {e.action}  {e.selector}  "
+                f"{e.rows} rows, {e.feedback} feedback  ({e.source})"
+            )
 
 
 @logs_app.command("partition")

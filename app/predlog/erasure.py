@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.orm import Session
 
 from app.predlog.records import utc_now
 from app.predlog.tables import Feedback, LogAudit, PredictionLog
@@ -138,3 +140,13 @@ def _delete_in_batches(
         total += n
         if n < ERASE_BATCH_ROWS:
             return total
+
+
+def audit_entries(engine: Engine, since: datetime) -> list[LogAudit]:
+    """The audit rows written at or after ``since``, oldest first."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.scalars(
+                select(LogAudit).where(LogAudit.created_at >= since).order_by(LogAudit.id)
+            )
+        )

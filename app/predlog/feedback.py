@@ -185,13 +185,10 @@ def _record(
                 f"{prediction.version}'s labels: {', '.join(labels)}"
             )
         row = Feedback(
-            request_id=request_id,
-            index=index,
-            label=label,
-            created_at=utc_now(),
-            source=source,
-            text=text,
+            request_id=request_id, index=index, label=label, created_at=utc_now(), source=source
         )
+        if text is not None:
+            row.text = text
         session.add(row)
         session.flush()
         return StoredFeedback(

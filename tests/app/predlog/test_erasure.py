@@ -108,7 +108,10 @@ def test_erase_removes_exactly_the_matching_rows_and_their_feedback(
     )
     # The audit says what was asked and when, never the erased text.
     assert audit.created_at > datetime.now(UTC) - timedelta(minutes=1)
-    logged = caplog.text + audit.selector
+    listed = runner.invoke(_cli(), ["logs", "audit", "--database-url", db_url])
+    assert listed.exit_code == 0, listed.output
+    assert f"erase  {audit.selector}  {rows} rows, {feedback} feedback  (cli)" in listed.output
+    logged = caplog.text + audit.selector + listed.output
     if option == "--text-contains":
         assert "Alice" not in logged and "11-character" in audit.selector
     else:
