@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
@@ -167,33 +167,28 @@ def stats_command(
         typer.echo(f"  {label:<24} {count:>8}  {share:6.1%}")
 
 
-def parse_age(value: str, option: str) -> float:
-    """``30d``, ``12h``, ``2w`` or a plain number of days, as days."""
-    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
-    number, unit = (value[:-1], value[-1]) if value and value[-1] in units else (value, "d")
+def _age(value: str | None, option: str) -> float | None:
+    from app.predlog.retention import parse_age
+
     try:
-        days = float(number) * units[unit]
+        return None if value is None else parse_age(value)
     except ValueError:
-        days = -1.0
-    if days <= 0:
-        raise _fail(f"{option} {value!r} is not an age such as 30d, 12h or 2w", EXIT_BAD_INPUT)
-    return days
+        raise _fail(
+            f"{option} {value!r} is not an age such as 30d, 12h or 2w", EXIT_BAD_INPUT
+        ) from None
 
 
-def _age_option(name: str, what: str) -> object:
-    return typer.Option(name, help=f"{what} (30d, 12h, 2w; default: the TEXTCLS_ setting).")
+def _age_option(what: str) -> Any:
+    return typer.Option(help=f"{what} (30d, 12h or 2w; default: the TEXTCLS_ setting).")
 
 
 @logs_app.command("prune")
 def prune_command(
-    older_than: Annotated[
-        str | None, _age_option("--older-than", "Delete rows older than this")
-    ] = None,
-    text_older_than: Annotated[
-        str | None, _age_option("--text-older-than", "Blank texts older than this")
-    ] = None,
+    *,
+    older_than: Annotated[str | None, _age_option("Delete rows older than this")] = None,
+    text_older_than: Annotated[str | None, _age_option("Blank texts older than this")] = None,
     feedback_older_than: Annotated[
-        str | None, _age_option("--feedback-older-than", "Expire feedback older than this")
+        str | None, _age_option("Delete feedback older than this")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, change nothing.")] = False,
     database_url: DatabaseUrl = None,
@@ -207,17 +202,10 @@ def prune_command(
         settings = load_settings()
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
-    policy = RetentionPolicy.from_settings(settings)
-    policy = RetentionPolicy(
-        row_days=parse_age(older_than, "--older-than") if older_than else policy.row_days,
-        text_days=(
-            parse_age(text_older_than, "--text-older-than") if text_older_than else policy.text_days
-        ),
-        feedback_days=(
-            parse_age(feedback_older_than, "--feedback-older-than")
-            if feedback_older_than
-            else policy.feedback_days
-        ),
+    policy = RetentionPolicy.from_settings(settings).overridden(
+        row_days=_age(older_than, "--older-than"),
+        text_days=_age(text_older_than, "--text-older-than"),
+        feedback_days=_age(feedback_older_than, "--feedback-older-than"),
     )
     typer.echo(policy.describe(settings.log_text))
     now = utc_now()
@@ -228,57 +216,31 @@ def prune_command(
         counts = prune(
             engine, policy, now=now, batch_rows=settings.log_prune_batch_rows, dry_run=dry_run
         )
-    verb = "would be" if dry_run else "were"
-    typer.echo(
-        f"{counts.deleted} rows {verb} deleted, {counts.text_blanked} texts {verb} blanked, "
-        f"{counts.feedback_deleted} feedback rows {verb} deleted"
-        + (f", {dropped} partitions {verb} dropped" if dropped else "")
-    )
+    counts.partitions_dropped = dropped
+    typer.echo(counts.describe(dry_run=dry_run))
 
 
 @logs_app.command("erase")
 def erase_command(
-    request_id: Annotated[
-        str | None, typer.Option("--request-id", help="Erase this request's rows.")
-    ] = None,
+    *,
+    request_id: Annotated[str | None, typer.Option(help="Erase this request's rows.")] = None,
     text_contains: Annotated[
-        str | None,
-        typer.Option("--text-contains", help="Erase rows whose text holds this (case-sensitive)."),
+        str | None, typer.Option(help="Erase rows whose text holds this (case-sensitive).")
     ] = None,
-    client: Annotated[
-        str | None, typer.Option("--client", help="Erase every row of this client.")
-    ] = None,
+    client: Annotated[str | None, typer.Option(help="Erase every row of this client.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, erase nothing.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Erase prediction rows and their feedback on request (right to erasure), with an audit."""
-    from app.predlog.erasure import Selector, erase
+    from app.predlog.erasure import erase, one_selector
 
-    given = [
-        Selector(kind, value)  # type: ignore[arg-type]
-        for kind, value in (
-            ("request_id", request_id),
-            ("text_contains", text_contains),
-            ("client", client),
-        )
-        if value is not None
-    ]
-    if len(given) != 1 or not given[0].value:
-        raise _fail(
-            "give exactly one non-empty --request-id, --text-contains or --client", EXIT_BAD_INPUT
-        )
+    try:
+        selector = one_selector(request_id=request_id, text_contains=text_contains, client=client)
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
     with _engine(database_url) as engine:
-        erased = erase(engine, given[0], dry_run=dry_run, source="cli")
-    if dry_run:
-        typer.echo(
-            f"would erase {erased.rows} prediction rows and {erased.feedback} feedback rows "
-            f"matching {given[0].describe()} (dry run: nothing erased)"
-        )
-    else:
-        typer.echo(
-            f"erased {erased.rows} prediction rows and {erased.feedback} feedback rows "
-            f"matching {given[0].describe()}; recorded in log_audit"
-        )
+        erased = erase(engine, selector, dry_run=dry_run, source="cli")
+    typer.echo(erased.describe(selector))
 
 
 @logs_app.command("audit")
@@ -288,29 +250,12 @@ def audit_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """The erasures recorded in log_audit: when, what was asked, how many rows went."""
-    from app.predlog.erasure import audit_entries
+    from app.predlog.erasure import audit_entries, audit_line
 
     with _engine(database_url) as engine:
         entries = audit_entries(engine, parse_since(since))
-    for e in entries:
-        if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "created_at": e.created_at.isoformat(),
-                        "action": e.action,
-                        "selector": e.selector,
-                        "rows": e.rows,
-                        "feedback": e.feedback,
-                        "source": e.source,
-                    }
-                )
-            )
-        else:
-            typer.echo(
-                f"{e.created_at.isoformat(timespec='seconds')}  {e.action}  {e.selector}  "
-                f"{e.rows} rows, {e.feedback} feedback  ({e.source})"
-            )
+    for entry in entries:
+        typer.echo(audit_line(entry, as_json=as_json))
 
 
 @logs_app.command("partition")

@@ -9,6 +9,7 @@ batches, so the log writer's INSERTs keep going meanwhile.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,11 +51,27 @@ class Selector:
         return f"{self.kind}={self.value!r}"[:255]
 
 
+def one_selector(**given: str | None) -> Selector:
+    """The one non-empty selector among ``given`` (request_id, text_contains, client)."""
+    chosen = [(kind, value) for kind, value in given.items() if value is not None]
+    if len(chosen) != 1 or not chosen[0][1]:
+        raise ValueError("give exactly one non-empty --request-id, --text-contains or --client")
+    kind, value = chosen[0]
+    assert value is not None and kind in ("request_id", "text_contains", "client")
+    return Selector(kind, value)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class Erased:
     rows: int
     feedback: int
     dry_run: bool
+
+    def describe(self, selector: Selector) -> str:
+        counts = f"{self.rows} prediction rows and {self.feedback} feedback rows"
+        if self.dry_run:
+            return f"would erase {counts} matching {selector.describe()} (dry run: nothing erased)"
+        return f"erased {counts} matching {selector.describe()}; recorded in log_audit"
 
 
 def _contains(
@@ -103,8 +120,8 @@ def erase(engine: Engine, selector: Selector, *, dry_run: bool = False, source: 
             fb = conn.scalar(select(func.count()).select_from(Feedback).where(feedback_where))
             return Erased(rows=rows or 0, feedback=fb or 0, dry_run=True)
         # Feedback first: it is found through the rows it corrects.
-        fb = _delete_in_batches(conn, Feedback, Feedback.id, feedback_where)
-        rows = _delete_in_batches(conn, PredictionLog, PredictionLog.id, rows_where)
+        fb = _delete_in_batches(conn, Feedback, id_column=Feedback.id, where=feedback_where)
+        rows = _delete_in_batches(conn, PredictionLog, id_column=PredictionLog.id, where=rows_where)
         with conn.begin():
             conn.execute(
                 insert(LogAudit).values(
@@ -129,6 +146,7 @@ def erase(engine: Engine, selector: Selector, *, dry_run: bool = False, source: 
 def _delete_in_batches(
     conn: Connection,
     table: type[PredictionLog] | type[Feedback],
+    *,
     id_column: SQLColumnExpression[int],
     where: ColumnElement[bool],
 ) -> int:
@@ -150,3 +168,22 @@ def audit_entries(engine: Engine, since: datetime) -> list[LogAudit]:
                 select(LogAudit).where(LogAudit.created_at >= since).order_by(LogAudit.id)
             )
         )
+
+
+def audit_line(entry: LogAudit, *, as_json: bool) -> str:
+    """One audit row as ``textcls logs audit`` prints it."""
+    if as_json:
+        return json.dumps(
+            {
+                "created_at": entry.created_at.isoformat(),
+                "action": entry.action,
+                "selector": entry.selector,
+                "rows": entry.rows,
+                "feedback": entry.feedback,
+                "source": entry.source,
+            }
+        )
+    return (
+        f"{entry.created_at.isoformat(timespec='seconds')}  {entry.action}  {entry.selector}  "
+        f"{entry.rows} rows, {entry.feedback} feedback  ({entry.source})"
+    )

@@ -96,16 +96,17 @@ def record_feedback(
     record = partial(
         _record, engine, request_id, index, label=label, labels_for=labels_for, source=source
     )
+    unlogged_feedback = partial(_unlogged, engine, request_id, index, label=label, source=source)
     try:
         try:
             return record(text=text)
         except PredictionNotFound:
             if flush_log is None or not flush_log():
-                return _unlogged(engine, request_id, index, label, source, text, unlogged)
+                return unlogged_feedback(text=text, unlogged=unlogged)
             try:
                 return record(text=text)
             except PredictionNotFound:
-                return _unlogged(engine, request_id, index, label, source, text, unlogged)
+                return unlogged_feedback(text=text, unlogged=unlogged)
     except OperationalError as exc:
         raise LogStoreUnavailable(
             "the prediction log database is unavailable; try again later"
@@ -116,6 +117,7 @@ def _unlogged(
     engine: Engine,
     request_id: str,
     index: int,
+    *,
     label: str,
     source: str,
     text: str | None,

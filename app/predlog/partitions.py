@@ -51,7 +51,7 @@ class Partition:
     end: datetime
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class PartitionResult:
     partitions: int = 0
     rows: int = 0

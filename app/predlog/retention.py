@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, delete, exists, func, select, text, update
@@ -39,6 +39,10 @@ class RetentionPolicy:
             feedback_days=settings.feedback_retention_days,
         )
 
+    def overridden(self, **days: float | None) -> RetentionPolicy:
+        """This policy with the ``days`` given (None: keep this policy's)."""
+        return replace(self, **{k: v for k, v in days.items() if v is not None})
+
     @property
     def active(self) -> bool:
         return bool(self.row_days or self.text_days or self.feedback_days)
@@ -62,7 +66,7 @@ class RetentionPolicy:
         return "prediction log keeps " + ", ".join(parts)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class PruneCounts:
     """Rows a pass deleted or blanked (or, on a dry run, would)."""
 
@@ -73,6 +77,28 @@ class PruneCounts:
 
     def add(self, action: str, n: int) -> None:
         setattr(self, action, getattr(self, action) + n)
+
+    def describe(self, *, dry_run: bool) -> str:
+        verb = "would be" if dry_run else "were"
+        line = (
+            f"{self.deleted} rows {verb} deleted, {self.text_blanked} texts {verb} blanked, "
+            f"{self.feedback_deleted} feedback rows {verb} deleted"
+        )
+        if self.partitions_dropped:
+            line += f", {self.partitions_dropped} partitions {verb} dropped"
+        return line
+
+
+_AGE_UNITS = {"d": 1.0, "h": 1 / 24, "w": 7.0}
+
+
+def parse_age(value: str) -> float:
+    """``30d``, ``12h``, ``2w`` or a plain number of days, as days; ValueError otherwise."""
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in _AGE_UNITS else (value, "d")
+    days = float(number) * _AGE_UNITS[unit]
+    if not days > 0:
+        raise ValueError(f"not a positive age: {value!r}")
+    return days
 
 
 def _cutoff(now: datetime, days: float) -> datetime:
@@ -150,7 +176,7 @@ def prune(
         if where is None:
             continue
         while not (stop is not None and stop.is_set()):
-            n = _run_batch(engine, action, where, batch_rows)
+            n = _run_batch(engine, action, where, batch_rows=batch_rows)
             report(action, n)
             if n < batch_rows:
                 break
@@ -161,7 +187,7 @@ def prune(
     return counts
 
 
-def _run_batch(engine: Engine, action: str, where: ColumnElement[bool], batch_rows: int) -> int:
+def _run_batch(engine: Engine, action: str, where: ColumnElement[bool], *, batch_rows: int) -> int:
     """One transaction of at most ``batch_rows`` rows; how many it changed."""
     with engine.begin() as conn:
         if action == "feedback_deleted":

@@ -7,19 +7,12 @@ When the database is down or erroring it keeps the rows, retries with capped exp
 backoff, and once more than ``log_buffer_rows`` are held the ``Spiller`` appends the excess to
 the spill file. When the database answers again it replays the spill file, including one left
 by an earlier run. ``stop`` flushes the queue to the database, or to the spill file if it is down.
-
-When the disk refuses too (ENOSPC, EFBIG), the writer keeps ``log_buffer_rows`` rows in
-memory and drops the rest, counting them by reason as they go and saying so at most once a
-minute; serving never waits. Both the database and the spill file are tried again on every
-retry, so writing resumes by itself when space returns.
-
-``log_sample_rate`` below 1 keeps only that share of confident answered predictions (chosen
-by ``app.predlog.sampling``); fallbacks and shadow rows are always kept.
+When the disk refuses too, the newest ``log_buffer_rows`` rows stay in memory and the rest
+are lost (``RowLosses``); both are retried every time, so writing resumes when space returns.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
@@ -28,13 +21,13 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
-
 from app.config import Settings
+from app.predlog.log_status import LogStatus
 from app.predlog.log_store import LogStore, Row
+from app.predlog.losses import RowLosses
 from app.predlog.pruner import LogPruner
 from app.predlog.records import PredictionRecord, to_row
-from app.predlog.sampling import sampled_in
+from app.predlog.sampling import Sampler
 from app.predlog.spiller import Spiller
 
 log = logging.getLogger(__name__)
@@ -44,23 +37,9 @@ RETRY_INITIAL_S = 0.05
 # INSERT), and under load a transaction carries up to log_batch_size rows instead of one.
 BATCH_LINGER_S = 0.2
 IDLE_WAKE_S = 1.0
-# Lost rows are logged at most this often, with the running count.
-DROP_LOG_EVERY_S = 60.0
-# After the last lost row, /healthz says the log is degraded for this long.
-DROP_DEGRADED_S = 60.0
 
 
-def drop_reason(exc: BaseException | None) -> str:
-    """The ``reason`` label of rows lost to ``exc``."""
-    code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return "disk_full"
-    if code == errno.EFBIG:
-        return "file_too_large"
-    return "io_error"
-
-
-class PredictionLogWriter:
+class PredictionLogWriter(LogStatus):
     """Writes every submitted prediction to the database exactly once, off the request path.
 
     ``healthy`` and ``status`` describe the database as the writer last saw it (for /readyz);
@@ -74,7 +53,8 @@ class PredictionLogWriter:
 
     def __init__(self, settings: Settings, metrics: object | None = None) -> None:
         self._log_text = settings.log_text
-        self.sample_rate = settings.log_sample_rate
+        self.sampler = Sampler(settings.log_sample_rate, metrics)
+        self.losses = RowLosses(metrics)
         self._batch_size = settings.log_batch_size
         self._buffer_rows = settings.log_buffer_rows
         self._retry_max_s = settings.log_retry_max_s
@@ -97,51 +77,6 @@ class PredictionLogWriter:
         self.rows_written = 0
         self.rows_replayed = 0
         self.rows_duplicate = 0
-        self.rows_sampled_out = 0
-        self.rows_dropped: dict[str, int] = {}
-        self._dropped_at = -DROP_DEGRADED_S
-        self._drop_logged_at = -DROP_LOG_EVERY_S
-
-    # -- what the database and the spill file say ----------------------------------------
-
-    @property
-    def engine(self) -> Engine | None:
-        return self._store.engine
-
-    @property
-    def healthy(self) -> bool:
-        return self._store.healthy
-
-    @property
-    def status(self) -> str:
-        return self._store.status
-
-    @property
-    def write_errors(self) -> int:
-        return self._store.write_errors
-
-    @property
-    def rows_rejected(self) -> int:
-        return self._store.rows_rejected
-
-    @property
-    def rows_spilled(self) -> int:
-        return self._spiller.rows_spilled
-
-    @property
-    def health(self) -> str:
-        """``ok``, or ``degraded: ...`` saying why (for /healthz: the log is not the service)."""
-        if time.monotonic() - self._dropped_at < DROP_DEGRADED_S:
-            lost = sum(self.rows_dropped.values())
-            return f"degraded: losing rows ({lost} lost), {self._spiller.failure or 'no space'}"
-        if not self._store.healthy and self._store.status != "not started":
-            return f"degraded: {self._store.status}"
-        return "ok"
-
-    @property
-    def spill_pending(self) -> bool:
-        """The spill file holds rows not yet replayed."""
-        return self._spiller.pending
 
     # -- the request side ---------------------------------------------------------------
 
@@ -149,10 +84,9 @@ class PredictionLogWriter:
         """Queue ``records`` for the database; never blocks on I/O, safe from any thread."""
         if not records:
             return
-        if self.sample_rate < 1.0:
-            records = self._sample(records)
-            if not records:
-                return
+        records = self.sampler.keep(records)
+        if not records:
+            return
         with self._cond:
             self._pending.extend(records)
             self._submitted += len(records)
@@ -163,22 +97,6 @@ class PredictionLogWriter:
                 self._cond.notify()
         # The depth gauge is set by the writer thread after each batch or retry, not here:
         # a locked gauge write per request showed on the event loop's profile.
-
-    def _sample(self, records: Sequence[PredictionRecord]) -> Sequence[PredictionRecord]:
-        """``records`` less the confident answered ones ``sample_rate`` leaves out."""
-        rate = self.sample_rate
-        kept = [
-            r
-            for r in records
-            if r.role != "primary" or r.fallback or sampled_in(r.request_id, r.index, rate)
-        ]
-        out = len(records) - len(kept)
-        if out:
-            with self._cond:
-                self.rows_sampled_out += out
-            if self._metrics is not None:
-                self._metrics.log_rows_sampled_out.inc(out)
-        return kept
 
     @property
     def queue_depth(self) -> int:
@@ -364,23 +282,10 @@ class PredictionLogWriter:
         return True
 
     def _drop(self, rows: list[Row], *, final: bool = False) -> None:
-        """Count ``rows`` as lost (they are settled: nothing will write them)."""
-        reason = drop_reason(self._spiller.last_error)
+        """Count ``rows`` as lost (settled: nothing will write them)."""
         self._settled += len(rows)
-        self.rows_dropped[reason] = self.rows_dropped.get(reason, 0) + len(rows)
-        if self._metrics is not None:
-            self._metrics.log_rows_dropped.labels(reason).inc(len(rows))
-        now = time.monotonic()
-        self._dropped_at = now
-        if final or now - self._drop_logged_at >= DROP_LOG_EVERY_S:
-            self._drop_logged_at = now
-            log.error(
-                "lost %d prediction rows (%d in all): neither the database nor the spill file "
-                "takes them (%s); serving goes on, writing resumes when space returns",
-                len(rows),
-                sum(self.rows_dropped.values()),
-                self._spiller.failure or reason,
-            )
+        spiller = self._spiller
+        self.losses.count(len(rows), spiller.last_error, spiller.failure, final=final)
 
     def _set_depth(self) -> None:
         if self._metrics is not None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from sqlalchemy.exc import OperationalError
 
 from app.edge.admin_auth import authenticate_admin
 from app.edge.deps import ServicesDep
-from app.errors import PredictionLogOff
+from app.errors import LogStoreUnavailable, PredictionLogOff
 from app.predlog.erasure import Selector, erase
 
 router = APIRouter(prefix="/admin/logs", tags=["admin"], dependencies=[Depends(authenticate_admin)])
@@ -68,7 +69,12 @@ def post_erase(body: EraseBody, services: ServicesDep) -> EraseResponse:
     selector = body.selector()
     # Rows still in the writer's queue would land after the erasure.
     writer.flush(5.0)
-    erased = erase(writer.engine, selector, dry_run=body.dry_run, source="admin api")
+    try:
+        erased = erase(writer.engine, selector, dry_run=body.dry_run, source="admin api")
+    except OperationalError as exc:
+        raise LogStoreUnavailable(
+            "the prediction log database is unavailable; nothing was erased, try again later"
+        ) from exc
     return EraseResponse(
         rows=erased.rows,
         feedback=erased.feedback,

@@ -118,7 +118,7 @@ def post_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackRespo
         labels_for=partial(labels_of, services),
         flush_log=partial(writer.flush, FLUSH_WAIT_S),
         text=body.text,
-        unlogged=unlogged_target(services, writer.sample_rate) if writer.sample_rate < 1 else None,
+        unlogged=unlogged_target(services, rate) if (rate := writer.sampler.rate) < 1 else None,
     )
     correct = {True: "true", False: "false", None: "unknown"}[stored.correct]
     services.metrics.feedback.labels(stored.model or "", correct).inc()
