@@ -170,6 +170,16 @@ def partition_table(engine: Engine, *, days: int, now: datetime | None = None) -
     return result
 
 
+# Creating, detaching and dropping a partition lock the whole table for a moment; behind a
+# long query that lock would queue every INSERT. Past this wait the pass gives up and the
+# next one tries again.
+LOCK_TIMEOUT_MS = 2000
+
+
+def _bound_lock_waits(conn: Connection) -> None:
+    conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+
+
 _KEPT = (
     "EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = p.request_id "
     'AND f."index" = p."index"{since})'
@@ -182,6 +192,7 @@ def manage_partitions(
     """Create partitions ``AHEAD`` of ``now``; drop those wholly older than the retention."""
     result = PartitionResult()
     with engine.begin() as conn:
+        _bound_lock_waits(conn)
         existing = partitions(conn)
         if not existing:
             return result
@@ -205,6 +216,7 @@ def manage_partitions(
         if part.end > cutoff:
             break
         with engine.begin() as conn:
+            _bound_lock_waits(conn)
             total = conn.execute(text(f'SELECT count(*) FROM "{part.name}"')).scalar() or 0
             keep = (
                 conn.execute(

@@ -3,12 +3,14 @@ old partitions dropped whole (rows with feedback kept), and the server's pruner 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import typer
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -146,3 +148,20 @@ def test_partition_refuses_sqlite(tmp_path: Path) -> None:
     upgrade(create_db_engine(url))
     result = runner.invoke(_cli(), ["logs", "partition", "--database-url", url])
     assert result.exit_code == 2 and "needs PostgreSQL" in result.output
+
+
+def test_partition_changes_give_up_behind_a_long_query(pg: Engine) -> None:
+    """A report holding the table must not make the pruner's DDL queue every INSERT."""
+    from app.predlog.partitions import partition_table
+
+    _insert(pg, ("old", 40), ("new", 0))
+    partition_table(pg, days=7)
+    with pg.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM prediction_log"))  # holds ACCESS SHARE
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="lock timeout"):
+            manage_partitions(pg, RetentionPolicy(row_days=30), now=datetime.now(UTC))
+        assert time.monotonic() - started < 10
+        reader.rollback()
+    assert manage_partitions(pg, RetentionPolicy(row_days=30), now=datetime.now(UTC)).dropped
+    assert _ids(pg) == {"new"}
