@@ -194,7 +194,7 @@ def prune_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Apply the log's retention once (from cron, say): what the server does periodically."""
-    from app.predlog.partitions import is_partitioned, manage_partitions
+    from app.predlog.partitions import PartitionResult, is_partitioned, manage_partitions
     from app.predlog.records import utc_now
     from app.predlog.retention import RetentionPolicy, prune
 
@@ -210,13 +210,14 @@ def prune_command(
     typer.echo(policy.describe(settings.log_text))
     now = utc_now()
     with _engine(database_url or settings.database_url) as engine:
-        dropped = 0
+        parts = PartitionResult()
         if is_partitioned(engine):
-            dropped = manage_partitions(engine, policy, now=now, dry_run=dry_run).dropped
+            parts = manage_partitions(engine, policy, now=now, dry_run=dry_run)
         counts = prune(
             engine, policy, now=now, batch_rows=settings.log_prune_batch_rows, dry_run=dry_run
         )
-    counts.partitions_dropped = dropped
+    counts.partitions_dropped = parts.dropped
+    counts.deleted += parts.rows_deleted
     typer.echo(counts.describe(dry_run=dry_run))
 
 

@@ -165,3 +165,22 @@ def test_partition_changes_give_up_behind_a_long_query(pg: Engine) -> None:
         reader.rollback()
     assert manage_partitions(pg, RetentionPolicy(row_days=30), now=datetime.now(UTC)).dropped
     assert _ids(pg) == {"new"}
+
+
+def test_prune_command_drops_partitions(
+    pg: Engine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.predlog.partitions import partition_table
+
+    monkeypatch.setenv("TEXTCLS_LOG_TEXT_RETENTION_DAYS", "0")
+    _insert(pg, ("old", 40), ("new", 0))
+    partition_table(pg, days=7)
+    args = ["logs", "prune", "--older-than", "30d", "--database-url", postgres_url]
+    dry = runner.invoke(_cli(), [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "partitions would be dropped" in dry.output and _ids(pg) == {"old", "new"}
+    assert "1 rows would be deleted" in dry.output
+    done = runner.invoke(_cli(), args)
+    assert done.exit_code == 0, done.output
+    assert "partitions were dropped" in done.output and _ids(pg) == {"new"}
+    assert "1 rows were deleted" in done.output
