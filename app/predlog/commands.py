@@ -214,7 +214,12 @@ def prune_command(
         if is_partitioned(engine):
             parts = manage_partitions(engine, policy, now=now, dry_run=dry_run)
         counts = prune(
-            engine, policy, now=now, batch_rows=settings.log_prune_batch_rows, dry_run=dry_run
+            engine,
+            policy,
+            now=now,
+            batch_rows=settings.log_prune_batch_rows,
+            dry_run=dry_run,
+            counted_until=parts.dropped_until,
         )
     counts.partitions_dropped = parts.dropped
     counts.deleted += parts.rows_deleted

@@ -58,6 +58,7 @@ class PartitionResult:
     created: int = 0
     dropped: int = 0
     rows_deleted: int = 0
+    dropped_until: datetime | None = None  # the end of the newest partition dropped
 
 
 def is_partitioned(engine: Engine) -> bool:
@@ -226,6 +227,7 @@ def manage_partitions(
             )
             result.dropped += 1
             result.rows_deleted += total - keep
+            result.dropped_until = part.end
             if dry_run:
                 continue
             conn.execute(text(f'ALTER TABLE {TABLE} DETACH PARTITION "{part.name}"'))

@@ -149,14 +149,17 @@ def prune(
     now: datetime,
     batch_rows: int,
     dry_run: bool = False,
+    counted_until: datetime | None = None,
     on_batch: OnBatch | None = None,
     stop: threading.Event | None = None,
     pause_s: float = 0.0,
 ) -> PruneCounts:
     """Apply ``policy`` as of ``now``: expire feedback, delete rows, blank texts.
 
-    ``dry_run`` counts what would go and changes nothing. ``stop``, when set, ends the pass
-    between two batches; ``pause_s`` is slept between batches to let inserts through.
+    ``dry_run`` counts what would go and changes nothing; rows created before
+    ``counted_until`` are left out of its counts (partitions about to be dropped hold them).
+    ``stop``, when set, ends the pass between two batches; ``pause_s`` is slept between
+    batches to let inserts through.
     """
     counts = PruneCounts()
 
@@ -171,7 +174,7 @@ def prune(
         ("text_blanked", expired_texts(policy, now)),
     ]
     if dry_run:
-        return _count(engine, policy, now)
+        return _count(engine, policy, now, after=counted_until)
     for action, where in steps:
         if where is None:
             continue
@@ -200,7 +203,9 @@ def _run_batch(engine: Engine, action: str, where: ColumnElement[bool], *, batch
         return conn.execute(blank.values(text=None, text_sha256=None)).rowcount
 
 
-def _count(engine: Engine, policy: RetentionPolicy, now: datetime) -> PruneCounts:
+def _count(
+    engine: Engine, policy: RetentionPolicy, now: datetime, *, after: datetime | None
+) -> PruneCounts:
     """What a pass as of ``now`` would change, without changing it."""
     counts = PruneCounts()
     with engine.connect() as conn:
@@ -208,11 +213,15 @@ def _count(engine: Engine, policy: RetentionPolicy, now: datetime) -> PruneCount
         if fb is not None:
             counts.feedback_deleted = conn.scalar(select(func.count()).where(fb)) or 0
         rows = expired_rows(policy, now)
+        if rows is not None and after is not None:
+            rows = rows & (PredictionLog.created_at >= after)
         if rows is not None:
             counts.deleted = (
                 conn.scalar(select(func.count()).select_from(PredictionLog).where(rows)) or 0
             )
         texts = expired_texts(policy, now)
+        if texts is not None and after is not None:
+            texts = texts & (PredictionLog.created_at >= after)
         if texts is not None:
             if rows is not None:  # rows about to be deleted are not blanked first
                 texts = texts & ~rows
