@@ -116,6 +116,47 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest wait between retries while the database is down."
     )
 
+    # Prediction log lifecycle: retention, sampling
+    log_retention_days: float = Field(
+        90,
+        ge=0,
+        description="Delete prediction rows older than this many days (rows with feedback "
+        "excepted, see TEXTCLS_FEEDBACK_RETENTION_DAYS); 0 keeps them forever.",
+    )
+    log_text_retention_days: float = Field(
+        30,
+        ge=0,
+        description="Blank the text (and its hash) of prediction rows older than this many "
+        "days, keeping label, confidence, model and version; 0 keeps texts as long as rows.",
+    )
+    feedback_retention_days: float = Field(
+        0,
+        ge=0,
+        description="Rows that carry feedback (training data) are kept, text and all, until "
+        "the feedback is this many days old; then the feedback is deleted and its rows follow "
+        "the other retention settings. 0 keeps them forever.",
+    )
+    log_prune_interval_s: float = Field(
+        3600,
+        ge=0,
+        description="How often the server applies the retention in the background (it also "
+        "does at start-up); 0 prunes at start-up only.",
+    )
+    log_prune_batch_rows: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="Rows deleted or blanked per transaction while pruning, so inserts never "
+        "wait behind one long statement.",
+    )
+    log_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of confident answered predictions logged; hand-offs (fallback) and "
+        "shadow rows are always logged. Counted in textcls_log_rows_sampled_out_total.",
+    )
+
     # Security and HTTP
     # Secrets are SecretStr so a logged or printed Settings never shows them.
     api_keys: SecretStr = Field(

@@ -166,6 +166,11 @@ class ModelsResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str = "ok"
+    log: str = Field(
+        "ok",
+        description="The prediction log: ok, off, or 'degraded: ...' (database down, rows "
+        "being lost); the service answers either way.",
+    )
 
 
 class ReadyResponse(BaseModel):

@@ -13,9 +13,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=HealthResponse)
-async def healthz() -> OrjsonResponse:
-    """The process answers."""
-    return OrjsonResponse({"status": "ok"})
+async def healthz(services: ServicesDep) -> OrjsonResponse:
+    """The process answers; ``log`` says whether the prediction log keeps up."""
+    writer = services.log_writer
+    return OrjsonResponse({"status": "ok", "log": "off" if writer is None else writer.health})
 
 
 @router.get(

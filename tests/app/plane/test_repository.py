@@ -120,7 +120,7 @@ def test_not_ready_until_a_model_appears(tmp_path: Path, tiny_model_repo: Path) 
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     with TestClient(create_app(make_settings(model_dir, poll_interval_s=0.05))) as c:
-        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/healthz").json() == {"status": "ok", "log": "off"}
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["ready"] is False
         assert r.json()["device"] == "cpu"

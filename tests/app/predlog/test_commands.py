@@ -57,8 +57,8 @@ def _fill(engine: Engine, log_text: LogTextMode = "full") -> None:
 def test_db_upgrade_creates_the_schema(db_url: str) -> None:
     result = runner.invoke(_cli(), ["db", "upgrade", "--database-url", db_url])
     assert result.exit_code == 0, result.output
-    assert "revision 0002" in result.output
-    assert current_revision(create_db_engine(db_url)) == "0002"
+    assert "revision 0003" in result.output
+    assert current_revision(create_db_engine(db_url)) == "0003"
 
 
 def test_logs_stats(engine: Engine, db_url: str) -> None:
