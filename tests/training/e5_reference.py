@@ -74,8 +74,9 @@ def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) 
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    erf = np.vectorize(math.erf, otypes=[np.float64])
-    return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
+    from scipy.special import erf  # scikit-learn's dependency, in the dev extra
+
+    return (0.5 * x * (1.0 + erf(x / np.float32(math.sqrt(2.0))))).astype(np.float32)
 
 
 def reference_embedding(w: E5Weights, ids: list[int]) -> np.ndarray:
