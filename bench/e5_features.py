@@ -6,7 +6,7 @@ of them, or ``--dev-per-label`` of each label drawn with the same seed). For wai
 waimai_train.csv is split 85/15, stratified, with ``--seed``. The test files are never read.
 On each: e5 with the "query: " and the "passage: " prefix (L2-normalised 384-d vectors,
 ``LogisticRegression`` at each C in ``--c``) against bench.small_data's TF-IDF (word 1-2 +
-char 1-3-grams) + LinearSVC.
+char 1-3-grams) + LinearSVC, and that LinearSVC with the e5 vector beside the TF-IDF blocks.
 
 Then encode speed in-process (texts/s, ``--speed-texts`` development texts of each corpus at
 batch 32 through one traced ``tf.function``), the batches in file order and sorted by length,
@@ -22,6 +22,7 @@ import csv
 import hashlib
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -125,16 +126,39 @@ def svm_accuracy(train: Rows, dev: Rows) -> float:
         return svm_baseline(paths[0], paths[1], "text", "label")["accuracy"]
 
 
-def encode_speed(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> dict[str, float]:
-    """Texts/s over ``texts`` at batch BATCH, in the given order and sorted by length (after one
-    warm-up batch of each shape)."""
-    encode(texts[:BATCH])
-    result = {}
-    for name, ordered in (("file_order", texts), ("sorted", sorted(texts, key=len))):
-        started = time.monotonic()
+def encode_speed(
+    encode: Callable[[list[str]], np.ndarray], texts: list[str], reps: int
+) -> dict[str, float]:
+    """Median texts/s over ``reps`` passes of ``texts`` at batch BATCH, in the given order and
+    sorted by length, the two orders alternating so that machine noise hits both (after one
+    warm-up pass of each)."""
+    orders = {"file_order": texts, "sorted": sorted(texts, key=len)}
+    for ordered in orders.values():
         encode(ordered)
-        result[name] = round(len(texts) / (time.monotonic() - started), 1)
-    return result
+    rates: dict[str, list[float]] = {name: [] for name in orders}
+    for _ in range(reps):
+        for name, ordered in orders.items():
+            started = time.monotonic()
+            encode(ordered)
+            rates[name].append(len(texts) / (time.monotonic() - started))
+    return {name: round(statistics.median(r), 1) for name, r in rates.items()}
+
+
+def combined_accuracy(train: Rows, x_train: np.ndarray, dev: Rows, x_dev: np.ndarray) -> float:
+    """LinearSVC (C=0.5) on bench.small_data's TF-IDF blocks with the e5 vector beside them."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+    from sklearn.svm import LinearSVC
+
+    tfidf = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+    )
+    a = hstack([tfidf.fit_transform([t for t, _ in train]), csr_matrix(x_train)]).tocsr()
+    b = hstack([tfidf.transform([t for t, _ in dev]), csr_matrix(x_dev)]).tocsr()
+    model = LinearSVC(C=0.5).fit(a, [lab for _, lab in train])
+    return float(np.mean(model.predict(b) == np.array([lab for _, lab in dev])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-per-label", type=int, default=0, help="0: all the other rows")
     p.add_argument("--c", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     p.add_argument("--speed-texts", type=int, default=320)
+    p.add_argument("--speed-reps", type=int, default=3)
     p.add_argument("--corpora", nargs="+", default=["banking77", "waimai"])
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "textcls-e5")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -177,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             x_train, s_train = features(encode, [t for t, _ in train], args.cache, key)
             x_dev, s_dev = features(encode, [t for t, _ in dev], args.cache, key)
             if s_train is not None and s_dev is not None:
-                row[f"{key}_encode_texts_per_s_sorted"] = round(
+                row[f"e5_{prefix.strip(': ')}_encode_texts_per_s_sorted"] = round(
                     (len(train) + len(dev)) / (s_train + s_dev), 1
                 )
             for c in args.c:
@@ -187,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"e5_{prefix.strip(': ')}_logreg_C{c:g}"] = round(acc, 4)
                 print(f"{corpus}: e5 {prefix!r} + LogisticRegression(C={c:g}) {acc:.4f}",
                       flush=True)  # fmt: skip
+            acc = combined_accuracy(train, x_train, dev, x_dev)
+            row[f"e5_{prefix.strip(': ')}_with_tfidf_linearsvc"] = round(acc, 4)
+            print(f"{corpus}: TF-IDF + e5 {prefix!r} + LinearSVC {acc:.4f}", flush=True)
         speed_texts = [t for t, _ in dev][: args.speed_texts]
         for name, encode in (("e5", encoders["query: "]), ("use_m3", use)):
-            row[f"speed_{name}_batch{BATCH}"] = speed = encode_speed(encode, speed_texts)
+            speed = encode_speed(encode, speed_texts, args.speed_reps)
+            row[f"speed_{name}_batch{BATCH}"] = speed
             print(f"{corpus}: {name} at batch {BATCH} ({len(speed_texts)} texts): {speed} texts/s",
                   flush=True)  # fmt: skip
         result[corpus] = row
