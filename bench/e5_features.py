@@ -6,11 +6,12 @@ of them, or ``--dev-per-label`` of each label drawn with the same seed). For wai
 waimai_train.csv is split 85/15, stratified, with ``--seed``. The test files are never read.
 On each: e5 with the "query: " and the "passage: " prefix (L2-normalised 384-d vectors,
 ``LogisticRegression`` at each C in ``--c``) against bench.small_data's TF-IDF (word 1-2 +
-char 1-3-grams) + LinearSVC, and that LinearSVC with the e5 vector beside the TF-IDF blocks.
+char 1-3-grams) + LinearSVC, that LinearSVC with the e5 vector beside the TF-IDF blocks, and
+USE multilingual v3's 512-d embedding (training.encoder.layers) + the same logistic regressions.
 
 Then encode speed in-process (texts/s, ``--speed-texts`` development texts of each corpus at
 batch 32 through one traced ``tf.function``), the batches in file order and sorted by length,
-for e5 and, beside it, USE multilingual v3 (training.encoder.layers). Features are cached
+for e5 and, beside it, USE multilingual v3. Features are cached
 under ``--cache`` by their texts' hash, so a rerun encodes nothing. The result goes to
 bench/results/e5-features-<UTC time>.json.
 """
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-per-label", type=int, default=0, help="0: all the other rows")
     p.add_argument("--c", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     p.add_argument("--speed-texts", type=int, default=320)
-    p.add_argument("--speed-reps", type=int, default=3)
+    p.add_argument("--speed-reps", type=int, default=3, help="0: no speed measurement")
     p.add_argument("--corpora", nargs="+", default=["banking77", "waimai"])
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "textcls-e5")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -215,8 +216,17 @@ def main(argv: list[str] | None = None) -> int:
             acc = combined_accuracy(train, x_train, dev, x_dev)
             row[f"e5_{prefix.strip(': ')}_with_tfidf_linearsvc"] = round(acc, 4)
             print(f"{corpus}: TF-IDF + e5 {prefix!r} + LinearSVC {acc:.4f}", flush=True)
+        x_train, _ = features(use, [t for t, _ in train], args.cache, f"{corpus}-use-m3")
+        x_dev, _ = features(use, [t for t, _ in dev], args.cache, f"{corpus}-use-m3")
+        for c in args.c:
+            acc = logistic_accuracy(
+                x_train, [lab for _, lab in train], x_dev, [lab for _, lab in dev], c
+            )
+            row[f"use_m3_logreg_C{c:g}"] = round(acc, 4)
+            print(f"{corpus}: USE-m3 + LogisticRegression(C={c:g}) {acc:.4f}", flush=True)
         speed_texts = [t for t, _ in dev][: args.speed_texts]
-        for name, encode in (("e5", encoders["query: "]), ("use_m3", use)):
+        speed_encoders = (("e5", encoders["query: "]), ("use_m3", use))
+        for name, encode in speed_encoders if args.speed_reps > 0 else ():
             speed = encode_speed(encode, speed_texts, args.speed_reps)
             row[f"speed_{name}_batch{BATCH}"] = speed
             print(f"{corpus}: {name} at batch {BATCH} ({len(speed_texts)} texts): {speed} texts/s",
