@@ -39,13 +39,11 @@ def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> t
 def _layer_arrays(w: E5Weights, i: int) -> dict[str, np.ndarray]:
     """Layer ``i``'s arrays under weight names, Q/K/V fused into one [hidden, 3 * hidden]."""
     a = w.arrays
+    rest = ("ao.w", "ao.b", "aln.w", "aln.b", "fi.w", "fi.b", "fo.w", "fo.b", "oln.w", "oln.b")
     return {
         f"l{i}_qkv_w": np.concatenate([a[f"l{i}.{m}.w"] for m in "qkv"], axis=1),
         f"l{i}_qkv_b": np.concatenate([a[f"l{i}.{m}.b"] for m in "qkv"]),
-        **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in ("ao.w", "ao.b", "aln.w")},
-        **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in ("aln.b", "fi.w", "fi.b")},
-        **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in ("fo.w", "fo.b", "oln.w")},
-        f"l{i}_oln_b": a[f"l{i}.oln.b"],
+        **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in rest},
     }
 
 
@@ -127,16 +125,13 @@ class E5Encoder(keras.layers.Layer):
         """Ragged token ids [batch, (tokens)] -> L2-normalised mean-pooled vectors [batch, 384]."""
         lens = ids.row_lengths()
         row_ids = ids.value_rowids()
-        positions = tf.cast(
-            tf.range(tf.size(row_ids, out_type=tf.int64)) - tf.gather(ids.row_starts(), row_ids),
-            tf.int32,
-        )
+        positions = tf.ragged.range(lens).flat_values  # each token's place in its text
         x = self.embed_tokens(ids.flat_values, positions)
         longest = tf.reduce_max(tf.concat([lens, tf.zeros([1], tf.int64)], 0))
         # [batch, 1, 1, longest]: 0 for a text's tokens, _MASKED for the padding after them.
         key_mask = tf.sequence_mask(lens, longest)[:, None, None, :]
         bias = tf.where(key_mask, 0.0, _MASKED)
-        to_flat = tf.stack([row_ids, tf.cast(positions, tf.int64)], axis=1)
+        to_flat = tf.stack([row_ids, positions], axis=1)  # [tokens, 2] into [batch, longest]
         for i in range(self.n_layers):
             x = self._layer(i, x, lens, bias, to_flat)
         n_rows = tf.shape(lens)[0]
