@@ -231,3 +231,14 @@ def test_an_exported_classifier_loads_in_a_fresh_process(
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["modules"] == []  # keras is TensorFlow's own import; these are not
     np.testing.assert_allclose(np.array(result["probs"]), expected, atol=1e-5)
+
+
+def test_renew_after_reseeding(query_encoder: E5Encoder, passage_encoder: E5Encoder) -> None:
+    """``tf.random.set_seed`` drops SentencePiece's kernel-owned model (the trainer reseeds
+    before each fit): ``renew`` gives the layer a new one, with the same output."""
+    texts = tf.constant(["my card never came", "送餐太慢了"])
+    before = query_encoder(texts).numpy()
+    keras.utils.set_random_seed(0)
+    for encoder in (query_encoder, passage_encoder):
+        encoder.renew()
+    np.testing.assert_allclose(query_encoder(texts).numpy(), before, atol=1e-6)
