@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
@@ -128,6 +128,12 @@ class ModelInfo(BaseModel):
 
     name: str
     ready: bool
+    state: Literal["ready", "loading", "failed"] = Field(
+        "ready",
+        description="ready: a version serves; loading: not loaded yet; failed: no version "
+        "loads (retried when its folder changes).",
+    )
+    default: bool = Field(False, description="Answers requests that name no model.")
     version: int | None = Field(
         description="The primary version: answers requests naming no version, outside the "
         "canary share."
@@ -160,7 +166,19 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     device: str
+    default_model: str | None = Field(
+        None,
+        description="The model answering requests that name none; null when several are "
+        "served and none is chosen (such requests get 422).",
+    )
+    default_model_source: Literal["setting", "repository", "only model"] | None = Field(
+        None,
+        description="setting: TEXTCLS_DEFAULT_MODEL; repository: recorded in the model "
+        "folder's serving.json (textcls models default NAME); only model: the only one.",
+    )
     models: list[ModelInfo]
 
 
@@ -172,6 +190,11 @@ class ReadyResponse(BaseModel):
     ready: bool
     device: str
     models: dict[str, int] = Field(description="Model name -> version being served.")
+    model_states: dict[str, Literal["ready", "loading", "failed"]] = Field(
+        default_factory=dict,
+        description="Each model found: ready, loading, or failed (no version loads). Not ready "
+        "until every model found at start-up is ready or failed.",
+    )
     reason: str | None = Field(None, description="Why not ready (e.g. no model directory).")
     logging: str = Field(
         "off", description="Prediction log: 'ok', 'off', or what is wrong with its database."
