@@ -89,11 +89,12 @@ class Settings(BaseSettings):
         description="/explain weighs at most this many tokens of a text (one model row each); "
         "the answer says when a text had more.",
     )
-    fallback_margin: float = Field(
-        0.0,
+    fallback_margin: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="Fallback also when the top two confidences are closer than this.",
+        description="Fallback also when the top two confidences are closer than this, for "
+        "every model; unset: each model's own margin, chosen at training (0 if it has none).",
     )
 
     # Prediction log

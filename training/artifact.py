@@ -54,9 +54,12 @@ class DataInfo(BaseModel):
 
 
 class FallbackInfo(BaseModel):
-    """The confidence threshold below which a prediction is handed to a person."""
+    """When a prediction is handed to a person: its confidence is under ``threshold``, or the
+    top two confidences are closer than ``margin`` (a near tie). An artifact written before
+    the margin existed has none (0.0)."""
 
     threshold: float = Field(ge=0.0, le=1.0)
+    margin: float = Field(default=0.0, ge=0.0, le=1.0)
     target_precision: float = Field(ge=0.0, le=1.0)
     val_precision: float | None = None
     val_fallback_rate: float | None = None
@@ -69,6 +72,11 @@ class FallbackInfo(BaseModel):
     # max_fallback_rate of messages: that threshold (the served one is capped).
     target_threshold: float | None = None
     max_fallback_rate: float | None = None
+    # The fallback rates of the threshold alone (val_/test_fallback_rate include the margin).
+    val_fallback_rate_without_margin: float | None = None
+    test_fallback_rate_without_margin: float | None = None
+    # Set when the margin reaching the target was capped at max_fallback_rate: that margin.
+    target_margin: float | None = None
 
 
 class Metadata(BaseModel):

@@ -108,8 +108,10 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
         chosen_on = names.get(fb.get("chosen_on") or "val", "val")
         lines += [
             "",
-            f"Fallback threshold **{fb['threshold']:.4f}** (chosen on {chosen_on} for target "
-            f"precision {fb['target_precision']:.2f}).",
+            f"Fallback threshold **{fb['threshold']:.4f}** and near-tie margin "
+            f"**{fb.get('margin', 0.0):.4f}** (chosen on {chosen_on} for target precision "
+            f"{fb['target_precision']:.2f}): a message falls back when its top confidence is "
+            "under the threshold or the top two are closer than the margin.",
         ]
         if fb.get("target_threshold") is not None:
             lines.append(
@@ -123,9 +125,11 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
             prec, rate = fb.get(f"{key}_precision"), fb.get(f"{key}_fallback_rate")
             if rate is not None:
                 shown = "n/a" if prec is None else f"{prec:.4f}"
+                alone = fb.get(f"{key}_fallback_rate_without_margin")
+                without = "" if alone is None else f" ({alone:.4f} with the threshold alone)"
                 lines.append(
                     f"- {names.get(split, split)}: precision of kept {shown}, "
-                    f"share falling back {rate:.4f}"
+                    f"share falling back {rate:.4f}{without}"
                 )
     for warning in evaluation.get("warnings", []):
         lines += ["", f"> warning: {warning}"]

@@ -56,6 +56,11 @@ class ClassifyRequest(BaseModel):
     threshold: Probability | None = Field(
         None, description="Fallback below this confidence (default: the model's own)."
     )
+    margin: Probability | None = Field(
+        None,
+        description="Fallback when the top two confidences are closer than this (default: "
+        "TEXTCLS_FALLBACK_MARGIN if set, else the model's own, chosen at training).",
+    )
 
     @model_validator(mode="after")
     def _one_of_text_texts(self) -> ClassifyRequest:
@@ -159,6 +164,11 @@ class ModelInfo(BaseModel):
         default_factory=list, description="The primary version's classes, in output order."
     )
     threshold: float | None = None
+    margin: float | None = Field(
+        default=None,
+        description="Near-tie margin chosen at training: a prediction whose top two "
+        "confidences are closer falls back (0 for a model trained without one).",
+    )
     metrics: dict[str, Any] = Field(default_factory=dict, description="Test metrics at training.")
     created_at: str | None = None
     loaded_at: str | None = None

@@ -50,6 +50,7 @@ class Classifier:
             log_sink,
             max_queue_texts=settings.shadow_max_queue_texts,
             top_k=settings.default_top_k,
+            margin_setting=settings.fallback_margin,
         )
 
     def check_texts(self, texts: Sequence[object]) -> list[str]:
@@ -86,6 +87,7 @@ class Classifier:
         version: int | str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        margin: float | None = None,
         client: str | None = None,
         request_id: str | None = None,
         session: str | None = None,
@@ -103,7 +105,7 @@ class Classifier:
         # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
         ranking = (
             top_k or self.settings.default_top_k,
-            loaded.threshold if threshold is None else threshold,
+            *loaded.fallback_rule(threshold, margin, self.settings.fallback_margin),
         )
         result = await serving.batcher.submit(texts, ranking)
         predictions = result.predictions

@@ -168,3 +168,14 @@ def test_labels_with_few_examples_are_named(tmp_path: Path) -> None:
     train(cfg, log=lines.append)
     warning = next(line for line in lines if "fewer than 5 training examples" in line)
     assert "human_agent (3)" in warning and "refund" not in warning
+
+
+def test_the_near_tie_margin_is_chosen_and_recorded(zh_run: tuple) -> None:
+    version, lines, _ = zh_run
+    fallback = artifact.read_metadata(version).fallback
+    assert 0.0 <= fallback.margin <= 1.0
+    assert fallback.val_fallback_rate_without_margin is not None
+    assert fallback.val_fallback_rate is not None
+    assert fallback.val_fallback_rate >= fallback.val_fallback_rate_without_margin
+    report = (version / artifact.REPORT_DIR / "report.md").read_text(encoding="utf-8")
+    assert f"near-tie margin **{fallback.margin:.4f}**" in report

@@ -142,6 +142,7 @@ async def classify(scope: Scope, receive: Receive, send: Send) -> None:
         version=request.version,
         top_k=request.top_k,
         threshold=request.threshold,
+        margin=request.margin,
         client=client,
         request_id=scope["state"].get("request_id"),
         session=request.session,

@@ -45,6 +45,7 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
         meta = serving.model.metadata
         info.classes = list(meta.labels)
         info.threshold = meta.fallback.threshold
+        info.margin = meta.fallback.margin
         info.metrics = meta.metrics
         info.created_at = meta.created_at
         info.loaded_at = _iso(serving.model.loaded_at)
