@@ -72,7 +72,10 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], pat
             drawstyle="steps-post",
             label=f"{labels[k]} (AP {curves[k][2]:.3f})",
         )
-    right.set_title(f"The {len(worst)} labels with the lowest average precision")
+    if len(worst) < len(present):
+        right.set_title(f"The {len(worst)} labels with the lowest average precision")
+    else:
+        right.set_title(f"All {len(worst)} labels, lowest average precision first")
     for ax in (left, right):
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
@@ -178,7 +181,8 @@ def write_report(
 ) -> None:
     """Write the four report files into ``out`` for the set (y_true, probs), usually test."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)  # labels in their own script
+    (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
     cm = np.asarray(metrics["test"]["confusion_matrix"])
     plot_confusion_matrix(cm, labels, out / "confusion_matrix.png")
     plot_pr_curves(np.asarray(y_true), probs, labels, out / "pr_curves.png")

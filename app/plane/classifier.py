@@ -53,22 +53,26 @@ class Classifier:
             margin_setting=settings.fallback_margin,
         )
 
-    def check_texts(self, texts: Sequence[object]) -> list[str]:
-        """The texts if each is a non-blank string within the limits, else InvalidInput."""
+    def check_texts(self, texts: Sequence[object], *, single: bool = False) -> list[str]:
+        """The texts if each is a non-blank string within the limits, else InvalidInput.
+
+        ``single``: the request sent one ``text``, so a problem names it, not ``text 0``.
+        """
         s = self.settings
         if not texts:
             raise InvalidInput("'texts' must hold at least one text")
         if len(texts) > s.max_texts:
             raise InvalidInput(f"too many texts: {len(texts)} (at most {s.max_texts})")
         for i, text in enumerate(texts):
+            name = "'text'" if single else f"text {i}"
             if not isinstance(text, str):
-                raise InvalidInput(f"text {i} is not a string")
+                raise InvalidInput(f"{name} is not a string")
             if len(text) > s.max_text_chars:
                 raise InvalidInput(
-                    f"text {i} has {len(text)} characters (at most {s.max_text_chars})"
+                    f"{name} has {len(text)} characters (at most {s.max_text_chars})"
                 )
             if not text.strip():
-                raise InvalidInput(f"text {i} is empty")
+                raise InvalidInput(f"{name} is empty")
         return texts  # type: ignore[return-value]
 
     async def probabilities(
