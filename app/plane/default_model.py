@@ -33,7 +33,8 @@ class DefaultModel:
         self.model_dir = model_dir
         self.setting = setting
         self.recorded: str | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # why the file cannot be read
+        self.record_error: str | None = None  # why the first model cannot be recorded
         self._stamp: tuple[int, int, int] | None = None
         self._said: tuple[str | None, str | None, tuple[str, ...]] | None = None
 
@@ -58,9 +59,9 @@ class DefaultModel:
         try:
             wrote = record_default_if_first(self.model_dir, name)
         except (OSError, ArtifactError) as exc:  # e.g. a read-only folder: still the only one
-            if self.error != str(exc):
+            if self.record_error != str(exc):
                 log.warning("cannot record %s as the default model: %s", name, exc)
-            self.error = str(exc)
+            self.record_error = str(exc)
             return
         if wrote:
             log.info("recorded %s as the default model in %s", name, self.model_dir)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -114,3 +116,21 @@ def test_the_admin_route_moves_the_default_and_the_setting_overrides(
         wait_ready(c)
         assert c.post("/classify", json=TEXTS).json()["model"] == "example"
         assert c.get("/models").json()["default_model_source"] == "setting"
+
+
+def test_a_folder_it_cannot_record_in_still_serves_its_only_model_and_warns_once(
+    model_repo_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (model_repo_copy / "serving.json").unlink(missing_ok=True)
+    lock = model_repo_copy / "serving.json.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # the lock cannot be opened, not even by root
+    settings = make_settings(model_repo_copy, poll_interval_s=0.05)
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        assert c.post("/classify", json=TEXTS).json()["model"] == "example"
+        time.sleep(0.5)  # several polls, each trying again
+        assert c.get("/models").json()["default_model_source"] == "only model"
+    warnings = [r for r in caplog.records if "cannot record example" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not (model_repo_copy / "serving.json").exists()
