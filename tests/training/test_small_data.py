@@ -179,3 +179,24 @@ def test_the_near_tie_margin_is_chosen_and_recorded(zh_run: tuple) -> None:
     assert fallback.val_fallback_rate >= fallback.val_fallback_rate_without_margin
     report = (version / artifact.REPORT_DIR / "report.md").read_text(encoding="utf-8")
     assert f"near-tie margin **{fallback.margin:.4f}**" in report
+
+
+def test_the_trainer_warns_when_a_label_is_drawn_as_an_index(tmp_path: Path) -> None:
+    rows = ["text,label"] + [f"order {i} status,order_status" for i in range(12)]
+    rows += [f"refund {i} please,\ue000refund" for i in range(12)]  # U+E000: in no font
+    data = tmp_path / "pua.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    lines: list[str] = []
+    cfg = TrainConfig(
+        data=data,
+        model_dir=tmp_path / "m",
+        arch="ngram",
+        params=TINY_PARAMS,
+        epochs=2,
+        folds=2,
+        verbose=False,
+    )
+    train(cfg, log=lines.append)
+    (warning,) = [line for line in lines if "label indices" in line]
+    assert warning.startswith("warning: no installed font draws") and "refund" in warning
+    assert not [line for line in lines if "order_status" in line and "label indices" in line]
