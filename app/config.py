@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("./models"), description="Model repository root.")
     default_model: str | None = Field(
         None,
-        description="Model used when a request names none (default: the only model); set it "
-        "once several are served.",
+        description="Model used when a request names none, overriding the repository's "
+        "recorded default (textcls models default NAME; the first model published or served).",
     )
     pinned_versions: dict[str, int] = Field(
         default_factory=dict,
@@ -89,11 +89,12 @@ class Settings(BaseSettings):
         description="/explain weighs at most this many tokens of a text (one model row each); "
         "the answer says when a text had more.",
     )
-    fallback_margin: float = Field(
-        0.0,
+    fallback_margin: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="Fallback also when the top two confidences are closer than this.",
+        description="Fallback also when the top two confidences are closer than this, for "
+        "every model; unset: each model's own margin, chosen at training (0 if it has none).",
     )
 
     # Prediction log
@@ -182,10 +183,11 @@ class Settings(BaseSettings):
         "0 is unlimited. Names are API key names.",
     )
     grpc_port: int = Field(
-        0,
+        8001,
         ge=0,
         le=65535,
-        description="Port of the Open Inference Protocol (V2) gRPC server; 0 (default) is off.",
+        description="Port of the Open Inference Protocol (V2) gRPC server (Triton's 8001 by "
+        "default); 0 turns gRPC off.",
     )
     grpc_host: str = Field(
         "127.0.0.1", description="Address the gRPC server binds (textcls serve: its --host)."

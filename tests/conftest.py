@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.model_factory import train_tiny_model
+
+# gRPC listens on 8001 by default: servers started by tests (in-process or as subprocesses,
+# which inherit this) keep it off unless a test chooses a free port, so they never collide.
+os.environ["TEXTCLS_GRPC_PORT"] = "0"
 
 
 @pytest.fixture(scope="session")

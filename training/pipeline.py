@@ -708,7 +708,7 @@ def calibrate_and_choose_threshold(
     as unreliable. A threshold that would hand more than ``cfg.max_fallback_rate`` of messages
     to a person is reported and capped there.
     """
-    from training.calibration import calibrate
+    from training.calibration import calibrate, record_margin
     from training.evaluate import apply_threshold, choose_threshold
 
     probs = {held.split: held.probs}
@@ -758,6 +758,8 @@ def calibrate_and_choose_threshold(
             after["test"].max(axis=1), after["test"].argmax(axis=1) == ys["test"], chosen.threshold
         )
         fallback.test_precision, fallback.test_fallback_rate = t.precision, t.fallback_rate
+    test_set = (after["test"], ys["test"]) if "test" in after else None
+    warnings += record_margin(fallback, (held_probs, held.y), test_set)
     return Calibrated(temperature, after, probs, calibration, fallback, warnings)
 
 
@@ -919,7 +921,7 @@ def train(
     ``features``: the run's features cache (default: a fresh one, for the architectures that
     have one, see ``Architecture.make_features``).
     """
-    from training import architectures
+    from training import architectures, fonts
     from training.calibration import with_temperature
 
     prep = prepare(cfg, log)
@@ -945,7 +947,7 @@ def train(
     if splits.texts["test"]:
         test = (fitted.predict(splits.texts["test"]), splits.y["test"])
     cal = calibrate_and_choose_threshold(cfg, held, test)
-    for warning in cal.warnings:
+    for warning in [*cal.warnings, *fonts.label_warnings(splits.labels)]:
         log(f"warning: {warning}")
     metrics = evaluate(cfg, prep, held, cal, fitted.predict)
     fitted.model = with_temperature(fitted.model, cal.temperature)

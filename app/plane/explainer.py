@@ -89,6 +89,7 @@ class Explainer:
         limit = self.settings.explain_max_tokens
         weighed = spans[:limit]
         variants = [without_span(text, start, end) for start, end in weighed]
+        rule = loaded.fallback_rule(threshold, None, self.settings.fallback_margin)
         # No RankSpec: explanations are not predictions, so they are not counted as such.
         result = await serving.batcher.submit([text, *variants])
         probs = result.probabilities
@@ -97,8 +98,8 @@ class Explainer:
             descending_order(probs[:1]),
             labels,
             top_k=top_k or self.settings.default_top_k,
-            threshold=loaded.threshold if threshold is None else threshold,
-            margin=self.settings.fallback_margin,
+            threshold=rule[0],
+            margin=rule[1],
         )[0]
         explained = prediction.label if label is None else label
         column = labels.index(explained)

@@ -86,10 +86,9 @@ def test_cjk_report_plots_without_missing_glyphs(zh_run: tuple) -> None:
     report = version / artifact.REPORT_DIR
     assert (report / "confusion_matrix.png").stat().st_size > 0
     text = (report / "report.md").read_text(encoding="utf-8")
-    if fonts.drawable("订单查询"):  # CI installs fonts-noto-cjk (.ci/run): the labels are drawn
-        assert "## Label index" not in text
-    else:
-        assert "| 0 | 人工" in text or "## Label index" in text
+    # The default install's CJK font (training/fonts.py) draws the labels: no index table.
+    assert fonts.drawable("订单查询")
+    assert "## Label index" not in text
 
 
 def test_labels_no_font_can_draw_become_indices_with_a_table(
@@ -169,3 +168,35 @@ def test_labels_with_few_examples_are_named(tmp_path: Path) -> None:
     train(cfg, log=lines.append)
     warning = next(line for line in lines if "fewer than 5 training examples" in line)
     assert "human_agent (3)" in warning and "refund" not in warning
+
+
+def test_the_near_tie_margin_is_chosen_and_recorded(zh_run: tuple) -> None:
+    version, lines, _ = zh_run
+    fallback = artifact.read_metadata(version).fallback
+    assert 0.0 <= fallback.margin <= 1.0
+    assert fallback.val_fallback_rate_without_margin is not None
+    assert fallback.val_fallback_rate is not None
+    assert fallback.val_fallback_rate >= fallback.val_fallback_rate_without_margin
+    report = (version / artifact.REPORT_DIR / "report.md").read_text(encoding="utf-8")
+    assert f"near-tie margin **{fallback.margin:.4f}**" in report
+
+
+def test_the_trainer_warns_when_a_label_is_drawn_as_an_index(tmp_path: Path) -> None:
+    rows = ["text,label"] + [f"order {i} status,order_status" for i in range(12)]
+    rows += [f"refund {i} please,\ue000refund" for i in range(12)]  # U+E000: in no font
+    data = tmp_path / "pua.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    lines: list[str] = []
+    cfg = TrainConfig(
+        data=data,
+        model_dir=tmp_path / "m",
+        arch="ngram",
+        params=TINY_PARAMS,
+        epochs=2,
+        folds=2,
+        verbose=False,
+    )
+    train(cfg, log=lines.append)
+    (warning,) = [line for line in lines if "label indices" in line]
+    assert warning.startswith("warning: no installed font draws") and "refund" in warning
+    assert not [line for line in lines if "order_status" in line and "label indices" in line]

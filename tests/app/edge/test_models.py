@@ -37,6 +37,7 @@ def test_probes(client: TestClient) -> None:
         "ready": True,
         "device": "cpu",
         "models": {"example": 1},
+        "model_states": {"example": "ready"},
         "reason": None,
         "logging": "off",
         "degraded": [],
