@@ -17,20 +17,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.cli.errors import ExitCode, fail
+from app.cli.logs import DatabaseUrl, Since, engine_for, parse_since
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
-from app.predlog.commands import DatabaseUrl, Since, _engine, parse_since
 
 if TYPE_CHECKING:
     from training.retrain import Correction
-
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def serving_version(model_path: Path, state: ss.ServingState, pinned: int | None) -> int:
@@ -92,7 +85,7 @@ def _corrections(database_url: str | None, name: str, since: str | None) -> list
     from app.predlog.reports import model_corrections
     from training.retrain import Correction
 
-    with _engine(database_url) as engine:
+    with engine_for(database_url) as engine:
         found = model_corrections(engine, name, parse_since(since))
     if found.without_text:
         typer.echo(
@@ -142,7 +135,7 @@ def retrain_command(
         state = ss.read_state(model_path)
         stable = serving_version(model_path, state, settings.pinned_versions.get(name))
     except (ConfigError, ss.StateError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     corrections = _corrections(database_url or settings.database_url, name, since)
     typer.echo(f"{len(corrections)} corrected texts of {name!r}; serving version {stable}")
     run_id = uuid.uuid4().hex[:8]
@@ -163,12 +156,12 @@ def retrain_command(
         typer.echo(f"report: {report_dir}")
         if not outcome.passed or outcome.candidate_dir is None:
             typer.echo("refused: " + "; ".join(outcome.reasons), err=True)
-            raise typer.Exit(EXIT_REFUSED)
+            raise typer.Exit(ExitCode.REFUSED)
         version = _publish(
             model_path, stable, candidate_dir=outcome.candidate_dir, report_dir=report_dir
         )
     except RetrainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     typer.echo(

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cli.train import register
 from training import artifact
-from training.commands import register
 from training.pipeline import EXAMPLE_TEST
 
 TINY_FLAGS = [

@@ -1,4 +1,4 @@
-"""The trainer's CLI commands: train, evaluate and predict, registered on app.cli's Typer app."""
+"""``textcls train``, ``evaluate`` and ``predict``: the trainer's commands."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import fail
 from training.artifact import ArtifactError
 from training.data import FORMATS, DataError
 from training.distributed import UnsupportedStrategyModel
 from training.params import ModelParams
 from training.pipeline import TrainConfig
 
-EXIT_BAD_INPUT = 2
 _DEFAULTS = ModelParams()
 _CFG = TrainConfig()
 
@@ -30,11 +30,6 @@ FormatOption = Annotated[
 ]
 TextColumn = Annotated[str, typer.Option(help="Column (or JSON key) holding the text.")]
 LabelColumn = Annotated[str, typer.Option(help="Column (or JSON key) holding the label.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def _parse_kernel_sizes(value: str) -> tuple[int, ...]:
@@ -175,22 +170,22 @@ def train_command(
     from training.pipeline import train
 
     if monitor not in ("val_loss", "val_accuracy"):
-        raise _fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
+        raise fail(f"unknown --monitor {monitor!r}; use val_loss or val_accuracy")
     if arch not in (*architectures.names(), architectures.AUTO):
-        raise _fail(f"unknown --arch {arch!r}; known: auto, {', '.join(architectures.names())}")
+        raise fail(f"unknown --arch {arch!r}; known: auto, {', '.join(architectures.names())}")
     if arch == "encoder":
         from training.encoder.weights import EncoderUnavailable, require_extra
 
         try:
             require_extra()
         except EncoderUnavailable as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     if validation not in ("auto", "split", "kfold"):
-        raise _fail(f"unknown --validation {validation!r}; use auto, split or kfold")
+        raise fail(f"unknown --validation {validation!r}; use auto, split or kfold")
     if validation == "kfold" and (val_data or strategy != "default"):
-        raise _fail("--validation kfold takes no --val-data and runs with --strategy default")
+        raise fail("--validation kfold takes no --val-data and runs with --strategy default")
     if strategy not in ("default", "mirrored", "multiworker"):
-        raise _fail(f"unknown --strategy {strategy!r}; use default, mirrored or multiworker")
+        raise fail(f"unknown --strategy {strategy!r}; use default, mirrored or multiworker")
     cfg = TrainConfig(
         data=data,
         model_dir=model_dir,
@@ -238,9 +233,9 @@ def train_command(
     try:
         path = train(cfg, log=lambda message: typer.echo(message))
     except (DataError, ArtifactError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except UnsupportedStrategyModel as exc:
-        raise _fail(
+        raise fail(
             f"--strategy {strategy} needs a functional --arch with dense features "
             f"(cnn with --towers 1, textcnn, transformer): {exc}"
         ) from None
@@ -285,7 +280,7 @@ def evaluate_command(
         )
         metrics, y, probs = score_dataset(classifier, ds)
     except (DataError, ArtifactError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     target = out or _default_out(classifier, data)
     meta = classifier.metadata
     write_report(
@@ -310,7 +305,7 @@ def predict_command(
     try:
         classifier = SavedClassifier(resolve_version_dir(model))
     except ArtifactError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     threshold = classifier.metadata.fallback.threshold
     for text in texts:
         ranking = classifier.rank(text, top_k)
