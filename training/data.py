@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMATS = ("csv", "tsv", "jsonl")
+# The bundled example: what ``textcls train`` trains on when no --data is given.
+EXAMPLE_DIR = Path(__file__).resolve().parent / "example_data"
+EXAMPLE_TRAIN = EXAMPLE_DIR / "support_chat_train.csv"
+EXAMPLE_TEST = EXAMPLE_DIR / "support_chat_test.csv"
+EXAMPLE_NAME = "example"
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _MAX_LISTED = 50
 

@@ -58,7 +58,7 @@ class EncoderFeatures:
     after every epoch, val, test, out-of-scope) all read them from here. The encoder is frozen
     and deterministic, and it is ~98% of the compute of a step.
 
-    One per training run (``training.pipeline.train`` makes it and drops it at the end), never
+    One per training run (``training.train.train`` makes it and drops it at the end), never
     inside a model: the exported ``serving_default`` runs ``encoder`` itself on its input.
     """
 
@@ -105,7 +105,7 @@ class EncoderClassifier(keras.Model):
     """``call``: text -> frozen encoder features -> head (``head([text, features])``).
 
     Training fits ``head`` alone on features looked up in the run's EncoderFeatures
-    (training.pipeline); this model, which shares the head's weights, is what gets evaluated
+    (training.stages.fit); this model, which shares the head's weights, is what gets evaluated
     against the export and exported, its ``serving_default`` traced through ``encoder``.
     """
 

@@ -45,7 +45,7 @@ class SentencePieceTokens(keras.layers.Layer):
         """A new tokenizer resource. Its SentencePiece model is owned by the op kernel that made
         it (tensorflow/text, b/318839908), and ``tf.random.set_seed`` in eager mode clears the
         kernel cache: a layer kept across seeds (the pipeline's shared encoder, which
-        ``training.pipeline.fit`` reseeds before each build) needs this after each."""
+        ``training.stages.fit.fit`` reseeds before each build) needs this after each."""
         import tensorflow_text as tf_text
 
         self.tokenizer = tf_text.SentencepieceTokenizer(

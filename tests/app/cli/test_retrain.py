@@ -24,7 +24,8 @@ from app.predlog.records import to_row
 from tests.app.predlog.factories import make_record
 from tests.model_factory import tiny_config
 from training.artifact import read_metadata, versions
-from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN, train
+from training.data import EXAMPLE_TEST, EXAMPLE_TRAIN
+from training.train import train
 
 runner = CliRunner()
 PLANTED_FROM, PLANTED_TO = "lost_card", "damaged_item"
