@@ -45,7 +45,8 @@ class Architecture:
     flags: frozenset[str]
     summary: str
     # How the architecture turns text into tokens (metadata.json "tokenizer"); None: the
-    # script-aware tokenizer every built-in architecture uses (training.tokenize).
+    # script-aware tokenizer every built-in architecture uses (training.tokenize). An entry
+    # without a "rule" gets the script-aware rule (what its word vectorizers use).
     tokenizer: dict[str, object] | None = None
     # Python modules whose custom ops the exported graph uses (metadata.json op_libraries).
     op_libraries: tuple[str, ...] = ()
@@ -62,11 +63,13 @@ class Architecture:
         return getattr(importlib.import_module(module), attr)()
 
     def tokenizer_description(self) -> dict[str, object]:
-        if self.tokenizer is not None:
-            return dict(self.tokenizer)
+        """metadata.json's ``tokenizer``: always with the ``rule`` that makes the tokens its
+        word vectorizers see (the explainer splits texts with it)."""
         from training.tokenize import DESCRIPTION
 
-        return dict(DESCRIPTION)
+        if self.tokenizer is None:
+            return dict(DESCRIPTION)
+        return {"rule": DESCRIPTION["rule"], **self.tokenizer}
 
     def load(self) -> Builder:
         module, _, attr = self.builder.partition(":")
