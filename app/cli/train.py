@@ -67,6 +67,7 @@ def _default_out(model: object, data: Path) -> Path:
 
 
 def evaluate_command(
+    *,
     model: ModelOption,
     data: Annotated[Path, typer.Option(help="Labelled file to score the model on.")],
     fmt: FormatOption = None,

@@ -36,19 +36,17 @@ def build_head(
     p: ModelParams,
     text: keras.KerasTensor,
     features: keras.KerasTensor,
-    ngram_features: bool = True,
 ) -> Any:
-    """Probabilities from the encoder's head features and (optionally) the text's n-grams."""
+    """Probabilities from the encoder's head features and the text's n-grams."""
     x = layers.Rescaling(FEATURE_SCALE, name="feature_scale")(features)
     x = layers.Dropout(FEATURE_DROPOUT, name="feature_dropout")(x)
-    if ngram_features:
-        words, chars = make_ngram_vectorizers(train_texts, p)
-        idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
-        ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(
-            [words(text), chars(text)]
-        )
-        ngrams = layers.Dropout(p.dropout, name="dropout")(ngrams)
-        x = layers.Concatenate(name="features")([x, ngrams])
+    words, chars = make_ngram_vectorizers(train_texts, p)
+    idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
+    ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(
+        [words(text), chars(text)]
+    )
+    ngrams = layers.Dropout(p.dropout, name="dropout")(ngrams)
+    x = layers.Concatenate(name="features")([x, ngrams])
     return layers.Dense(n_labels, activation="softmax", name="probabilities", dtype="float32")(x)
 
 
