@@ -162,9 +162,8 @@ register(
         "its DAN layers) beside n-gram TF-IDF; needs the [encoder] extra",
         op_libraries=("tensorflow_text",),
         features="training.architectures.encoder:EncoderFeatures",
-        # Its head trains in seconds on cached features, and the val rows measurably help it
-        # (BANKING77 0.9201 -> 0.9295, waimai 0.9049 -> 0.9111); ngram's refit was within a
-        # seed's spread (waimai -0.24 on three seeds, BANKING77 +0.26) at twice the time.
+        # Its head trains in seconds on cached features and gains from the val rows; for ngram a
+        # refit is within a seed's spread at twice the time (docs/results/accuracy.md).
         refit=True,
         tokenizer={
             "name": "sentencepiece",
@@ -177,8 +176,8 @@ register(
 
 AUTO = "auto"
 # --arch auto: the pretrained encoder up to this many training rows per label (median), ngram
-# above. Measured (README Results): on BANKING77 the encoder leads ngram by ~10 points at 10-30
-# rows per label and the lead shrinks with more data, while it serves several times slower.
+# above: the encoder's lead over ngram is large on few rows per label and shrinks with more
+# data, while it serves several times slower (docs/results/accuracy.md).
 AUTO_ENCODER_MAX_ROWS_PER_LABEL = 60
 
 

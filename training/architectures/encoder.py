@@ -2,8 +2,8 @@
 
 The pretrained encoder knows paraphrases ("my card never came" ~ "the card has not arrived")
 that 10-30 examples per label cannot teach; the n-gram features keep the exact words and
-characters that separate close intents. Both go into one softmax (README Results has the
-measured alternatives: embeddings alone, an MLP head, the encoder fine-tuned).
+characters that separate close intents. Both go into one softmax (docs/results/accuracy.md has
+the alternatives: embeddings alone, an MLP head, the encoder fine-tuned).
 """
 
 from __future__ import annotations
