@@ -32,13 +32,9 @@ def _default(d: Declared) -> Any:
 def parameter(d: Declared) -> inspect.Parameter:
     """The keyword parameter Typer turns into ``d``'s option."""
     numeric = d.type in (int, float)
-    allowed = d.allowed()
-    help_text = d.spec.help
-    if allowed and typing.get_origin(d.type) is not typing.Literal and d.spec.choices:
-        help_text += f" [{'|'.join(allowed)}]"
     option = typer.Option(
         *([d.spec.flag] if d.spec.flag else []),
-        help=help_text,
+        help=d.spec.help,
         envvar=d.spec.envvar,
         min=d.spec.min if numeric else None,
         max=d.spec.max if numeric else None,
