@@ -109,7 +109,7 @@ def _set(obj: Any, path: tuple[str, ...], value: Any) -> None:
     setattr(obj, path[-1], value)
 
 
-def check(d: Declared, value: Any) -> None:
+def check_value(d: Declared, value: Any) -> None:
     """SettingError when ``value`` is outside what ``d`` allows."""
     allowed = d.allowed()
     if allowed is not None and value not in allowed:
@@ -129,7 +129,7 @@ def validate(cfg: Any) -> None:
     """Check every declared setting of ``cfg`` against its declaration, then the rules
     between settings (``cfg.check()``, when its class has one)."""
     for d in declared(type(cfg)):
-        check(d, _get(cfg, d.path))
+        check_value(d, _get(cfg, d.path))
     between = getattr(cfg, "check", None)
     if callable(between):
         between()
@@ -138,7 +138,11 @@ def validate(cfg: Any) -> None:
 def from_values(cls: type, values: Mapping[str, Any]) -> Any:
     """A ``cls`` with the settings named in ``values`` (by field name) set; others default."""
     cfg = cls()
-    for d in declared(cls):
+    settings = list(declared(cls))
+    unknown = set(values) - {d.name for d in settings}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no setting {', '.join(sorted(unknown))}")
+    for d in settings:
         if d.name in values:
             _set(cfg, d.path, _typed(d, values[d.name]))
     return cfg
