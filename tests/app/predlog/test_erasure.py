@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from app.predlog.commands import register
+from app.cli.logs import register
 from app.predlog.feedback import Unlogged, record_feedback
 from app.predlog.inserts import insert_rows
 from app.predlog.records import LogTextMode, PredictionRecord, to_row

@@ -23,15 +23,10 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import fail
 from app.config import ConfigError, load_settings
 
-EXIT_BAD_CONFIG = 2
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus_client reads at import
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_CONFIG)
 
 
 def _exit_zero(signum: int, frame: FrameType | None) -> None:
@@ -56,7 +51,7 @@ def _check_gpu_present() -> None:
     try:
         configure_device("gpu")
     except DeviceError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _check_grpc_port_free(host: str, port: int) -> None:
@@ -74,7 +69,7 @@ def _check_grpc_port_free(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
             probe.bind((host, port))
     except OSError as exc:
-        raise _fail(f"{port_taken_message(host, port)} ({exc.strerror})") from None
+        raise fail(f"{port_taken_message(host, port)} ({exc.strerror})") from None
 
 
 def _configure_logging(level: str) -> None:
@@ -122,7 +117,7 @@ def serve(
         settings = load_settings()
         check_security_settings(settings)  # bad API keys fail here, before any worker starts
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if settings.device == "gpu":
         _check_gpu_present()
     if settings.grpc_port:

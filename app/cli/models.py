@@ -20,12 +20,10 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import ExitCode, fail
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
 from training.artifact import ArtifactError, read_default_model, write_default_model
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 models_app = typer.Typer(
     help="The default model; version labels (stable, canary, shadow, ...), canary share and "
@@ -40,25 +38,20 @@ ModelDir = Annotated[
 Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _model_dir(model_dir: Path | None) -> Path:
     if model_dir is not None:
         return model_dir
     try:
         return load_settings().model_dir
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _recorded_default(model_dir: Path) -> str | None:
     try:
         return read_default_model(model_dir)
     except ArtifactError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _show(name: str, state: ss.ServingState, as_json: bool, *, default: str | None = None) -> None:
@@ -100,9 +93,9 @@ def _edit(
     try:
         state = edit(_model_dir(model_dir), name, change)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot write the serving state: {exc}", EXIT_FAILED) from None
+        raise fail(f"cannot write the serving state: {exc}", ExitCode.FAILED) from None
     _show(name, state, as_json)
 
 
@@ -169,7 +162,7 @@ def show_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False
         path = ss.model_path_of(folder, name)
         state = ss.read_state(path)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _show(name, state, as_json, default=_recorded_default(folder))
 
 
@@ -191,9 +184,9 @@ def default_command(
         try:
             write_default_model(folder, name)
         except ArtifactError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         except OSError as exc:
-            raise _fail(f"cannot write the default model: {exc}", EXIT_FAILED) from None
+            raise fail(f"cannot write the default model: {exc}", ExitCode.FAILED) from None
     default = _recorded_default(folder)
     if as_json:
         typer.echo(json.dumps({"default_model": default}))
