@@ -64,7 +64,7 @@ def engine_for(database_url: str | None) -> Iterator[Engine]:
 
     url = _database_url(database_url)
     try:
-        engine = create_dbengine_for(url)
+        engine = create_db_engine(url)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise fail(f"invalid database URL: {exc}") from None
     shown = make_url(url).render_as_string(hide_password=True)

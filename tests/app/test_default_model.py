@@ -14,8 +14,8 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from app.main import create_app
 from app.cli.models import register
+from app.main import create_app
 from tests.app.conftest import make_settings, wait_ready, wait_until
 from tests.live_server import live_server
 from training.artifact import METADATA_FILE, publish, read_default_model

@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from app.config import Settings
 from app.cli.logs import register
+from app.config import Settings
 from app.predlog.engine import create_db_engine
 from app.predlog.feedback import record_feedback
 from app.predlog.inserts import insert_rows
