@@ -251,21 +251,30 @@ def calibrate(
     return temperature, after, calibration_metrics(temperature, probs, y)
 
 
+@dataclass(frozen=True)
+class QualityInputs:
+    """What the calibration section describes: the reported split's true label indices and its
+    probabilities before and after temperature scaling, and what T was fitted on."""
+
+    split: str
+    before: np.ndarray
+    after: np.ndarray
+    y: np.ndarray
+    fitted_on: str = "val"
+
+
 def append_quality_report(
     out: Path,
-    split: str,
-    before: np.ndarray,
-    after: np.ndarray,
-    y: np.ndarray,
+    inputs: QualityInputs,
     calibration: dict[str, Any],
     oos: dict[str, Any] | None = None,
-    fitted_on: str = "val",
 ) -> None:
     """Add reliability.png and the calibration (and out-of-scope) sections to ``report.md``."""
     from training.oos import render_oos_markdown
 
     t = calibration["temperature"]
-    plot_reliability(before, after, y, t, out / "reliability.png")
+    plot_reliability(inputs.before, inputs.after, inputs.y, t, out / "reliability.png")
+    split, fitted_on = inputs.split, inputs.fitted_on
     c = calibration[split]
     lines = [
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,25 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], pat
     plt.close(fig)
 
 
-def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> str:
-    """report.md: headline figures, fallback, per-class table (worst F1 first)."""
-    test = metrics.get("test", {})
+@dataclass(frozen=True)
+class ReportSet:
+    """The predictions a report describes: label names, each row's true label index and the
+    model's probabilities (one row per text, one column per label)."""
+
+    labels: list[str]
+    y: np.ndarray
+    probs: np.ndarray
+
+
+_SPLIT_NAMES = {"cv": "cross-validation (out-of-fold)"}
+
+
+def _split_name(split: str) -> str:
+    return _SPLIT_NAMES.get(split, split)
+
+
+def _headline(title: str, metrics: dict[str, Any]) -> list[str]:
+    """The title, how the figures were obtained, and one row per evaluated split."""
     lines = [f"# {title}", ""]
     evaluation = metrics.get("evaluation", {})
     if evaluation.get("how"):
@@ -98,69 +115,91 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
         if evaluation.get("test"):
             lines += [f"Test rows: {evaluation['test']}.", ""]
     lines += ["| split | rows | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
-    names = {"cv": "cross-validation (out-of-fold)"}
     for split in ("cv", "val", "test"):
         m = metrics.get(split)
         if m and not (split == "test" and m is metrics.get("cv")):
             lines.append(
-                f"| {names.get(split, split)} | {m['rows']} | {m['accuracy']:.4f} "
+                f"| {_split_name(split)} | {m['rows']} | {m['accuracy']:.4f} "
                 f"| {m['macro_f1']:.4f} |"
             )
-    fb = metrics.get("fallback")
-    if fb:
-        chosen_on = names.get(fb.get("chosen_on") or "val", "val")
-        lines += [
-            "",
-            f"Fallback threshold **{fb['threshold']:.4f}** and near-tie margin "
-            f"**{fb.get('margin', 0.0):.4f}** (chosen on {chosen_on} for target precision "
-            f"{fb['target_precision']:.2f}): a message falls back when its top confidence is "
-            "under the threshold or the top two are closer than the margin.",
-        ]
-        if fb.get("target_threshold") is not None:
+    return lines
+
+
+def _fallback(fb: dict[str, Any]) -> list[str]:
+    """The fallback rule, whether its target is in reach, and its rates per split."""
+    held = fb.get("chosen_on") or "val"
+    lines = [
+        "",
+        f"Fallback threshold **{fb['threshold']:.4f}** and near-tie margin "
+        f"**{fb.get('margin', 0.0):.4f}** (chosen on {_SPLIT_NAMES.get(held, 'val')} for target "
+        f"precision {fb['target_precision']:.2f}): a message falls back when its top confidence "
+        "is under the threshold or the top two are closer than the margin.",
+    ]
+    if fb.get("target_threshold") is not None:
+        lines.append(
+            f"**The target precision is out of reach for most messages**: it needs threshold "
+            f"{fb['target_threshold']:.4f}, which would hand more than "
+            f"{fb['max_fallback_rate']:.0%} of them to a person; the threshold is capped "
+            "there instead. More labelled examples per label raise the precision."
+        )
+    for split, key in ((held, "val"), ("test", "test")):
+        prec, rate = fb.get(f"{key}_precision"), fb.get(f"{key}_fallback_rate")
+        if rate is not None:
+            shown = "n/a" if prec is None else f"{prec:.4f}"
+            alone = fb.get(f"{key}_fallback_rate_without_margin")
+            without = "" if alone is None else f" ({alone:.4f} with the threshold alone)"
             lines.append(
-                f"**The target precision is out of reach for most messages**: it needs threshold "
-                f"{fb['target_threshold']:.4f}, which would hand more than "
-                f"{fb['max_fallback_rate']:.0%} of them to a person; the threshold is capped "
-                "there instead. More labelled examples per label raise the precision."
+                f"- {_split_name(split)}: precision of kept {shown}, "
+                f"share falling back {rate:.4f}{without}"
             )
-        held = fb.get("chosen_on") or "val"
-        for split, key in ((held, "val"), ("test", "test")):
-            prec, rate = fb.get(f"{key}_precision"), fb.get(f"{key}_fallback_rate")
-            if rate is not None:
-                shown = "n/a" if prec is None else f"{prec:.4f}"
-                alone = fb.get(f"{key}_fallback_rate_without_margin")
-                without = "" if alone is None else f" ({alone:.4f} with the threshold alone)"
-                lines.append(
-                    f"- {names.get(split, split)}: precision of kept {shown}, "
-                    f"share falling back {rate:.4f}{without}"
-                )
-    for warning in evaluation.get("warnings", []):
-        lines += ["", f"> warning: {warning}"]
+    return lines
+
+
+def _per_class(test: dict[str, Any], labels: list[str]) -> list[str]:
+    """The per-class table on test, lowest F1 first (nothing when there is none)."""
     per_class = test.get("per_class", {})
-    if per_class:
-        lines += [
-            "",
-            "## Per class (test, lowest F1 first)",
-            "",
-            "| label | precision | recall | F1 | support |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for label in sorted(labels, key=lambda lab: per_class[lab]["f1"]):
-            c = per_class[label]
-            lines.append(
-                f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
-                f"| {c['support']} |"
-            )
+    if not per_class:
+        return []
+    lines = [
+        "",
+        "## Per class (test, lowest F1 first)",
+        "",
+        "| label | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label in sorted(labels, key=lambda lab: per_class[lab]["f1"]):
+        c = per_class[label]
+        lines.append(
+            f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
+            f"| {c['support']} |"
+        )
+    return lines
+
+
+def _label_index(labels: list[str]) -> list[str]:
+    """The index-to-label table when the plots show numbers instead of labels."""
     _, indexed = fonts.plot_labels(labels)
-    if indexed:
-        lines += [
-            "",
-            "## Label index (the plots show numbers: no installed font draws every label)",
-            "",
-            "| index | label |",
-            "|---:|---|",
-            *(f"| {i} | {lab} |" for i, lab in enumerate(labels)),
-        ]
+    if not indexed:
+        return []
+    return [
+        "",
+        "## Label index (the plots show numbers: no installed font draws every label)",
+        "",
+        "| index | label |",
+        "|---:|---|",
+        *(f"| {i} | {lab} |" for i, lab in enumerate(labels)),
+    ]
+
+
+def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> str:
+    """report.md: headline figures, fallback, per-class table (worst F1 first)."""
+    lines = _headline(title, metrics)
+    if metrics.get("fallback"):
+        lines += _fallback(metrics["fallback"])
+    for warning in metrics.get("evaluation", {}).get("warnings", []):
+        lines += ["", f"> warning: {warning}"]
+    lines += _per_class(metrics.get("test", {}), labels)
+    lines += _label_index(labels)
     lines += [
         "",
         "![confusion matrix](confusion_matrix.png)",
@@ -171,19 +210,12 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
     return "\n".join(lines)
 
 
-def write_report(
-    out: Path,
-    title: str,
-    metrics: dict[str, Any],
-    labels: list[str],
-    y_true: np.ndarray,
-    probs: np.ndarray,
-) -> None:
-    """Write the four report files into ``out`` for the set (y_true, probs), usually test."""
+def write_report(out: Path, title: str, metrics: dict[str, Any], rows: ReportSet) -> None:
+    """Write the four report files into ``out`` for the predictions ``rows``, usually test."""
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=2, ensure_ascii=False)  # labels in their own script
     (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
     cm = np.asarray(metrics["test"]["confusion_matrix"])
-    plot_confusion_matrix(cm, labels, out / "confusion_matrix.png")
-    plot_pr_curves(np.asarray(y_true), probs, labels, out / "pr_curves.png")
-    (out / "report.md").write_text(render_markdown(title, metrics, labels), encoding="utf-8")
+    plot_confusion_matrix(cm, rows.labels, out / "confusion_matrix.png")
+    plot_pr_curves(np.asarray(rows.y), rows.probs, rows.labels, out / "pr_curves.png")
+    (out / "report.md").write_text(render_markdown(title, metrics, rows.labels), encoding="utf-8")

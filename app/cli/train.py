@@ -82,7 +82,7 @@ def evaluate_command(
 ) -> None:
     """Score a saved model on a labelled file; write metrics.json, plots and report.md."""
     from training.data import load_dataset
-    from training.report import write_report
+    from training.report import ReportSet, write_report
     from training.scoring import SavedClassifier, resolve_version_dir, score_dataset
 
     try:
@@ -99,9 +99,8 @@ def evaluate_command(
         raise fail(str(exc)) from None
     target = out or _default_out(classifier, data)
     meta = classifier.metadata
-    write_report(
-        target, f"Model {meta.name} v{meta.version} on {data.name}", metrics, meta.labels, y, probs
-    )
+    title = f"Model {meta.name} v{meta.version} on {data.name}"
+    write_report(target, title, metrics, ReportSet(meta.labels, y, probs))
     m, fb = metrics["test"], metrics["fallback"]
     typer.echo(
         f"{len(ds)} rows: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from training.evaluate import compute_metrics
-from training.report import write_report
+from training.report import ReportSet, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,7 +41,7 @@ def test_report_files_match_the_metrics(tmp_path: Path) -> None:
     metrics = {"test": compute_metrics(y, probs, labels)}
     metrics["fallback"] = {"threshold": 0.5, "target_precision": 0.95, "test_precision": 0.9}
     metrics["fallback"]["test_fallback_rate"] = 0.2
-    write_report(tmp_path / "r", "t", metrics, labels, y, probs)
+    write_report(tmp_path / "r", "t", metrics, ReportSet(labels, y, probs))
     written = _check_report(tmp_path / "r", labels)
     assert written == json.loads(json.dumps(metrics))
     assert f"{metrics['test']['accuracy']:.4f}" in (tmp_path / "r" / "report.md").read_text()
@@ -50,7 +50,8 @@ def test_report_files_match_the_metrics(tmp_path: Path) -> None:
 def test_report_with_77_labels(tmp_path: Path) -> None:
     labels = [f"intent_with_a_long_name_{k}" for k in range(77)]
     y, probs = _fake_set(77, 400, seed=1)
-    write_report(tmp_path, "77", {"test": compute_metrics(y, probs, labels)}, labels, y, probs)
+    metrics = {"test": compute_metrics(y, probs, labels)}
+    write_report(tmp_path, "77", metrics, ReportSet(labels, y, probs))
     _check_report(tmp_path, labels)
 
 
@@ -68,7 +69,8 @@ def test_metrics_json_keeps_chinese_and_the_pr_title_counts_right(tmp_path: Path
 
     plt.Figure.savefig = keep_titles  # type: ignore[method-assign]
     try:
-        write_report(tmp_path, "zh", {"test": compute_metrics(y, probs, labels)}, labels, y, probs)
+        metrics = {"test": compute_metrics(y, probs, labels)}
+        write_report(tmp_path, "zh", metrics, ReportSet(labels, y, probs))
     finally:
         plt.Figure.savefig = savefig  # type: ignore[method-assign]
     text = (tmp_path / "metrics.json").read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from tests.model_factory import TINY_PARAMS
 from training import artifact, fonts
 from training.config import TrainConfig
 from training.data import EXAMPLE_DIR, load_dataset
-from training.report import write_report
+from training.report import ReportSet, write_report
 from training.stages.calibrate import calibrate
 from training.stages.held_out import HeldOut
 from training.stages.kfold import kfold_indices
@@ -100,7 +100,7 @@ def test_labels_no_font_can_draw_become_indices_with_a_table(
     metrics["test"]["confusion_matrix"] = [[2, 0], [1, 1]]
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
         warnings.simplefilter("always")
-        write_report(tmp_path, "t", metrics, labels, y, probs)
+        write_report(tmp_path, "t", metrics, ReportSet(labels, y, probs))
     assert not [w for w in caught if "Glyph" in str(w.message)]
     assert "Glyph" not in caplog.text
     text = (tmp_path / "report.md").read_text(encoding="utf-8")

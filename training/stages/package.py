@@ -69,9 +69,9 @@ def package(
     cfg: TrainConfig, prep: Prepared, trained: Trained, cal: Calibrated, evaluation: Evaluation
 ) -> Path:
     """Publish the calibrated model with its metadata and report; return the version folder."""
-    from training.calibration import append_quality_report, with_temperature
+    from training.calibration import QualityInputs, append_quality_report, with_temperature
     from training.export import export_version
-    from training.report import write_report
+    from training.report import ReportSet, write_report
 
     held, splits, metrics = trained.held, prep.splits, evaluation.metrics
     report_split = "test" if "test" in cal.probs else held.split
@@ -83,18 +83,16 @@ def package(
     def report(out: Path) -> None:
         title = f"Model {prep.name} ({cfg.arch}) on {source}"
         probs = cal.probs[report_split]
-        write_report(out, title, report_metrics, splits.labels, report_y, probs)
+        write_report(out, title, report_metrics, ReportSet(splits.labels, report_y, probs))
         if cal.calibration.get("method") == "temperature":
-            append_quality_report(
-                out,
+            inputs = QualityInputs(
                 report_split,
-                cal.uncalibrated[report_split],
-                probs,
-                report_y,
-                cal.calibration,
-                metrics.get("oos"),
+                before=cal.uncalibrated[report_split],
+                after=probs,
+                y=report_y,
                 fitted_on="out-of-fold predictions" if held.split == "cv" else held.split,
             )
+            append_quality_report(out, inputs, cal.calibration, metrics.get("oos"))
 
     meta = metadata_of(cfg, prep, trained, cal, evaluation)
     model = with_temperature(trained.fitted.model, cal.temperature)
