@@ -175,7 +175,20 @@ def parse_e5(data: bytes) -> E5Weights:
     config = E5Config(hidden, layers, heads, ff, vocab, max_pos, type_vocab, eps=r.float32())
     if r.one() != QK:
         raise EncoderUnavailable(f"the model file's block size is not {QK}")
+    vocabulary = _read_vocabulary(r)
+    tensors = _Tensors(data, _read_tensor_index(r))
+    word = tensors.q4_blocks("emb.word", vocab, hidden)
+    return E5Weights(
+        config=config,
+        vocabulary=vocabulary,
+        word_nibbles=np.ascontiguousarray(word["nibbles"]).reshape(vocab, hidden // 2),
+        word_scales=np.ascontiguousarray(word["scale"]),
+        arrays=_dense_arrays(tensors, config),
+    )
 
+
+def _read_vocabulary(r: _Reader) -> E5Vocabulary:
+    """The pieces with their scores, the special ids and the normalization map."""
     n_pieces = r.one()
     bos, eos, pad, unk = r.ints("4i")
     blob_len = r.one("Q")
@@ -183,54 +196,63 @@ def parse_e5(data: bytes) -> E5Weights:
     scores = r.array("<f4", n_pieces).astype(np.float32)
     blob = r.bytes(blob_len)
     pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
-
     n_norm = r.one()
     norm = _Reader(r.bytes(r.one("I")))
     normalization: dict[int, str] = {}
     for _ in range(n_norm):
         codepoint, count = norm.ints("IB")
         normalization[codepoint] = "".join(chr(c) for c in norm.ints(f"{count}I"))
+    return E5Vocabulary(pieces, scores, bos, eos, pad, unk, normalization)
 
+
+def _read_tensor_index(r: _Reader) -> dict[str, tuple[int, int, int]]:
+    """Tensor name -> (dtype, element count, byte offset in the file)."""
     tensors: dict[str, tuple[int, int, int]] = {}
     for _ in range(r.one()):
         name = r.bytes(r.one("H")).decode("ascii")
         dtype, count, offset, _nbytes = r.ints("BIQQ")
         tensors[name] = (dtype, count, offset)
+    return tensors
 
-    def f32(name: str) -> np.ndarray:
-        dtype, count, offset = tensors[name]
+
+class _Tensors:
+    """The file's tensors by name, read in place as fp32 arrays or Q4_0 blocks."""
+
+    def __init__(self, data: bytes, index: dict[str, tuple[int, int, int]]) -> None:
+        self.data, self.index = data, index
+
+    def f32(self, name: str) -> np.ndarray:
+        dtype, count, offset = self.index[name]
         assert dtype == F32, name
-        return np.frombuffer(data, "<f4", count, offset).astype(np.float32)
+        return np.frombuffer(self.data, "<f4", count, offset).astype(np.float32)
 
-    def q4_blocks(name: str, rows: int, cols: int) -> np.ndarray:
-        dtype, count, offset = tensors[name]
+    def q4_blocks(self, name: str, rows: int, cols: int) -> np.ndarray:
+        dtype, count, offset = self.index[name]
         assert dtype == Q4 and count == rows * cols, name
-        return np.frombuffer(data, Q4_BLOCK, rows * cols // QK, offset).reshape(rows, cols // QK)
+        blocks = np.frombuffer(self.data, Q4_BLOCK, rows * cols // QK, offset)
+        return blocks.reshape(rows, cols // QK)
 
+
+def _dense_arrays(tensors: _Tensors, config: E5Config) -> dict[str, np.ndarray]:
+    """Every array but the word table, the layers' matrices unpacked and transposed."""
+    hidden, ff = config.hidden, config.feed_forward
     arrays = {
-        "emb.pos": f32("emb.pos").reshape(max_pos, hidden),
-        "emb.type": f32("emb.type").reshape(type_vocab, hidden),
-        "emb.ln.w": f32("emb.ln.w"),
-        "emb.ln.b": f32("emb.ln.b"),
+        "emb.pos": tensors.f32("emb.pos").reshape(config.max_positions, hidden),
+        "emb.type": tensors.f32("emb.type").reshape(config.type_vocab, hidden),
+        "emb.ln.w": tensors.f32("emb.ln.w"),
+        "emb.ln.b": tensors.f32("emb.ln.b"),
     }
     shapes = {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden)}
     shapes |= {"ao": (hidden, hidden), "fi": (ff, hidden), "fo": (hidden, ff)}
-    for i in range(layers):
+    for i in range(config.layers):
         for m in LAYER_MATRICES:
             rows, cols = shapes[m]
             arrays[f"l{i}.{m}.w"] = np.ascontiguousarray(
-                unpack_q4(q4_blocks(f"l{i}.{m}.w", rows, cols)).T
+                unpack_q4(tensors.q4_blocks(f"l{i}.{m}.w", rows, cols)).T
             )
         for v in LAYER_VECTORS:
-            arrays[f"l{i}.{v}"] = f32(f"l{i}.{v}")
-    word = q4_blocks("emb.word", vocab, hidden)
-    return E5Weights(
-        config=config,
-        vocabulary=E5Vocabulary(pieces, scores, bos, eos, pad, unk, normalization),
-        word_nibbles=np.ascontiguousarray(word["nibbles"]).reshape(vocab, hidden // 2),
-        word_scales=np.ascontiguousarray(word["scale"]),
-        arrays=arrays,
-    )
+            arrays[f"l{i}.{v}"] = tensors.f32(f"l{i}.{v}")
+    return arrays
 
 
 def unpack_q4(blocks: np.ndarray) -> np.ndarray:
