@@ -21,7 +21,7 @@ from app.errors import InvalidInput
 from app.metrics import Metrics
 from app.plane.ranking import RankedPrediction, descending_order, rank
 from app.plane.repository import ModelRepository
-from app.plane.tokens import token_spans, tokenizer_entry, tokenizer_pattern, without_span
+from app.plane.tokens import model_token_spans, without_span
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +85,7 @@ class Explainer:
                 f"label {label!r} is not one of model {loaded.name!r} version "
                 f"{loaded.version}'s labels"
             )
-        spans = token_spans(text, tokenizer_pattern(tokenizer_entry(loaded.metadata)))
+        spans = model_token_spans(text, loaded.metadata)
         limit = self.settings.explain_max_tokens
         weighed = spans[:limit]
         variants = [without_span(text, start, end) for start, end in weighed]

@@ -13,17 +13,14 @@ import tensorflow as tf
 
 from tests.model_factory import TINY_PARAMS
 from training import artifact, fonts
-from training.data import load_dataset
-from training.pipeline import (
-    EXAMPLE_DIR,
-    HeldOut,
-    TrainConfig,
-    calibrate_and_choose_threshold,
-    choose_validation,
-    kfold_indices,
-    train,
-)
+from training.config import TrainConfig
+from training.data import EXAMPLE_DIR, load_dataset
 from training.report import write_report
+from training.stages.calibrate import calibrate
+from training.stages.held_out import HeldOut
+from training.stages.kfold import kfold_indices
+from training.stages.prepare import choose_validation
+from training.train import train
 
 ZH_TRAIN = EXAMPLE_DIR / "support_chat_zh_train.csv"
 ZH_TEST = EXAMPLE_DIR / "support_chat_zh_test.csv"
@@ -131,7 +128,7 @@ def test_degenerate_threshold_from_one_example_per_label_is_reported() -> None:
     n = 14
     probs = np.full((n, n), 1e-9 / (n - 1))
     probs[np.arange(n), np.arange(n)] = 1 - 1e-9
-    cal = calibrate_and_choose_threshold(TrainConfig(), HeldOut("val", probs, np.arange(n)), None)
+    cal = calibrate(TrainConfig(), HeldOut("val", probs, np.arange(n)), None)
     assert cal.temperature == 1.0
     assert any("only 14 held-out predictions" in w for w in cal.warnings)
 
@@ -143,7 +140,7 @@ def test_a_threshold_sending_most_messages_to_a_person_is_capped_and_reported() 
     logits = rng.normal(size=(n, k))
     logits[np.arange(n), y] += 1.5  # ~60% right, confidence barely informative
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    cal = calibrate_and_choose_threshold(TrainConfig(), HeldOut("cv", probs, y), None)
+    cal = calibrate(TrainConfig(), HeldOut("cv", probs, y), None)
     fb = cal.fallback
     assert fb.target_threshold is not None and fb.target_threshold > fb.threshold
     assert fb.val_fallback_rate == pytest.approx(0.4, abs=0.01)

@@ -16,11 +16,9 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import ExitCode, fail
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 models_app = typer.Typer(
     help="Version labels (stable, canary, shadow, ...), canary share and rollback.",
@@ -34,18 +32,13 @@ ModelDir = Annotated[
 Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _model_dir(model_dir: Path | None) -> Path:
     if model_dir is not None:
         return model_dir
     try:
         return load_settings().model_dir
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _show(name: str, state: ss.ServingState, as_json: bool) -> None:
@@ -85,9 +78,9 @@ def _edit(
     try:
         state = edit(_model_dir(model_dir), name, change)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot write the serving state: {exc}", EXIT_FAILED) from None
+        raise fail(f"cannot write the serving state: {exc}", ExitCode.FAILED) from None
     _show(name, state, as_json)
 
 
@@ -153,7 +146,7 @@ def show_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False
         path = ss.model_path_of(_model_dir(model_dir), name)
         state = ss.read_state(path)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _show(name, state, as_json)
 
 

@@ -22,15 +22,10 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import fail
 from app.config import ConfigError, load_settings
 
-EXIT_BAD_CONFIG = 2
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus_client reads at import
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_CONFIG)
 
 
 def _exit_zero(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +50,7 @@ def _check_gpu_present() -> None:
     try:
         configure_device("gpu")
     except DeviceError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _configure_logging(level: str) -> None:
@@ -102,7 +97,7 @@ def serve(
         settings = load_settings()
         check_security_settings(settings)  # bad API keys fail here, before any worker starts
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if settings.device == "gpu":
         _check_gpu_present()
 

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cli.models import register
 from app.plane import serving_state as ss
-from app.plane.commands import register
 from tests.app.conftest import add_version_copy
 
 runner = CliRunner()

@@ -15,10 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from app.cli.errors import ExitCode, fail
 from app.config import ConfigError, load_settings
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 db_app = typer.Typer(help="The prediction log's database schema.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Corrections of logged predictions.", no_args_is_help=True)
@@ -38,11 +36,6 @@ Since = Annotated[
 ]
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def parse_since(value: str | None) -> datetime:
     """``value`` as an aware UTC datetime; no value means the beginning of time."""
     if not value:
@@ -50,7 +43,7 @@ def parse_since(value: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--since {value!r} is not a date (YYYY-MM-DD)", EXIT_BAD_INPUT) from None
+        raise fail(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -60,11 +53,11 @@ def _database_url(database_url: str | None) -> str:
     try:
         return load_settings().database_url
     except ConfigError as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise fail(str(exc)) from None
 
 
 @contextmanager
-def _engine(database_url: str | None) -> Iterator[Engine]:
+def engine_for(database_url: str | None) -> Iterator[Engine]:
     """An engine for the command; database errors become one clear line and exit 1."""
     from app.predlog.engine import create_db_engine
 
@@ -72,14 +65,14 @@ def _engine(database_url: str | None) -> Iterator[Engine]:
     try:
         engine = create_db_engine(url)
     except (ArgumentError, ModuleNotFoundError) as exc:
-        raise _fail(f"invalid database URL: {exc}", EXIT_BAD_INPUT) from None
+        raise fail(f"invalid database URL: {exc}") from None
     shown = make_url(url).render_as_string(hide_password=True)
     try:
         yield engine
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         hint = " (has `textcls db upgrade` been run?)" if "prediction_log" in reason else ""
-        raise _fail(f"database {shown}: {reason}{hint}") from None
+        raise fail(f"database {shown}: {reason}{hint}", ExitCode.FAILED) from None
     finally:
         engine.dispose()
 
@@ -92,7 +85,7 @@ def upgrade_command(
     """Create or upgrade the prediction log's tables (Alembic migrations in the package)."""
     from app.predlog.migrate import current_revision, upgrade
 
-    with _engine(database_url) as engine:
+    with engine_for(database_url) as engine:
         upgrade(engine, revision)
         typer.echo(f"database at revision {current_revision(engine)}")
 
@@ -111,14 +104,15 @@ def export_command(
     from app.predlog.reports import corrected_examples
 
     start = parse_since(since)
-    with _engine(database_url) as engine:
+    with engine_for(database_url) as engine:
         examples = corrected_examples(engine, start)
     missing = sum(e.text is None for e in examples)
     if missing and not skip_missing_text:
-        raise _fail(
+        raise fail(
             f"{missing} of {len(examples)} corrected predictions have no text in the log: they "
             "were logged with TEXTCLS_LOG_TEXT=hash or none. Texts cannot be recovered; pass "
-            "--skip-missing-text to export the others."
+            "--skip-missing-text to export the others.",
+            ExitCode.FAILED,
         )
     rows = [(e.text, e.label) for e in examples if e.text is not None]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +133,7 @@ def stats_command(
     """Requests, fallback rate, label distribution and accuracy on corrected predictions."""
     from app.predlog.reports import log_stats
 
-    with _engine(database_url) as engine:
+    with engine_for(database_url) as engine:
         stats = log_stats(engine, parse_since(since))
     if as_json:
         body = {

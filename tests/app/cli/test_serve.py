@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app import serve_command
+from app.cli import serve as serve_command
 from tests.app.test_metrics import parse, total, value
 
 
