@@ -83,7 +83,7 @@ def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
             ),
             {"t": datetime(2026, 1, 1, tzinfo=UTC), "f": False, "r": "[]"},
         )
-    upgrade(engine)
+    upgrade(engine, "0002")
     assert current_revision(engine) == "0002"
     columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
     assert "role" in columns
