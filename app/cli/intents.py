@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,8 +15,20 @@ import typer
 from app.cli.errors import fail
 from app.cli.logs import DatabaseUrl, engine_for
 from app.config import ConfigError, load_settings
+from app.predlog.intents import (
+    FoundGroup,
+    LoggedText,
+    label_examples,
+    logged_texts,
+    store_groups,
+)
+from app.predlog.review import LogFilter
+from training.discovery.clusters import MAX_TEXTS, Cluster, discover
+from training.discovery.space import Space, choose_space
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from training.artifact import Metadata
 
 intents_app = typer.Typer(help="Intents no label covers yet.", no_args_is_help=True)
@@ -100,16 +113,8 @@ def discover_command(
     ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Group the logged texts that fell back or are out of scope, biggest first.
-
-    Out of scope: further from every known label's training texts than nearly all of those
-    are from each other, in the embedding space.
-    """
-    from app.predlog.intents import FoundGroup, label_examples, logged_texts, store_groups
-    from app.predlog.review import LogFilter
-    from training.discovery.clusters import MAX_TEXTS, discover
-    from training.discovery.space import choose_space
-
+    """Group the logged texts that fell back or are out of scope (further from every known
+    label's training texts than nearly all of those are from each other), biggest first."""
     start, end = _when(since, "--since"), _when(until, "--until")
     if start and end and start >= end:
         raise fail("--since must be before --until")
@@ -123,25 +128,56 @@ def discover_command(
     started = time.monotonic()
     where = LogFilter(model=model, since=start, until=end)
     with engine_for(database_url) as engine:
-        rows = logged_texts(engine, where)
-        known = training_sample(meta) or label_examples(engine, where, LABEL_TEXTS)
-        texts, fell_back = [r.text for r in rows], [r.fallback for r in rows]
-        clusters = discover(texts, fell_back, known, chosen, min_size=min_size, every=every)
+        found = _discover(engine, where, meta=meta, space=chosen, min_size=min_size, every=every)
         groups = [
             FoundGroup(
-                members=[(rows[i].request_id, rows[i].index) for i in c.members],
+                members=[(found.rows[i].request_id, found.rows[i].index) for i in c.members],
                 examples=c.examples,
                 terms=c.terms,
                 nearest_label=c.nearest_label,
                 nearest_similarity=c.nearest_similarity,
             )
-            for c in clusters
+            for c in found.clusters
         ]
-        ids = store_groups(engine, model, chosen.name, groups) if save else []
-    body: dict[str, Any] = {
+        ids = store_groups(engine, model, space=chosen.name, groups=groups) if save else []
+    body = _body(model, chosen.name, found, ids=ids, window=(start, end))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _summary(body, min_size, time.monotonic() - started, stored=bool(ids))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Found:
+    rows: list[LoggedText]
+    clusters: list[Cluster]
+
+
+def _discover(
+    engine: Engine,
+    where: LogFilter,
+    *,
+    meta: Metadata | None,
+    space: Space,
+    min_size: int,
+    every: bool,
+) -> Found:
+    rows = logged_texts(engine, where)
+    known = training_sample(meta) or label_examples(engine, where, LABEL_TEXTS)
+    fell_back = [True] * len(rows) if every else [r.fallback for r in rows]
+    clusters = discover([r.text for r in rows], fell_back, known, space, min_size=min_size)
+    return Found(rows=rows, clusters=clusters)
+
+
+def _body(
+    model: str, space: str, found: Found, *, ids: list[int], window: tuple[datetime | None, ...]
+) -> dict[str, Any]:
+    """The JSON the command writes (``--out``)."""
+    start, end = window
+    return {
         "model": model,
-        "space": chosen.name,
-        "texts": len(rows),
+        "space": space,
+        "texts": len(found.rows),
         "out_of_scope": "fallback, or further from the known labels' training texts than "
         "nearly all of them are from each other",
         "since": start.isoformat() if start else None,
@@ -150,31 +186,28 @@ def discover_command(
             {
                 "id": ids[k] if ids else k + 1,
                 "size": len(c.members),
-                "texts": [rows[i].text for i in c.members[:MAX_TEXTS]],
+                "texts": [found.rows[i].text for i in c.members[:MAX_TEXTS]],
                 "examples": c.examples,
                 "terms": c.terms,
                 "nearest_label": c.nearest_label,
                 "nearest_similarity": c.nearest_similarity,
             }
-            for k, c in enumerate(clusters)
+            for k, c in enumerate(found.clusters)
         ],
     }
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    grouped = sum(len(c.members) for c in clusters)
+
+
+def _summary(body: dict[str, Any], min_size: int, seconds: float, *, stored: bool) -> None:
+    clusters = body["clusters"]
+    grouped = sum(c["size"] for c in clusters)
     typer.echo(
-        f"{len(rows)} texts in {chosen.name}: {len(clusters)} groups of {min_size}+ hold "
-        f"{grouped} ({time.monotonic() - started:.1f}s)"
-        + ("; stored for the review page" if save and clusters else "")
+        f"{body['texts']} texts in {body['space']}: {len(clusters)} groups of {min_size}+ "
+        f"hold {grouped} ({seconds:.1f}s)" + ("; stored for the review page" if stored else "")
     )
-    for c in body["clusters"][:20]:
-        near = (
-            f", nearest {c['nearest_label']} ({c['nearest_similarity']:.2f})"
-            if c["nearest_label"]
-            else ""
-        )
-        typer.echo(f"  #{c['id']:<5} {c['size']:>5} texts  {', '.join(c['terms'][:5])}{near}")
+    for c in clusters[:20]:
+        near = c["nearest_label"]
+        near_text = f", nearest {near} ({c['nearest_similarity']:.2f})" if near else ""
+        typer.echo(f"  #{c['id']:<5} {c['size']:>5} texts  {', '.join(c['terms'][:5])}{near_text}")
 
 
 def register(cli: typer.Typer) -> None:

@@ -79,7 +79,9 @@ def label_examples(engine: Engine, where: LogFilter, per_label: int) -> dict[str
     return out
 
 
-def store_groups(engine: Engine, model: str, space: str, groups: Sequence[FoundGroup]) -> list[int]:
+def store_groups(
+    engine: Engine, model: str, *, space: str, groups: Sequence[FoundGroup]
+) -> list[int]:
     """Replace ``model``'s undecided groups with ``groups`` (biggest first); their ids."""
     now = utc_now()
     with Session(engine) as session, session.begin():
@@ -165,7 +167,12 @@ class Decision:
 
 
 def decide(
-    engine: Engine, group_id: int, action: Action, label: str | None, known: Sequence[str] | None
+    engine: Engine,
+    group_id: int,
+    *,
+    action: Action,
+    label: str | None,
+    known: Sequence[str] | None,
 ) -> Decision:
     """Name the group (a new label), map it to an existing label of ``known``, or dismiss it.
 

@@ -230,9 +230,9 @@ def discover(
     space: Space,
     *,
     min_size: int,
-    every: bool = False,
 ) -> list[Cluster]:
-    """Group the ``texts`` that fell back or are out of scope (all of them with ``every``) in
+    """Group the ``texts`` that fell back (``fell_back``: all True to group every text) or are
+    out of scope in
     ``space``; ``label_texts`` (a sample of each known label's texts) place the known labels,
     for the out-of-scope judgement and each group's nearest label. Members are indices into
     ``texts``; groups under ``min_size`` are noise, left out."""
@@ -241,11 +241,9 @@ def discover(
         return []
     x = space.embed([*texts, *(t for _, t in known)])
     rows, placed = x[: len(texts)], x[len(texts) :]
-    chosen = (
-        np.ones(len(texts), dtype=bool)
-        if every
-        else np.asarray(fell_back, dtype=bool) | out_of_scope(rows, placed)
-    )
+    chosen = np.asarray(fell_back, dtype=bool)
+    if not chosen.all():
+        chosen |= out_of_scope(rows, placed)
     picked = np.flatnonzero(chosen)
     groups = assign(rows[picked], min_size)
     centroids = centroids_of(placed, [label for label, _ in known]) if known else {}
