@@ -33,6 +33,7 @@ from app.edge.routes import (
     explain,
     feedback,
     health,
+    intents,
     metrics,
     models,
     review,
@@ -61,6 +62,7 @@ CLIENT_ROUTERS = (
     feedback.router,
     models.router,
     review.router,
+    intents.router,
     tfserving.router,
 )
 

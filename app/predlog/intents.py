@@ -156,6 +156,13 @@ def list_groups(engine: Engine, model: str | None, status: str | None) -> list[S
         return [_stored(row) for row in session.scalars(query)]
 
 
+def model_of(engine: Engine, group_id: int) -> str | None:
+    """The model a stored group belongs to (None: no such group)."""
+    with Session(engine) as session:
+        row = session.get(IntentCluster, group_id)
+        return None if row is None else row.model
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """What deciding a group wrote: feedback rows, and members left as they were (already
@@ -184,11 +191,11 @@ def decide(
         row = session.get(IntentCluster, group_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no discovered intent with id {group_id}")
+        _check_label(action, label, known)
         if row.status != OPEN:
             raise Conflict(
                 f"intent {group_id} was already {row.status} ({row.label or 'no label'})"
             )
-        _check_label(action, label, known)
         written = kept = 0
         if action != "dismiss":
             assert label is not None
