@@ -245,7 +245,9 @@ function queueItem(item) {
   prio.classList.add(item.priority);
   prio.hidden = item.priority === "other";
   node.querySelector(".when").textContent = new Date(item.created_at).toLocaleString();
-  node.querySelector(".which").textContent = `${item.model} v${item.version}`;
+  node.querySelector(".which").textContent = `${item.model} v${item.version}` +
+    (item.duplicates > 1 ? ` · ${item.duplicates} near-duplicates` : "") +
+    (item.similar > item.duplicates ? ` · stands for ${item.similar} similar texts` : "");
   const text = node.querySelector(".text");
   text.textContent = item.text ?? "(text not logged: TEXTCLS_LOG_TEXT)";
   text.lang = langOf(item.text ?? "");
