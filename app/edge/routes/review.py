@@ -15,7 +15,13 @@ from app.edge.deps import ServicesDep
 from app.edge.routes.feedback import labels_of
 from app.errors import InvalidInput, LogStoreUnavailable, PredictionLogOff
 from app.plane.services import Services
-from app.predlog.review import LogFilter, label_feedback, logged_versions, review_queue
+from app.predlog.review import (
+    LogFilter,
+    QueueItem,
+    label_feedback,
+    logged_versions,
+    review_queue,
+)
 from app.predlog.teach_order import teach_queue
 
 router = APIRouter(prefix="/review", tags=["review"])
@@ -156,6 +162,26 @@ def _filter(
     return LogFilter(model=model, version=version, label=label, since=start, until=end)
 
 
+def _item_out(i: QueueItem) -> dict[str, Any]:
+    return {
+        "request_id": i.request_id,
+        "index": i.index,
+        "created_at": i.created_at,
+        "model": i.model,
+        "version": i.version,
+        "text": i.text,
+        "label": i.label,
+        "confidence": i.confidence,
+        "fallback": i.fallback,
+        "ranking": i.ranking,
+        "corrected_label": i.corrected_label,
+        "priority": PRIORITIES[i.priority],
+        "duplicates": i.duplicates,
+        "similar": i.similar,
+        "score": i.score,
+    }
+
+
 @router.get("/queue", response_model=QueueResponse, responses=ERRORS)  # type: ignore[arg-type]
 def get_queue(
     services: ServicesDep,
@@ -197,26 +223,7 @@ def get_queue(
     versions = sorted({(i.model, i.version) for i in page.items})
     return {
         "total": page.total,
-        "items": [
-            {
-                "request_id": i.request_id,
-                "index": i.index,
-                "created_at": i.created_at,
-                "model": i.model,
-                "version": i.version,
-                "text": i.text,
-                "label": i.label,
-                "confidence": i.confidence,
-                "fallback": i.fallback,
-                "ranking": i.ranking,
-                "corrected_label": i.corrected_label,
-                "priority": PRIORITIES[i.priority],
-                "duplicates": i.duplicates,
-                "similar": i.similar,
-                "score": i.score,
-            }
-            for i in page.items
-        ],
+        "items": [_item_out(i) for i in page.items],
         "label_sets": [
             {"model": m, "version": v, "labels": labels_of(services, m, v)} for m, v in versions
         ],
