@@ -78,6 +78,9 @@ def merge_close(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     first, while they are close on average (average linkage over the groups, so one close
     pair does not chain two intents).
     """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     ids = sorted(set(groups.tolist()) - {-1})
     if len(ids) < 2:
         return groups
@@ -85,22 +88,18 @@ def merge_close(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     cohesion = np.linalg.norm(means, axis=1)
     units = means / np.maximum(cohesion, 1e-12)[:, None]
     close = (units @ units.T) / np.minimum.outer(cohesion, cohesion)
-    sets = [[k] for k in range(len(ids))]
-    while len(sets) > 1:
-        best, pair = -np.inf, (0, 0)
-        for i in range(len(sets)):
-            for j in range(i + 1, len(sets)):
-                score = float(close[np.ix_(sets[i], sets[j])].mean())
-                if score > best:
-                    best, pair = score, (i, j)
-        if best < MERGE_RATIO:
-            break
-        i, j = pair
-        sets[i] += sets.pop(j)
+    # Average linkage (scipy's UPGMA) on a shifted distance: a constant shift keeps the
+    # averages' order, so sets merge while their mean closeness is at least MERGE_RATIO.
+    shift = float(close.max()) + 1e-6
+    distance = np.maximum(shift - (close + close.T) / 2, 0.0)
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    found = fcluster(tree, t=shift - MERGE_RATIO, criterion="distance")
+    sets = [list(np.flatnonzero(found == f)) for f in sorted(set(found.tolist()))]
     merged = groups.copy()
     for members in sets:
         for k in members[1:]:
-            merged[groups == ids[k]] = ids[members[0]]
+            merged[groups == ids[int(k)]] = ids[int(members[0])]
     return merged
 
 
