@@ -114,8 +114,9 @@ class DriftWindow:
         self._n = 0
         self._lock = threading.Lock()
         self._gauges, self._texts_gauge = None, None
-        if metrics is not None:
-            families = drift_gauges(metrics)
+        self._families = drift_gauges(metrics) if metrics is not None else None
+        if self._families is not None:
+            families = self._families
             self._gauges = {s: families.drift.labels(model, str(version), s) for s in SIGNALS}
             self._texts_gauge = families.window_texts.labels(model, str(version))
 
@@ -181,6 +182,20 @@ class DriftWindow:
         if self._gauges is not None and reading.signals is not None:
             for signal, value in reading.signals.items():
                 self._gauges[signal].set(value)
+
+    def retire(self, model: str, version: int) -> None:
+        """Drop the version's drift series (it no longer serves)."""
+        if self._families is None:
+            return
+        for signal in SIGNALS:
+            try:
+                self._families.drift.remove(model, str(version), signal)
+            except KeyError:
+                pass
+        try:
+            self._families.window_texts.remove(model, str(version))
+        except KeyError:
+            pass
 
 
 def describe(reading: DriftReading) -> dict[str, object]:

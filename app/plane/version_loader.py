@@ -117,4 +117,6 @@ class VersionLoader:
             self.metrics.set_model_retired(m.name, m.version, m.device.kind)
         # Texts already queued on the old version finish there before it is released.
         await asyncio.to_thread(serving.batcher.close)
+        if serving.batcher.drift is not None:
+            serving.batcher.drift.retire(serving.model.name, serving.model.version)
         await asyncio.to_thread(serving.model.release)

@@ -95,3 +95,13 @@ def test_running_counts_match_a_recount_of_the_last_texts() -> None:
     assert got is not None
     for signal, value in expected.items():
         assert got[signal] == pytest.approx(value), signal
+
+
+def test_a_retired_version_drops_its_series() -> None:
+    metrics = Metrics()
+    window = DriftWindow(REFERENCE, model="m", version=3, size=100, min_texts=10, metrics=metrics)
+    window.observe(*_in_distribution(np.random.default_rng(3), 20))
+    assert 'version="3"' in metrics.render(None)[0].decode()
+    window.retire("m", 3)
+    body = metrics.render(None)[0].decode()
+    assert "textcls_drift{" not in body and "textcls_drift_window_texts{" not in body
