@@ -66,11 +66,14 @@ def _accuracy(version: Path, test_rows: list[tuple[str, str]]) -> float:
     return float(np.mean([p == lab for p, (_, lab) in zip(pred, test_rows, strict=True)]))
 
 
-def _pick_teach(version: Path, pool: list[tuple[str, str]], n: int) -> list[int]:
+def _pick(version: Path, pool: list[tuple[str, str]], n: int, strategy: str) -> list[int]:
+    """``teach``: the review queue's order; ``margin``: uncertainty alone (for comparison)."""
     probs = SavedClassifier(version).predict([t for t, _ in pool])
     top2 = -np.sort(-probs, axis=1)[:, :2]
-    uncertainty = (1.0 - (top2[:, 0] - top2[:, 1])).tolist()
-    ranked = rank_for_teaching([t for t, _ in pool], uncertainty)
+    uncertainty = 1.0 - (top2[:, 0] - top2[:, 1])
+    if strategy == "margin":
+        return np.argsort(-uncertainty, kind="stable")[:n].tolist()
+    ranked = rank_for_teaching([t for t, _ in pool], uncertainty.tolist())
     return [g[0] for g in ranked.groups[:n]]
 
 
@@ -83,7 +86,7 @@ def run(seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         by_label.setdefault(lab, []).append(i)
     start = sorted(i for ids in by_label.values() for i in rng.sample(ids, 10))
     out: dict[str, Any] = {"seed": seed}
-    for strategy in ("teach", "random"):
+    for strategy in args.strategies:
         labelled = list(start)
         version = _fit([train_rows[i] for i in labelled], test, args.arch, seed, root)
         curve = [{"labels": len(labelled), "accuracy": _accuracy(version, test_rows)}]
@@ -91,10 +94,10 @@ def run(seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             chosen = set(labelled)
             pool_ids = [i for i in range(len(train_rows)) if i not in chosen]
             pool = [train_rows[i] for i in pool_ids]
-            if strategy == "teach":
-                picked = [pool_ids[k] for k in _pick_teach(version, pool, args.per_round)]
-            else:
+            if strategy == "random":
                 picked = rng.sample(pool_ids, args.per_round)
+            else:
+                picked = [pool_ids[k] for k in _pick(version, pool, args.per_round, strategy)]
             labelled += picked
             version = _fit([train_rows[i] for i in labelled], test, args.arch, seed, root)
             curve.append({"labels": len(labelled), "accuracy": _accuracy(version, test_rows)})
@@ -109,6 +112,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=200)
     ap.add_argument("--arch", default="ngram")
+    ap.add_argument("--strategies", nargs="+", default=["teach", "random"])
     ap.add_argument("--out", type=Path, default=Path("bench/results/active-learning.json"))
     args = ap.parse_args()
     started = time.monotonic()
