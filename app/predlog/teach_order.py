@@ -3,8 +3,10 @@
 A logged prediction's value as a label is its uncertainty (one minus the margin between its
 top two confidences: a close call teaches more than a sure answer) times how many pending
 texts it stands for (itself, its near-duplicates, and texts similar to it: a label for one
-of many alike is worth more than a label for a one-off), ``u * (1 + ln(n))``. Near-duplicates
-(the same words once lower-cased, numbers blanked) are one item with a count.
+of many alike is worth more than a label for a one-off), ``u * (1 + DENSITY_WEIGHT * ln(n))``:
+uncertainty leads, and among texts about as uncertain the one standing for more comes first
+(a heavier weight picks easy, common texts too often: docs/results/support-loop.md).
+Near-duplicates (the same words once lower-cased, numbers blanked) are one item with a count.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ CANDIDATES = 3000
 # Texts at least this similar (cosine of hashed word counts) count as alike.
 SIMILAR = 0.6
 HASH_DIM = 4096
+DENSITY_WEIGHT = 0.1
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 
 
@@ -79,7 +82,7 @@ def rank_for_teaching(texts: Sequence[str | None], uncertainties: Sequence[float
     np.fill_diagonal(alike, False)
     stands_for = counts + alike.astype(np.float64) @ counts
     u = np.array([max(uncertainties[i] for i in g) for g in groups])
-    scores = u * (1.0 + np.log(stands_for))
+    scores = u * (1.0 + DENSITY_WEIGHT * np.log(stands_for))
     order = np.argsort(-scores, kind="stable")
     return Ranked(
         groups=[groups[k] for k in order],
