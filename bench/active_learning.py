@@ -124,7 +124,9 @@ def main() -> None:
         "per_round": args.per_round,
         "runs": runs,
         "gain_points": [
-            round(100 * (r["teach"][-1]["accuracy"] - r["random"][-1]["accuracy"]), 2) for r in runs
+            round(100 * (r["teach"][-1]["accuracy"] - r["random"][-1]["accuracy"]), 2)
+            for r in runs
+            if "teach" in r and "random" in r
         ],
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -36,7 +36,7 @@ CANDIDATES = 3000
 # Texts at least this similar (cosine of hashed word counts) count as alike.
 SIMILAR = 0.6
 HASH_DIM = 4096
-DENSITY_WEIGHT = 0.1
+DENSITY_WEIGHT = 0.02
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 
 

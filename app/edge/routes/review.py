@@ -64,7 +64,7 @@ class QueueItemOut(BaseModel):
     duplicates: int = Field(1, description="Near-duplicate predictions this item stands for.")
     similar: int = Field(1, description="Pending texts alike, itself and duplicates included.")
     score: float | None = Field(
-        None, description="Teaching value (order=teach): uncertainty x (1 + 0.1 ln(similar))."
+        None, description="Teaching value (order=teach): uncertainty x (1 + 0.02 ln(similar))."
     )
 
 
