@@ -151,6 +151,8 @@ def main() -> None:
         TEXTCLS_MODEL_DIR=str(tmp / "models"),
         TEXTCLS_DATABASE_URL=f"sqlite:///{tmp / 'log.db'}",
         TEXTCLS_LOG_SPILL_PATH=str(tmp / "spill.jsonl"),
+        # The drift panels need a measured window within the traffic this script sends.
+        TEXTCLS_DRIFT_MIN_TEXTS="20",
     )
     subprocess.run(
         [TEXTCLS, "train", "--epochs", "2", "--quiet"],

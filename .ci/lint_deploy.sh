@@ -66,7 +66,7 @@ step "compose files against the compose-spec schema"
 "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker-compose*.yml \
     || fail "a compose file does not match the compose-spec schema"
 
-# promtool (Prometheus's own checker) comes from Debian's prometheus package, unpacked into a
+# promtool (Prometheus's own checker: config, alert rules and their unit tests) comes from Debian's prometheus package, unpacked into a
 # temporary folder rather than installed, so no Prometheus daemon is set up or started here.
 step "promtool: the Prometheus config, and every dashboard query as Prometheus parses it"
 tools=$(mktemp -d)
@@ -82,6 +82,11 @@ fi
 if [ -n "$promtool" ] && [ -x "$promtool" ]; then
     "$promtool" check config deploy/prometheus/prometheus.yml \
         || fail "deploy/prometheus/prometheus.yml is not a valid Prometheus config"
+    "$promtool" check rules deploy/prometheus/alerts.yml \
+        || fail "deploy/prometheus/alerts.yml is not a valid rule file"
+    # The alerts' own unit tests: each fires on a sustained crossing, not on a spike.
+    (cd deploy/prometheus && "$promtool" test rules alerts.test.yml) \
+        || fail "deploy/prometheus/alerts.test.yml: an alert does not fire as its test expects"
     # Each query becomes a recording rule, the one place promtool parses PromQL offline.
     "$PY" - deploy/grafana/textcls.json > "$tools/dashboard-rules.yml" <<'PYEOF'
 import json

@@ -200,6 +200,19 @@ class Settings(BaseSettings):
         "configure; off saves its per-request checks.",
     )
 
+    # Drift: live traffic per version compared with its trainer's reference statistics
+    drift_window: int = Field(
+        1000,
+        ge=0,
+        le=1_000_000,
+        description="Answered texts in each version's drift window (the latest ones); 0 is off.",
+    )
+    drift_min_texts: int = Field(
+        500,
+        ge=1,
+        description="Texts the window needs before textcls_drift is exported (fewer are noise).",
+    )
+
     @field_validator("default_model")
     @classmethod
     def _empty_is_none(cls, v: str | None) -> str | None:

@@ -34,6 +34,7 @@ from app.edge.routes import (
     explain,
     feedback,
     health,
+    intents,
     metrics,
     models,
     review,
@@ -62,6 +63,7 @@ CLIENT_ROUTERS = (
     feedback.router,
     models.router,
     review.router,
+    intents.router,
     tfserving.router,
 )
 

@@ -16,12 +16,14 @@
                        ``fallback``)
   stages/evaluate.py   Trained + Calibrated -> Evaluation: metrics of every held-out set
   stages/package.py    everything -> Path: metadata.json, report/, the calibrated model,
-                       published atomically as models/NAME/VERSION
+                       published atomically as models/NAME/VERSION, with the drift
+                       reference of stages/reference.py
 
 Settings are declared once (training/settings.py; TrainConfig in config.py, ModelParams in
 params.py): the CLI options, validation, metadata.json's ``params`` and retraining derive
 from the declarations. Architectures register in training/architectures/. ``retrain`` (with
 its gate, gate.py) trains a candidate like a serving version. artifact.py is the contract
-with the service; tokenize.py the token rule both sides run. docs/guides/training-stages.md
+with the service; tokenize.py the token rule both sides run;
+reference.py the drift statistics and distances both sides use. docs/guides/training-stages.md
 says how to add a setting or an architecture.
 """

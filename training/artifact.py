@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from training.reference import Reference
+
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "text"
 OUTPUT_KEY = "probabilities"
@@ -104,6 +106,9 @@ class Metadata(BaseModel):
     op_libraries: list[str] = Field(
         default_factory=list,
         description="modules to import before tf.saved_model.load (they register custom ops)",
+    )
+    reference: Reference | None = Field(
+        default=None, description="held-out statistics live traffic is compared with (drift)"
     )
 
 

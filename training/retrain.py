@@ -31,6 +31,7 @@ from training import artifact
 from training.config import TrainConfig
 from training.data import DataError, load_dataset
 from training.gate import Tolerance, compare, score_version, verdict
+from training.new_labels import new_label_report, split_new_labels
 from training.settings import config_from_params
 from training.split import stratified_split
 from training.train import train
@@ -236,8 +237,9 @@ def retrain(job: RetrainJob, log: Callable[[str], None] = print) -> Outcome:
         rows, held = held_out_rows(meta, job.original, job.test_data)
     except DataError as exc:
         raise RetrainError(str(exc)) from exc
+    new = split_new_labels(job.corrections, set(meta.labels))
     training_rows, counts = apply_corrections(
-        rows, job.corrections, set(held.texts), set(meta.labels)
+        rows, job.corrections, set(held.texts) | new.held_out_texts(), set(meta.labels) | new.labels
     )
     log(
         f"training a candidate ({meta.arch}, version {meta.version}'s parameters) on "
@@ -245,7 +247,7 @@ def retrain(job: RetrainJob, log: Callable[[str], None] = print) -> Outcome:
         f"{counts.get('added', 0)} added from feedback"
     )
     candidate_dir = _train_candidate(job, meta, training_rows, held)
-    names = sorted(set(meta.labels) | set(held.labels))
+    names = sorted(set(meta.labels) | set(held.labels) | new.labels)
     held_report = compare(
         held.labels,
         score_version(job.stable_dir, held.texts),
@@ -264,6 +266,7 @@ def retrain(job: RetrainJob, log: Callable[[str], None] = print) -> Outcome:
         "held_out": held_report,
         "live_feedback": _live_report(job, meta, candidate_dir, names),
         "live_feedback_note": "the candidate trained on these texts: in-sample, not gated",
+        "new_labels": new_label_report(new, candidate_dir),
         "passed": not reasons,
         "reasons": reasons,
         "notes": notes,

@@ -2,7 +2,8 @@
 
 - ``train``: train, evaluate, predict (the trainer); ``serve``: the HTTP service;
   ``models``: labels, traffic, rollback; ``logs``: db, feedback, logs (the prediction log);
-  ``retrain``: feedback -> a gated candidate; ``errors``: exit codes and ``fail``.
+  ``retrain``: feedback -> a gated candidate; ``intents``: discover new intents in the log;
+  ``errors``: exit codes and ``fail``.
 
 The CLI is the one place that joins the service and the trainer: the service itself
 (``app.main`` and what it imports) never imports training code other than the artifact
@@ -22,13 +23,14 @@ cli = typer.Typer(
 
 
 def _register() -> None:
-    from app.cli import logs, models, retrain, serve, train
+    from app.cli import intents, logs, models, retrain, serve, train
 
     train.register(cli)
     serve.register(cli)
     logs.register(cli)
     models.register(cli)  # textcls models: labels, traffic, rollback
     retrain.register(cli)
+    intents.register(cli)  # textcls intents discover
 
 
 def main() -> None:

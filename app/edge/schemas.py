@@ -126,6 +126,23 @@ class VersionFailureInfo(BaseModel):
     at: str
 
 
+class DriftSignal(BaseModel):
+    value: float = Field(description="The distance (see the metrics guide for each signal's).")
+    alert_level: float
+    alerting: bool
+
+
+class DriftInfo(BaseModel):
+    """The drift window of one version."""
+
+    window_texts: int = Field(description="Answered texts in the window now.")
+    window: int = Field(description="The window's size (TEXTCLS_DRIFT_WINDOW).")
+    min_texts: int = Field(description="Texts needed before the signals are measured.")
+    signals: dict[str, DriftSignal] | None = Field(
+        None, description="labels, confidence, fallback_rate, coverage; null until min_texts."
+    )
+
+
 class ModelInfo(BaseModel):
     """What is served for one model name, and what failed to load."""
 
@@ -173,6 +190,11 @@ class ModelInfo(BaseModel):
     created_at: str | None = None
     loaded_at: str | None = None
     failures: list[VersionFailureInfo] = []
+    drift: DriftInfo | None = Field(
+        default=None,
+        description="The primary version's live traffic against its training reference "
+        "(absent for a version trained without one).",
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -23,6 +23,7 @@ import numpy as np
 from app.errors import InferenceFailed, ModelNotReady, QueueFull
 from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
+from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
 
@@ -78,8 +79,10 @@ class Batcher:
         max_queue_texts: int,
         metrics: Metrics | None = None,
         threads: int = 1,
+        drift: DriftWindow | None = None,
     ) -> None:
         self.model = model
+        self.drift = drift
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
@@ -257,6 +260,8 @@ class Batcher:
                 at += e - s
             if self._m is not None and counted:
                 self._m.answered(ranked)
+            if self.drift is not None and counted:
+                self.drift.observe([t for i, _, _ in members for t in batch[i].texts], ranked)
         return out
 
     def _deliver(self, outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:

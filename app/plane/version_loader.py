@@ -16,6 +16,7 @@ from app.config import Settings
 from app.metrics import Metrics
 from app.plane.batcher import Batcher
 from app.plane.device import Device
+from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel, LoadError
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
@@ -86,8 +87,23 @@ class VersionLoader:
             max_queue_texts=s.max_queue_texts,
             metrics=self.metrics,
             threads=s.inference_threads,
+            drift=self._drift_window(model),
         )
         return Serving(model, batcher)
+
+    def _drift_window(self, model: LoadedModel) -> DriftWindow | None:
+        """The version's drift window, when its artifact has reference statistics."""
+        reference = model.metadata.reference if model.metadata is not None else None
+        if reference is None or self.settings.drift_window == 0:
+            return None
+        return DriftWindow(
+            reference,
+            model=model.name,
+            version=model.version,
+            size=self.settings.drift_window,
+            min_texts=self.settings.drift_min_texts,
+            metrics=self.metrics,
+        )
 
     def count_served(self, model: LoadedModel) -> None:
         if self.metrics is not None:
@@ -100,4 +116,6 @@ class VersionLoader:
             self.metrics.set_model_retired(m.name, m.version, m.device.kind)
         # Texts already queued on the old version finish there before it is released.
         await asyncio.to_thread(serving.batcher.close)
+        if serving.batcher.drift is not None:
+            serving.batcher.drift.retire(serving.model.name, serving.model.version)
         await asyncio.to_thread(serving.model.release)

@@ -56,6 +56,11 @@ class QueueItem:
     ranking: list[dict[str, Any]]
     corrected_label: str | None
     priority: int  # 0 fallback, 1 low confidence, 2 the rest
+    # The teach-most order (app.predlog.teach_order): near-duplicates this item stands for,
+    # pending texts alike (itself included), and its teaching value.
+    duplicates: int = 1
+    similar: int = 1
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,7 @@ class LabelFeedback:
         return self.disagreed / self.reviewed if self.reviewed else None
 
 
-def _newest_feedback() -> Any:
+def newest_feedback() -> Any:
     """(request_id, index, label) of each prediction's newest correction, as a subquery."""
     newest = (
         select(func.max(Feedback.id).label("id"))
@@ -106,7 +111,7 @@ def review_queue(
     """Logged predictions worth a look: fallbacks first, then those under ``low_confidence``,
     then the rest; newest first within each group."""
     p = PredictionLog
-    fb = _newest_feedback()
+    fb = newest_feedback()
     priority = case((p.fallback, 0), (p.confidence < low_confidence, 1), else_=2)
     joined = and_(fb.c.request_id == p.request_id, fb.c.index == p.index)
     conditions = where.conditions()
@@ -143,7 +148,7 @@ def label_feedback(engine: Engine, where: LogFilter) -> list[LabelFeedback]:
     """Per predicted label: predictions, fallbacks, reviewed, disagreed, and how often it was
     the correction of another label's prediction; most predicted first."""
     p = PredictionLog
-    fb = _newest_feedback()
+    fb = newest_feedback()
     conditions = where.conditions()
     joined = and_(fb.c.request_id == p.request_id, fb.c.index == p.index)
     disagree = and_(fb.c.label.is_not(None), fb.c.label != p.label)

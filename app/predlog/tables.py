@@ -1,4 +1,5 @@
-"""SQLAlchemy tables of the prediction log: ``prediction_log``, ``feedback`` and ``log_audit``."""
+"""SQLAlchemy tables of the prediction log: ``prediction_log``, ``feedback``, ``log_audit``
+and ``intent_cluster``."""
 
 from __future__ import annotations
 
@@ -129,3 +130,29 @@ class LogAudit(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     feedback: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(64))
+
+
+OPEN = "open"  # an intent_cluster's status until the team decides
+
+
+class IntentCluster(Base):
+    """A group of logged texts `textcls intents discover` found, and what the team decided
+    (a new label, an existing one, or dismissed); ``members``: its [request_id, index]."""
+
+    __tablename__ = "intent_cluster"
+    __table_args__ = (Index("ix_intent_cluster_model_status", "model", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64))
+    discovered_at: Mapped[datetime]
+    space: Mapped[str] = mapped_column(String(64), comment="the embedding clustered in")
+    rank: Mapped[int] = mapped_column(Integer, comment="1 = the biggest of its discovery")
+    size: Mapped[int] = mapped_column(Integer)
+    examples: Mapped[list[str]] = mapped_column(Ranking)
+    terms: Mapped[list[str]] = mapped_column(Ranking)
+    nearest_label: Mapped[str | None] = mapped_column(String(255))
+    nearest_similarity: Mapped[float | None] = mapped_column(Float)
+    members: Mapped[list[Any]] = mapped_column(Ranking)
+    status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    label: Mapped[str | None] = mapped_column(String(255))
+    resolved_at: Mapped[datetime | None]

@@ -29,7 +29,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 # The service imports no training code but the artifact contract and the token rule the
 # explainer splits texts with (the one the graph runs).
-TRAINING_ALLOWED = ("training.artifact", "training.tokenize")
+TRAINING_ALLOWED = ("training.artifact", "training.tokenize", "training.reference")
 # app.cli is the command line: the one place that joins the service and the trainer
 # (`textcls train` runs the trainer, `textcls retrain` feeds it the prediction log's
 # corrections). The service (app.main and what it imports) never imports app.cli.

@@ -47,6 +47,8 @@ FAMILIES = {
     "textcls_shadow_compared_total": "counter",
     "textcls_shadow_agreed_total": "counter",
     "textcls_shadow_dropped_total": "counter",
+    # Drift of live traffic against the version's training reference.
+    "textcls_drift": "gauge",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

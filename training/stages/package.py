@@ -13,6 +13,7 @@ from training.stages.calibrate import Calibrated
 from training.stages.evaluate import Evaluation
 from training.stages.held_out import Trained
 from training.stages.prepare import Prepared
+from training.stages.reference import reference_of
 from training.stages.refit import wants_refit
 
 
@@ -62,6 +63,7 @@ def metadata_of(
         op_libraries=list(architectures.get(cfg.arch).op_libraries),
     )
     meta.metrics.update({k: metrics[k] for k in ("calibration", "oos") if k in metrics})
+    meta.reference = reference_of(prep, trained.held, cal)
     return meta
 
 

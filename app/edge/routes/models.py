@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from app.edge.deps import RepositoryDep
-from app.edge.schemas import ModelInfo, ModelsResponse
+from app.edge.schemas import DriftInfo, ModelInfo, ModelsResponse
 from app.errors import ModelNotFound
+from app.plane import drift
 from app.plane.repository import ModelRepository
 from app.plane.routing import ModelEntry
 from training.artifact import versions
@@ -49,6 +50,8 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
         info.metrics = meta.metrics
         info.created_at = meta.created_at
         info.loaded_at = _iso(serving.model.loaded_at)
+    if serving is not None and serving.batcher.drift is not None:
+        info.drift = DriftInfo.model_validate(drift.describe(serving.batcher.drift.reading()))
     return info
 
 

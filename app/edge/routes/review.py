@@ -15,7 +15,14 @@ from app.edge.deps import ServicesDep
 from app.edge.routes.feedback import labels_of
 from app.errors import InvalidInput, LogStoreUnavailable, PredictionLogOff
 from app.plane.services import Services
-from app.predlog.review import LogFilter, label_feedback, logged_versions, review_queue
+from app.predlog.review import (
+    LogFilter,
+    QueueItem,
+    label_feedback,
+    logged_versions,
+    review_queue,
+)
+from app.predlog.teach_order import teach_queue
 
 router = APIRouter(prefix="/review", tags=["review"])
 
@@ -54,6 +61,11 @@ class QueueItemOut(BaseModel):
     ranking: list[RankedOut]
     corrected_label: str | None = Field(description="The newest feedback, if any.")
     priority: Literal["fallback", "low_confidence", "other"]
+    duplicates: int = Field(1, description="Near-duplicate predictions this item stands for.")
+    similar: int = Field(1, description="Pending texts alike, itself and duplicates included.")
+    score: float | None = Field(
+        None, description="Teaching value (order=teach): uncertainty x (1 + 0.02 ln(similar))."
+    )
 
 
 class LabelSet(BaseModel):
@@ -150,6 +162,26 @@ def _filter(
     return LogFilter(model=model, version=version, label=label, since=start, until=end)
 
 
+def _item_out(i: QueueItem) -> dict[str, Any]:
+    return {
+        "request_id": i.request_id,
+        "index": i.index,
+        "created_at": i.created_at,
+        "model": i.model,
+        "version": i.version,
+        "text": i.text,
+        "label": i.label,
+        "confidence": i.confidence,
+        "fallback": i.fallback,
+        "ranking": i.ranking,
+        "corrected_label": i.corrected_label,
+        "priority": PRIORITIES[i.priority],
+        "duplicates": i.duplicates,
+        "similar": i.similar,
+        "score": i.score,
+    }
+
+
 @router.get("/queue", response_model=QueueResponse, responses=ERRORS)  # type: ignore[arg-type]
 def get_queue(
     services: ServicesDep,
@@ -168,36 +200,30 @@ def get_queue(
     ] = 0.5,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    order: Annotated[
+        Literal["teach", "newest"],
+        Query(
+            description="teach: the labels that teach most first (uncertain, standing for "
+            "many similar texts; near-duplicates as one item); newest: fallbacks, then low "
+            "confidence, then the rest, newest first in each."
+        ),
+    ] = "teach",
 ) -> dict[str, Any]:
-    """Logged predictions to review: fallbacks, then low confidence, then the rest; newest
-    first in each group."""
+    """Logged predictions to review, the labels that teach the model most first."""
     where = _filter(model, version, label, since=since, until=until)
     engine = _engine(services)
-    page = _read(
-        lambda: review_queue(
-            engine, where, low_confidence, status=status, limit=limit, offset=offset
+    if order == "teach":
+        page = _read(lambda: teach_queue(engine, where, status=status, limit=limit, offset=offset))
+    else:
+        page = _read(
+            lambda: review_queue(
+                engine, where, low_confidence, status=status, limit=limit, offset=offset
+            )
         )
-    )
     versions = sorted({(i.model, i.version) for i in page.items})
     return {
         "total": page.total,
-        "items": [
-            {
-                "request_id": i.request_id,
-                "index": i.index,
-                "created_at": i.created_at,
-                "model": i.model,
-                "version": i.version,
-                "text": i.text,
-                "label": i.label,
-                "confidence": i.confidence,
-                "fallback": i.fallback,
-                "ranking": i.ranking,
-                "corrected_label": i.corrected_label,
-                "priority": PRIORITIES[i.priority],
-            }
-            for i in page.items
-        ],
+        "items": [_item_out(i) for i in page.items],
         "label_sets": [
             {"model": m, "version": v, "labels": labels_of(services, m, v)} for m, v in versions
         ],

@@ -96,7 +96,9 @@ function rankingTable(table, ranking) {
 function showLogin(message = "") {
   $("login").hidden = false;
   $("nav").hidden = $("logout").hidden = true;
-  for (const id of ["view-try", "view-queue", "view-stats", "filters"]) $(id).hidden = true;
+  for (const id of ["view-try", "view-queue", "view-stats", "view-intents", "filters"]) {
+    $(id).hidden = true;
+  }
   $("login-error").textContent = message;
 }
 
@@ -129,10 +131,12 @@ function show(view) {
   $("view-try").hidden = view !== "try";
   $("view-queue").hidden = view !== "queue";
   $("view-stats").hidden = view !== "stats";
-  $("filters").hidden = view === "try";
+  $("view-intents").hidden = view !== "intents";
+  $("filters").hidden = view === "try" || view === "intents";
   for (const n of document.querySelectorAll(".queue-only")) n.hidden = view !== "queue";
   if (view === "queue") loadQueue();
   if (view === "stats") loadStats();
+  if (view === "intents") loadIntents();
 }
 
 // --- try it -----------------------------------------------------------------------------
@@ -246,7 +250,9 @@ function queueItem(item) {
   prio.classList.add(item.priority);
   prio.hidden = item.priority === "other";
   node.querySelector(".when").textContent = utcTime(item.created_at);
-  node.querySelector(".which").textContent = `${item.model} v${item.version}`;
+  node.querySelector(".which").textContent = `${item.model} v${item.version}` +
+    (item.duplicates > 1 ? ` · ${item.duplicates} near-duplicates` : "") +
+    (item.similar > item.duplicates ? ` · stands for ${item.similar} similar texts` : "");
   const text = node.querySelector(".text");
   text.textContent = item.text ?? "(text not logged: TEXTCLS_LOG_TEXT)";
   text.lang = langOf(item.text ?? "");
@@ -349,6 +355,74 @@ async function loadStats() {
       el("td", { text: String(s.corrected_to) })));
   }
   if (!r.labels.length) body.append(el("tr", {}, el("td", { text: "No predictions logged." })));
+}
+
+// --- new intents ---------------------------------------------------------------------------
+async function loadIntents() {
+  $("intents-error").textContent = "";
+  let r;
+  try {
+    r = await api("GET", "/review/intents?status=open");
+  } catch (err) {
+    $("intents-error").textContent = err.message;
+    return;
+  }
+  const list = $("intents");
+  list.replaceChildren(...r.intents.map((g) => intentItem(g, r.labels[g.model] ?? [])));
+  if (!r.intents.length) {
+    list.append(el("li", { class: "muted", text: "No open intents: run textcls intents discover." }));
+  }
+  $("intents-total").textContent = `(${r.intents.length} open)`;
+  $("intents-count").textContent = r.intents.length ? String(r.intents.length) : "";
+}
+
+function intentItem(group, labels) {
+  const node = $("intent-item").content.firstElementChild.cloneNode(true);
+  node.dataset.intent = String(group.id);
+  node.querySelector(".size").textContent = `${group.size} texts`;
+  node.querySelector(".terms").textContent = group.terms.join(", ");
+  if (group.nearest_label !== null) {
+    node.querySelector(".near").textContent =
+      `nearest label ${group.nearest_label} (similarity ${group.nearest_similarity.toFixed(2)})`;
+  }
+  const examples = node.querySelector(".examples");
+  for (const text of group.examples) examples.append(el("li", { text, lang: langOf(text) }));
+  const select = node.querySelector(".map-label");
+  for (const label of labels) select.append(el("option", { value: label, text: label }));
+  if (group.nearest_label !== null && labels.includes(group.nearest_label)) {
+    select.value = group.nearest_label;
+  }
+  node.querySelector(".name-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    decideIntent(node, group, "name", node.querySelector(".new-label").value.trim());
+  });
+  node.querySelector(".map-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    decideIntent(node, group, "map", select.value);
+  });
+  node.querySelector(".dismiss").addEventListener("click", () => {
+    decideIntent(node, group, "dismiss", null);
+  });
+  return node;
+}
+
+async function decideIntent(node, group, action, label) {
+  const error = node.querySelector(".item-error");
+  error.textContent = "";
+  const controls = node.querySelectorAll("button, select, input");
+  for (const c of controls) c.disabled = true;
+  try {
+    const r = await api("POST", `/review/intents/${group.id}`, { action, label });
+    node.classList.add("done");
+    const saved = node.querySelector(".saved");
+    saved.hidden = false;
+    saved.textContent = action === "dismiss"
+      ? "dismissed"
+      : `${r.intent.status} ${r.intent.label}: ${r.feedback_rows} texts labelled`;
+  } catch (err) {
+    error.textContent = "Not saved: " + err.message;
+    for (const c of controls) c.disabled = false;
+  }
 }
 
 // --- wiring -----------------------------------------------------------------------------

@@ -157,3 +157,29 @@ def test_a_changed_original_without_test_file_is_a_clear_error(tmp_path: Path) -
     result = runner.invoke(_cli(), [*args, "--database-url", url])
     assert result.exit_code == 2
     assert "not the file version 1 trained on" in result.output
+
+
+def test_feedback_naming_a_new_label_teaches_the_candidate_it(tmp_path: Path) -> None:
+    """A model trained without lost_card; the team named a discovered intent lost_card: the
+    candidate knows it, the gate compares on the labels both know, the new one is reported."""
+    rows = _rows(EXAMPLE_TRAIN)
+    new = [t for t, lab in rows if lab == PLANTED_FROM]
+    data = _write(tmp_path / "without.csv", [r for r in rows if r[1] != PLANTED_FROM])
+    test = _write(tmp_path / "test.csv", [r for r in _rows(EXAMPLE_TEST) if r[1] != PLANTED_FROM])
+    models = tmp_path / "models"
+    train(tiny_config(models, "example", data=data, test_data=test), log=lambda _m: None)
+    url, engine = _db(tmp_path)
+    _log_feedback(engine, [(t, PLANTED_TO, PLANTED_FROM) for t in new])
+    _log_feedback(engine, [(f"odd text {i}", "x", "too_rare") for i in range(2)], prefix="o")
+    engine.dispose()
+    out = tmp_path / "report"
+    args = ["retrain", "--name", "example", "--data", str(data), "--model-dir", str(models)]
+    result = runner.invoke(_cli(), [*args, "--database-url", url, "--out", str(out)])
+    report = json.loads((out / "comparison.json").read_text())
+    learned = report["new_labels"]["labels"][PLANTED_FROM]
+    assert learned["trained"] + learned["held_out"] == len(set(new))
+    assert learned["held_out"] >= 1 and learned["recall"] >= 0.5, learned
+    assert report["new_labels"]["too_few"] == {"too_rare": 2}
+    assert PLANTED_FROM not in report["held_out"]["per_label_f1"]  # known labels only
+    assert report["passed"], (result.output, report["reasons"])
+    assert PLANTED_FROM in read_metadata(models / "example" / "2").labels

@@ -33,10 +33,10 @@ def client(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def test_queue_lists_logged_predictions_with_their_label_set(client: TestClient) -> None:
-    body = client.get("/review/queue", headers=KEY).json()
+    body = client.get("/review/queue?order=newest", headers=KEY).json()
     assert body["total"] == 3
     items = body["items"]
-    # Fallbacks first, then low confidence, then the rest.
+    # order=newest: fallbacks first, then low confidence, then the rest.
     ranks = {"fallback": 0, "low_confidence": 1, "other": 2}
     assert [ranks[i["priority"]] for i in items] == sorted(ranks[i["priority"]] for i in items)
     assert {i["text"] for i in items} == {"my card never arrived", "hello", "refund please"}
@@ -46,6 +46,18 @@ def test_queue_lists_logged_predictions_with_their_label_set(client: TestClient)
     (label_set,) = body["label_sets"]
     assert (label_set["model"], label_set["version"]) == ("example", 1)
     assert "lost_card" in label_set["labels"]
+
+
+def test_default_order_ranks_by_teaching_value(client: TestClient) -> None:
+    body = client.get("/review/queue", headers=KEY).json()
+    items = body["items"]
+    assert body["total"] == 3 and len(items) == 3
+    scores = [i["score"] for i in items]
+    assert all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
+    margins = [i["ranking"][0]["confidence"] - i["ranking"][1]["confidence"] for i in items]
+    assert margins == sorted(margins)  # no duplicates here: the closest call first
+    assert all(i["duplicates"] == 1 for i in items)
+    assert client.get("/review/queue?order=oldest", headers=KEY).status_code == 422
 
 
 def test_feedback_moves_an_item_out_of_pending_and_into_the_stats(client: TestClient) -> None:

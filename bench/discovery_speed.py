@@ -1,0 +1,97 @@
+"""Time `textcls intents discover` on N logged texts (BANKING77, repeated to N with a suffix).
+
+Usage: python -m bench.discovery_speed [--texts 20000] [--space tfidf|auto]. Fills a fresh
+SQLite prediction log (30% of the rows fell back), then runs the command as a user does and
+prints its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.predlog.engine import create_db_engine
+from app.predlog.inserts import insert_rows
+from app.predlog.migrate import upgrade
+
+DATA = Path("/work/shared/data/banking77")
+
+
+def fill(url: str, n: int) -> None:
+    rows = []
+    for name in ("train.csv", "test.csv"):
+        with open(DATA / name, newline="", encoding="utf-8") as f:
+            rows += [(r["text"], r["category"]) for r in csv.DictReader(f)]
+    rng = random.Random(0)
+    engine = create_db_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    batch = []
+    for i in range(n):
+        text, label = rows[i % len(rows)]
+        if i >= len(rows):
+            text = f"{text} ({i // len(rows)})"
+        fell_back = rng.random() < 0.3
+        batch.append(
+            {
+                "request_id": f"r{i}",
+                "index": 0,
+                "created_at": now,
+                "client": None,
+                "model": "banking77",
+                "version": 1,
+                "text": text,
+                "text_sha256": None,
+                "label": label,
+                "confidence": 0.3 if fell_back else 0.9,
+                "fallback": fell_back,
+                "ranking": [],
+                "latency_ms": 1.0,
+                "batch_size": 1,
+                "role": "primary",
+            }
+        )
+    with engine.begin() as conn:
+        for k in range(0, n, 2000):
+            insert_rows(conn, batch[k : k + 2000])
+    engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--texts", type=int, default=20_000)
+    ap.add_argument("--space", default="tfidf")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/log.db"
+        fill(url, args.texts)
+        command = [
+            str(Path(sys.executable).with_name("textcls")),
+            "intents",
+            "discover",
+            "banking77",
+            "--database-url",
+            url,
+            "--space",
+            args.space,
+            "--model-dir",
+            tmp,
+            "--out",
+            f"{tmp}/out.json",
+        ]
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        print(done.stdout.splitlines()[0] if done.stdout else done.stderr[-2000:])
+        print(f"{args.texts} logged texts, --space {args.space}: {seconds:.1f} s wall")
+
+
+if __name__ == "__main__":
+    main()
