@@ -55,7 +55,9 @@ class Reference(BaseModel):
     )
     confidence_edges: list[float] = Field(default_factory=lambda: list(CONFIDENCE_EDGES))
     confidence_shares: list[float] = Field(description="share of rows in each confidence bin")
-    fallback_rate: float = Field(ge=0.0, le=1.0, description="share handed off (threshold or margin)")
+    fallback_rate: float = Field(
+        ge=0.0, le=1.0, description="share handed off (threshold or margin)"
+    )
     coverage: float = Field(
         ge=0.0, le=1.0, description="mean share of a text's tokens in the vocabulary"
     )
