@@ -157,6 +157,27 @@ class Settings(BaseSettings):
         "configure; off saves its per-request checks.",
     )
 
+    # Fleet: several replicas behind a load balancer
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis holding the per-client rate limits of every replica and worker "
+        "(redis://[:password@]host:6379/0); unset, each process limits on its own.",
+    )
+    redis_timeout_ms: float = Field(
+        100.0,
+        gt=0,
+        le=10_000,
+        description="Longest wait for Redis per request; past it the request is limited locally.",
+    )
+    redis_retry_s: float = Field(
+        1.0,
+        gt=0,
+        description="After Redis fails, how long a replica limits locally before trying it again.",
+    )
+    redis_key_prefix: str = Field(
+        "textcls:", description="Prefix of the keys textcls writes in Redis."
+    )
+
     @field_validator("default_model")
     @classmethod
     def _empty_is_none(cls, v: str | None) -> str | None:

@@ -23,7 +23,7 @@ from app.edge.body_guard import BodyGuard
 from app.edge.dispatch import EndpointRoute, HotRouteDispatch
 from app.edge.errors import service_error_handler, validation_error_handler
 from app.edge.http_metrics import HttpMetricsMiddleware
-from app.edge.rate_limit import RateLimiter
+from app.edge.rate_limit import limiter_from_settings
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
 from app.edge.review_page import mount_review_page
@@ -161,6 +161,7 @@ def _lifespan(
             await repository.stop()
             if log_writer is not None:
                 log_writer.stop(settings.shutdown_grace_s)
+            await app.state.rate_limiter.aclose()
             app_metrics.close()
 
     return lifespan
@@ -200,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     app_metrics = Metrics()
     keys = KeyStore.from_settings(settings)
-    limiter = RateLimiter.from_settings(settings, keys)
+    limiter = limiter_from_settings(settings, keys, app_metrics)
     warn_if_open(keys)
 
     lifespan = _lifespan(settings, app_metrics)

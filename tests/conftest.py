@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.model_factory import train_tiny_model
+from tests.redis_server import key_prefix, own_redis, redis_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from app.edge.auth import KeyStore
 from app.edge.grpc.codec import code_of, decode_infer_request, encode_infer_response, peer_host
 from app.edge.grpc.proto import grpc_predict_v2_pb2 as pb
 from app.edge.grpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from app.edge.rate_limit import RateLimiter
+from app.edge.rate_limit import Limiter
 from app.edge.request_id import is_valid
 from app.errors import (
     InvalidInput,
@@ -54,7 +54,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         protocol: InferenceProtocol,
         *,
         keys: KeyStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
     ) -> None:
         self.protocol = protocol
@@ -126,7 +126,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN  # until the handler answers or refuses
         try:
-            client = self._authorise(context) if authorise else ""
+            client = await self._authorise(context) if authorise else ""
             reply = await handler(client)
             code = grpc.StatusCode.OK
             return reply
@@ -140,7 +140,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             self._record(method, code, time.perf_counter() - started)
 
-    def _authorise(self, context: grpc.aio.ServicerContext) -> str:
+    async def _authorise(self, context: grpc.aio.ServicerContext) -> str:
         """The client's name (rate-limited here), as the HTTP routes name it."""
         if self.keys.is_open:
             client = peer_host(context.peer())
@@ -162,7 +162,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if found is None:
                 raise Unauthorized("the API key is not valid")
             client = found
-        self.limiter.check(client)
+        await self.limiter.acquire(client)
         return client
 
     @staticmethod
@@ -203,7 +203,7 @@ class GrpcServer:
         *,
         protocol: InferenceProtocol,
         keys: KeyStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
