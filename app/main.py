@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
@@ -48,6 +49,7 @@ from app.plane.device import configure_device, configure_threads
 from app.plane.explainer import Explainer
 from app.plane.repository import ModelRepository
 from app.plane.services import Services
+from app.plane.tracing import Tracing
 from app.plane.v2.protocol import InferenceProtocol
 
 if TYPE_CHECKING:
@@ -126,7 +128,7 @@ def _openapi(app: FastAPI, documented: list[BaseRoute]) -> Callable[[], dict[str
 
 
 def _lifespan(
-    settings: Settings, app_metrics: Metrics
+    settings: Settings, app_metrics: Metrics, tracing: Tracing
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start the device, model repository, log writer and classifier; stop them in reverse."""
 
@@ -134,12 +136,14 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         device = configure_device(settings.device)
+        tracing.start()
         repository = ModelRepository(settings, device, app_metrics)
+        repository.versions.tracer = tracing.tracer
         log_writer = None
         if settings.log_predictions:
             from app.predlog.writer import PredictionLogWriter
 
-            log_writer = PredictionLogWriter(settings, metrics=app_metrics)
+            log_writer = PredictionLogWriter(settings, app_metrics, tracing.tracer)
             log_writer.start()
         classifier = Classifier(settings, repository, log_writer.submit if log_writer else None)
         app.state.services = Services(
@@ -162,6 +166,7 @@ def _lifespan(
             if log_writer is not None:
                 log_writer.stop(settings.shutdown_grace_s)
             await app.state.rate_limiter.aclose()
+            tracing.shutdown()
             app_metrics.close()
 
     return lifespan
@@ -193,6 +198,22 @@ def _add_routes(
     mount_review_page(app)  # static files; the data they load goes through the client routes
 
 
+def _telemetry(settings: Settings, tracing: Tracing) -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry: the HTTP server spans of textcls' traces (their provider
+    only) when OTLP is configured; else the global providers' spans and metrics if
+    TEXTCLS_OTEL asks; else off (with no provider configured it still costs checks per
+    request)."""
+    if tracing.provider is not None:
+        return {
+            "tracer_provider": tracing.provider,
+            "tracing": True,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        }
+    return None if settings.otel else {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment). Nothing heavy starts here.
 
@@ -203,8 +224,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys = KeyStore.from_settings(settings)
     limiter = limiter_from_settings(settings, keys, app_metrics)
     warn_if_open(keys)
+    tracing = Tracing.from_environment()
 
-    lifespan = _lifespan(settings, app_metrics)
+    lifespan = _lifespan(settings, app_metrics, tracing)
     classify_route = classify.route()
     docs = docs_routes()
     v2_routes = v2.infer_routes()
@@ -225,11 +247,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         default_response_class=OrjsonResponse,
-        # Off unless asked: with no provider configured it still costs checks per request.
-        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
+        telemetry=_telemetry(settings, tracing),
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
+    app.state.tracing = tracing
     app.state.keys = keys
     app.state.rate_limiter = limiter
     app.state.metrics_key_digest = metrics_key_digest(settings)
@@ -255,6 +277,7 @@ async def start_grpc(app: FastAPI, settings: Settings, metrics: Metrics) -> Grpc
         keys=app.state.keys,
         limiter=app.state.rate_limiter,
         metrics=metrics,
+        tracer=app.state.tracing.tracer,
     )
     await server.start()
     drain_on_sigterm(server)

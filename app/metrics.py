@@ -71,7 +71,6 @@ class Metrics:
         self._add_models(r)
         self._add_versions(r)
         self._add_prediction_log(r)
-        self._add_fleet(r)
 
     def _add_http_and_inference(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter(
@@ -262,21 +261,6 @@ class Metrics:
             "Tokens weighed per explained text (one model row each, plus the text itself).",
             ["model"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-            registry=r,
-        )
-
-    def _add_fleet(self, r: CollectorRegistry) -> None:
-        """Several replicas: the shared rate limits in Redis."""
-        self.rate_limit_redis_up = Gauge(
-            name("rate_limit_redis_up"),
-            "1 while this process's rate limits hold across the fleet (Redis answers), 0 while "
-            "it limits on its own (and without TEXTCLS_REDIS_URL).",
-            registry=r,
-            multiprocess_mode="livemin",
-        )
-        self.rate_limit_local_fallbacks = Counter(
-            name("rate_limit_local_fallbacks"),
-            "Requests limited by this process's own buckets because Redis was unreachable.",
             registry=r,
         )
 

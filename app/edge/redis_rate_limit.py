@@ -15,13 +15,14 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter, Gauge
+
 from app.edge.rate_limit import RateLimiter
 from app.errors import RateLimited
+from app.metrics import Metrics, name
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-    from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,20 @@ class RedisRateLimiter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0  # monotonic time before which Redis is not tried
         self._down = False
-        metrics.rate_limit_redis_up.set(1)
+        # Made here, so a process without Redis exports neither family.
+        self.redis_up = Gauge(
+            name("rate_limit_redis_up"),
+            "1 while this process's rate limits hold across the fleet (Redis answers), 0 "
+            "while it limits on its own.",
+            registry=metrics.registry,
+            multiprocess_mode="livemin",
+        )
+        self.local_fallbacks = Counter(
+            name("rate_limit_local_fallbacks"),
+            "Requests limited by this process's own buckets because Redis was unreachable.",
+            registry=metrics.registry,
+        )
+        self.redis_up.set(1)
 
     def _client(self) -> Any:
         """The Redis script bound to a client of the running loop (made on first use)."""
@@ -111,7 +125,7 @@ class RedisRateLimiter:
             return
         if self._down:
             self._down = False
-            self.metrics.rate_limit_redis_up.set(1)
+            self.redis_up.set(1)
             log.warning("Redis is back: rate limits hold across replicas again")
         if wait_us:
             raise RateLimited(client, max(1, math.ceil(int(wait_us) / 1_000_000)))
@@ -120,7 +134,7 @@ class RedisRateLimiter:
         self._down_until = time.monotonic() + self.retry_s
         if not self._down:
             self._down = True
-            self.metrics.rate_limit_redis_up.set(0)
+            self.redis_up.set(0)
             log.warning(
                 "Redis unreachable (%s: %s): rate limits are per replica until it is back",
                 type(exc).__name__,
@@ -128,7 +142,7 @@ class RedisRateLimiter:
             )
 
     def _limit_locally(self, client: str) -> None:
-        self.metrics.rate_limit_local_fallbacks.inc()
+        self.local_fallbacks.inc()
         self.local.check(client)
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
+from app.plane.tracing import current_span_context, trace_batch
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext, Tracer
 
 # (top_k, threshold) a request wants its texts ranked with; None: probabilities only.
 RankSpec = tuple[int, float]
@@ -50,6 +55,7 @@ class _Item:
     enqueued: float
     ranking: RankSpec | None
     counted: bool = True  # False for a shadow's texts: not in the answered-prediction metrics
+    trace: SpanContext | None = None  # the request's span, when tracing is on
 
 
 _Outcome = tuple[asyncio.Future[BatchResult], BatchResult | BaseException]
@@ -79,8 +85,10 @@ class Batcher:
         metrics: Metrics | None = None,
         fallback_margin: float = 0.0,
         threads: int = 1,
+        tracer: Tracer | None = None,
     ) -> None:
         self.model = model
+        self.tracer = tracer
         self.fallback_margin = fallback_margin
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
@@ -124,6 +132,7 @@ class Batcher:
         n = self.max_batch_size
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
         now = time.monotonic()
+        span = current_span_context() if self.tracer is not None else None
         items = [
             _Item(
                 texts=c,
@@ -132,6 +141,7 @@ class Batcher:
                 enqueued=now,
                 ranking=ranking,
                 counted=counted,
+                trace=span,
             )
             for c in chunks
         ]
@@ -226,6 +236,8 @@ class Batcher:
             outcomes.append((item, result))
             start = end
         self._deliver(outcomes)
+        if self.tracer is not None:
+            trace_batch(self.tracer, self.model, batch, started=started, elapsed=elapsed)
 
     def _rank(
         self, batch: list[_Item], probs: np.ndarray, order: np.ndarray

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.metrics import Metrics
@@ -19,6 +20,9 @@ from app.plane.device import Device
 from app.plane.loaded_model import LoadedModel, LoadError
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 # The repository's logger: load failures are reported as the repository's lines.
 log = logging.getLogger("app.plane.repository")
@@ -42,6 +46,8 @@ class VersionLoader:
         self.settings = settings
         self.device = device
         self.metrics = metrics
+        # The batchers' spans: set by the app factory when tracing is on.
+        self.tracer: Tracer | None = None
 
     async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
         """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
@@ -87,6 +93,7 @@ class VersionLoader:
             metrics=self.metrics,
             fallback_margin=s.fallback_margin,
             threads=s.inference_threads,
+            tracer=self.tracer,
         )
         return Serving(model, batcher)
 

@@ -23,6 +23,7 @@ class LogFilter:
     label: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    trace_id: str | None = None
 
     def conditions(self) -> list[Any]:
         p = PredictionLog
@@ -37,6 +38,8 @@ class LogFilter:
             out.append(p.created_at >= self.since)
         if self.until is not None:
             out.append(p.created_at < self.until)
+        if self.trace_id is not None:
+            out.append(p.trace_id == self.trace_id)
         return out
 
 
@@ -56,6 +59,7 @@ class QueueItem:
     ranking: list[dict[str, Any]]
     corrected_label: str | None
     priority: int  # 0 fallback, 1 low confidence, 2 the rest
+    trace_id: str | None = None  # the request's trace, when it was traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ def review_queue(
                 ranking=list(row.ranking or []),
                 corrected_label=corrected,
                 priority=int(prio),
+                trace_id=row.trace_id,
             )
             for row, corrected, prio in session.execute(page)
         ]

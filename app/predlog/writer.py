@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from sqlalchemy import Engine
 
 from app.config import Settings
 from app.predlog.log_store import LogStore, Row
 from app.predlog.records import PredictionRecord, to_row
 from app.predlog.spiller import Spiller
+from app.predlog.write_span import write_span
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,10 @@ class PredictionLogWriter:
     ``log_rows_replayed`` and ``log_write_errors``.
     """
 
-    def __init__(self, settings: Settings, metrics: object | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: object | None = None, tracer: Tracer | None = None
+    ) -> None:
+        self._tracer = tracer  # each INSERT's span, when tracing is on
         self._log_text = settings.log_text
         self._batch_size = settings.log_batch_size
         self._buffer_rows = settings.log_buffer_rows
@@ -181,7 +186,8 @@ class PredictionLogWriter:
             if not rows and stopping:
                 return  # a spill file not yet replayed waits for the next start
             try:
-                ok = self._step(rows)
+                with write_span(self._tracer, records):
+                    ok = self._step(rows)
             except Exception:
                 # A bug, not an outage. Were it to end this thread, every later prediction
                 # would be lost without a sound; log it loudly and go on retrying instead.

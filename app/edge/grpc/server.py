@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from opentelemetry.trace import Tracer
 
 from app.config import Settings
 from app.edge.auth import KeyStore
@@ -37,6 +38,7 @@ from app.errors import (
 )
 from app.metrics import Metrics
 from app.plane.request_ids import new_request_id
+from app.plane.tracing import rpc_span
 from app.plane.v2.protocol import InferenceProtocol
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         keys: KeyStore,
         limiter: Limiter,
         metrics: Metrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self.protocol = protocol
         self.keys = keys
         self.limiter = limiter
         self.metrics = metrics
+        self.tracer = tracer
         self._counts: dict[tuple[str, grpc.StatusCode], Any] = {}
         self._durations: dict[str, Any] = {}
 
@@ -122,6 +126,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         handler: Callable[[str], Awaitable[Reply]],
         *,
         authorise: bool = True,
+    ) -> Reply:
+        """Answer one call, in a server span of the caller's trace when tracing is on."""
+        with rpc_span(self.tracer, f"{SERVICE}/{method}", context.invocation_metadata() or ()):
+            return await self._answer(method, context, handler, authorise=authorise)
+
+    async def _answer(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[str], Awaitable[Reply]],
+        *,
+        authorise: bool,
     ) -> Reply:
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN  # until the handler answers or refuses
@@ -205,6 +221,7 @@ class GrpcServer:
         keys: KeyStore,
         limiter: Limiter,
         metrics: Metrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
         self.protocol = protocol
@@ -216,7 +233,8 @@ class GrpcServer:
             ]
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics), self._server
+            InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics, tracer=tracer),
+            self._server,
         )
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

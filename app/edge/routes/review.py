@@ -54,6 +54,7 @@ class QueueItemOut(BaseModel):
     ranking: list[RankedOut]
     corrected_label: str | None = Field(description="The newest feedback, if any.")
     priority: Literal["fallback", "low_confidence", "other"]
+    trace_id: str | None = Field(description="W3C trace id of the request, when it was traced.")
 
 
 class LabelSet(BaseModel):
@@ -140,6 +141,7 @@ def _filter(
     *,
     since: datetime | None,
     until: datetime | None,
+    trace_id: str | None = None,
 ) -> LogFilter:
     for name, value in (("model", model), ("label", label)):
         if value is not None and "\x00" in value:
@@ -147,7 +149,9 @@ def _filter(
     start, end = _utc(since, "since"), _utc(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidInput("'since' must be before 'until'")
-    return LogFilter(model=model, version=version, label=label, since=start, until=end)
+    return LogFilter(
+        model=model, version=version, label=label, since=start, until=end, trace_id=trace_id
+    )
 
 
 @router.get("/queue", response_model=QueueResponse, responses=ERRORS)  # type: ignore[arg-type]
@@ -168,10 +172,17 @@ def get_queue(
     ] = 0.5,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    trace_id: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9a-f]{32}$",
+            description="Only the predictions of this request's trace (32 lowercase hex).",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Logged predictions to review: fallbacks, then low confidence, then the rest; newest
     first in each group."""
-    where = _filter(model, version, label, since=since, until=until)
+    where = _filter(model, version, label, since=since, until=until, trace_id=trace_id)
     engine = _engine(services)
     page = _read(
         lambda: review_queue(
@@ -195,6 +206,7 @@ def get_queue(
                 "ranking": i.ranking,
                 "corrected_label": i.corrected_label,
                 "priority": PRIORITIES[i.priority],
+                "trace_id": i.trace_id,
             }
             for i in page.items
         ],

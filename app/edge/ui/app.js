@@ -190,6 +190,7 @@ function filterQuery(withStatus) {
     end.setUTCDate(end.getUTCDate() + 1); // the whole "to" day
     q.set("until", end.toISOString());
   }
+  if ($("f-trace").value.trim() && withStatus) q.set("trace_id", $("f-trace").value.trim());
   if (withStatus) q.set("status", $("f-status").value);
   return q;
 }
@@ -242,6 +243,12 @@ function queueItem(item) {
   prio.hidden = item.priority === "other";
   node.querySelector(".when").textContent = new Date(item.created_at).toLocaleString();
   node.querySelector(".which").textContent = `${item.model} v${item.version}`;
+  if (item.trace_id) {
+    const trace = node.querySelector(".trace");
+    trace.textContent = `trace ${item.trace_id}`;
+    trace.title = "W3C trace id of the request: find its spans in your tracing backend";
+    trace.hidden = false;
+  }
   const text = node.querySelector(".text");
   text.textContent = item.text ?? "(text not logged: TEXTCLS_LOG_TEXT)";
   text.lang = langOf(item.text ?? "");

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.app.predlog.tcp_proxy import TcpProxy
 from tests.serve_process import ServeProcess, serve_processes
-from tests.tcp_proxy import tcp_proxy
 
 RATE = 20.0  # requests/s the (one, open-service) client may send
 BURST = 5
@@ -47,7 +47,9 @@ def test_a_client_gets_its_rate_across_two_replicas_and_local_limits_without_red
     tiny_model_repo: Path, tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
     target = urlsplit(redis_url)
-    with tcp_proxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    try:
         env = {
             "TEXTCLS_REDIS_URL": f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
             "TEXTCLS_REDIS_KEY_PREFIX": key_prefix,
@@ -64,7 +66,7 @@ def test_a_client_gets_its_rate_across_two_replicas_and_local_limits_without_red
             assert set(shared) == {200, 429}, shared
             assert abs(shared[200] - expected) <= 0.1 * expected, (shared, expected)
 
-            proxy.close()  # Redis unreachable from both replicas
+            proxy.cut()  # Redis unreachable from both replicas
             alone = _hammer(servers, WINDOW_S)
             assert set(alone) == {200, 429}, alone  # never a 5xx
             # Each replica's own bucket: about twice the shared rate over two replicas.
@@ -74,9 +76,11 @@ def test_a_client_gets_its_rate_across_two_replicas_and_local_limits_without_red
                 assert server.metric("textcls_rate_limit_local_fallbacks_total") > 0
                 assert server.output().count("Redis unreachable") == 1
 
-            proxy.open()
+            proxy.restore()
             time.sleep(max(0.6, BURST / RATE))  # past TEXTCLS_REDIS_RETRY_S, allowance refilled
             back = _hammer(servers, WINDOW_S)
             assert abs(back[200] - expected) <= 0.1 * expected + 1, (back, expected)
             for server in servers:
                 assert server.metric("textcls_rate_limit_redis_up") == 1
+    finally:
+        proxy.close()
