@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         servers = {v: stack.enter_context(RunningServer(specs[v], work)) for v in VARIANTS}
         for v in VARIANTS:
-            loadgen.run_wrk(servers[v].classify_url, body_file, args.connections, args.warmup, 1, None)
+            url = servers[v].classify_url
+            loadgen.run_wrk(url, body_file, args.connections, args.warmup, 1, None)
         spans_before = sink.spans
         answered_traced = 0
         for rep in range(args.reps):
