@@ -24,6 +24,8 @@ MAX_TRACKED_CLIENTS = 10_000
 class Limiter(Protocol):
     """What ``authorize`` and the gRPC server call: admit one request or raise RateLimited."""
 
+    enabled: bool  # False when no client has a limit: callers skip ``acquire`` altogether
+
     async def acquire(self, client: str) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -73,6 +75,7 @@ class RateLimiter:
         self.clock = clock
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.enabled = default_rate > 0 or any(r > 0 for r in self.per_client.values())
 
     @classmethod
     def from_settings(cls, settings: Settings, keys: KeyStore) -> RateLimiter:

@@ -61,6 +61,7 @@ class RedisRateLimiter:
     ) -> None:
         self.url = url
         self.local = local
+        self.enabled = local.enabled
         self.metrics = metrics
         self.key_prefix = key_prefix
         self.timeout_s = timeout_s

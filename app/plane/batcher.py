@@ -26,7 +26,7 @@ from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
-from app.plane.tracing import current_span_context, trace_batch
+from app.plane.tracing import sampled_span_context, trace_batch
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext, Tracer
@@ -132,7 +132,7 @@ class Batcher:
         n = self.max_batch_size
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
         now = time.monotonic()
-        span = current_span_context() if self.tracer is not None else None
+        span = sampled_span_context() if self.tracer is not None else None
         items = [
             _Item(
                 texts=c,

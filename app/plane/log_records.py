@@ -29,10 +29,13 @@ def log_records(
     trace: SpanContext | None = None,
 ) -> list[PredictionRecord]:
     """One record per text, in input order (``index`` is the text's position); ``trace``, the
-    request's span when it is traced."""
+    request's span when it is traced (its span id kept only when sampled: the log write's span
+    links to it then)."""
     trace_id = span_id = None
     if trace is not None:
-        trace_id, span_id = format(trace.trace_id, "032x"), format(trace.span_id, "016x")
+        trace_id = format(trace.trace_id, "032x")
+        if trace.trace_flags.sampled:
+            span_id = format(trace.span_id, "016x")
     return [
         PredictionRecord(
             request_id=request_id,

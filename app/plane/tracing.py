@@ -107,9 +107,17 @@ def rpc_span(
 
 
 def current_span_context() -> SpanContext | None:
-    """The current span's context, if a request is being traced."""
+    """The current span's context, if a request is being traced (sampled or not: its trace id
+    still names the request in the prediction log)."""
     ctx = trace.get_current_span().get_span_context()
     return ctx if ctx.is_valid else None
+
+
+def sampled_span_context() -> SpanContext | None:
+    """The current span's context if its trace is sampled (kept): the spans of an unsampled
+    trace would be dropped, so they are not made."""
+    ctx = trace.get_current_span().get_span_context()
+    return ctx if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
 def parent_context(span_context: SpanContext) -> Any:

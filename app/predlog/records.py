@@ -35,7 +35,7 @@ class PredictionRecord:
     batch_size: int
     role: str = "primary"  # or "shadow": a shadow version's prediction, never answered
     trace_id: str | None = None  # the request's W3C trace id (32 hex digits), when traced
-    span_id: str | None = None  # its span, which the log write's span links to
+    span_id: str | None = None  # its span when sampled, which the log write's span links to
 
 
 def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:

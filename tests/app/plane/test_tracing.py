@@ -24,10 +24,11 @@ SERVER = 2  # SpanKind.SPAN_KIND_SERVER in the OTLP protobuf
 CLASSIFY_TRACE, CLASSIFY_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 EXPLAIN_TRACE = "0af7651916cd43dd8448eb211c80319c"
 GRPC_TRACE = "a3ce929d0e0e47364bf92f3577b34da6"
+UNSAMPLED_TRACE = "5b8aa5a2d2c872e8321cf37308d69df2"
 
 
-def _traceparent(trace_id: str, parent: str = "b7ad6b7169203331") -> str:
-    return f"00-{trace_id}-{parent}-01"
+def _traceparent(trace_id: str, parent: str = "b7ad6b7169203331", flags: str = "01") -> str:
+    return f"00-{trace_id}-{parent}-{flags}"
 
 
 def _named(spans: list[ReceivedSpan], name: str, trace_id: str) -> list[ReceivedSpan]:
@@ -57,6 +58,13 @@ def test_incoming_trace_context_gets_request_queue_model_and_log_spans(
         grpc_port = free_port()
         settings = make_settings(tmp_path, tiny_model_repo, grpc_port=grpc_port)
         with live_server(create_app(settings)) as url:
+            # A caller that does not sample: no span of its trace, but the log keeps its id.
+            r = httpx.post(
+                f"{url}/classify",
+                json={"text": "where is my card"},
+                headers={"traceparent": _traceparent(UNSAMPLED_TRACE, flags="00")},
+            )
+            unsampled_id = r.json()["request_id"]
             r = httpx.post(
                 f"{url}/classify",
                 json={"texts": ["where is my card", "cancel my order"]},
@@ -111,6 +119,8 @@ def test_incoming_trace_context_gets_request_queue_model_and_log_spans(
     assert _named(spans, "batch queue", GRPC_TRACE)[0].parent_span_id == call.span_id
 
     assert _logged_trace_ids(tmp_path / "log.db", request_id) == [CLASSIFY_TRACE] * 2
+    assert not [s for s in spans if s.trace_id == UNSAMPLED_TRACE]
+    assert _logged_trace_ids(tmp_path / "log.db", unsampled_id) == [UNSAMPLED_TRACE]
 
 
 def test_without_an_otlp_endpoint_nothing_is_traced_or_exported(
