@@ -8,6 +8,7 @@ yet), which is how edits from several replicas never lose one another without a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +55,27 @@ class ObjectStore(Protocol):
         """Write only if the object still has ``token`` (None: only if it does not exist);
         False, writing nothing, if another writer changed it first."""
         ...
+
+
+class EditConflict(StoreError):
+    """Other writers kept changing the object: the edit gave up after its attempts."""
+
+
+def update(
+    store: ObjectStore, key: str, change: Callable[[bytes | None], bytes], attempts: int = 20
+) -> bytes:
+    """Read-modify-write ``key`` without a lock: ``change`` gets the current bytes (None when
+    there are none) and returns the new ones, written only if nobody wrote in between; on a
+    conflict it runs again on what the other writer left. Returns the bytes written."""
+    for _ in range(attempts):
+        try:
+            blob: Blob | None = store.read(key)
+        except NotFound:
+            blob = None
+        new = change(None if blob is None else blob.data)
+        if store.write_if(key, new, None if blob is None else blob.token):
+            return new
+    raise EditConflict(f"{store.url}/{key} kept changing; {attempts} attempts failed")
 
 
 def is_remote(location: str | Path) -> bool:

@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from app.plane.store.objects import NotFound, ObjectStore, StoreUnavailable, open_store
+from app.plane.store.objects import (
+    NotFound,
+    ObjectStore,
+    StoreUnavailable,
+    open_store,
+    update,
+)
 from tests.live_server import free_port
 
 
@@ -66,3 +72,32 @@ def test_an_unreachable_store_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
         store.list("example")
     with pytest.raises(StoreUnavailable):
         store.read("example/serving.json")
+
+
+def test_two_replicas_editing_one_state_at_once_both_land(store: ObjectStore) -> None:
+    """Two store objects (two replicas) add different labels to one serving.json at the same
+    moment: ``update`` re-applies the loser's edit on the winner's state."""
+    import json
+
+    other = open_store(store.url)
+    start = threading.Barrier(2)
+
+    def label(which: ObjectStore, name: str, version: int) -> None:
+        def change(current: bytes | None) -> bytes:
+            state = json.loads(current or b'{"labels": {}}')
+            state["labels"][name] = version
+            return json.dumps(state).encode()
+
+        start.wait()
+        update(which, "example/serving.json", change)
+
+    threads = [
+        threading.Thread(target=label, args=(store, "canary", 2)),
+        threading.Thread(target=label, args=(other, "shadow", 3)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = json.loads(store.read("example/serving.json").data)
+    assert state["labels"] == {"canary": 2, "shadow": 3}
