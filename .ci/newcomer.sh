@@ -85,6 +85,20 @@ PYEOF
 then
     die "the README's command serves on $base, and something else already listens there"
 fi
+# gRPC (Open Inference Protocol) is on by default on 8001, beside HTTP.
+if ! python3 - "$host" 8001 <<'PYEOF'
+import socket
+import sys
+
+with socket.socket() as s:
+    try:
+        s.bind((sys.argv[1], int(sys.argv[2])))
+    except OSError as exc:
+        sys.exit(f"{sys.argv[1]}:{sys.argv[2]} is taken ({exc})")
+PYEOF
+then
+    die "the README's command serves gRPC on $host:8001, and something else already listens there"
+fi
 
 # setsid: the command and everything it starts (make, pip, the trainer, the server) share a
 # new process group, which is what a newcomer's Ctrl-C reaches and what the stop below signals.

@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("./models"), description="Model repository root.")
     default_model: str | None = Field(
         None,
-        description="Model used when a request names none (default: the only model); set it "
-        "once several are served.",
+        description="Model used when a request names none, overriding the repository's "
+        "recorded default (textcls models default NAME; the first model published or served).",
     )
     pinned_versions: dict[str, int] = Field(
         default_factory=dict,
@@ -89,11 +89,12 @@ class Settings(BaseSettings):
         description="/explain weighs at most this many tokens of a text (one model row each); "
         "the answer says when a text had more.",
     )
-    fallback_margin: float = Field(
-        0.0,
+    fallback_margin: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="Fallback also when the top two confidences are closer than this.",
+        description="Fallback also when the top two confidences are closer than this, for "
+        "every model; unset: each model's own margin, chosen at training (0 if it has none).",
     )
 
     # Prediction log
@@ -114,6 +115,47 @@ class Settings(BaseSettings):
     )
     log_retry_max_s: float = Field(
         5.0, gt=0, description="Longest wait between retries while the database is down."
+    )
+
+    # Prediction log lifecycle: retention, sampling
+    log_retention_days: float = Field(
+        90,
+        ge=0,
+        description="Delete prediction rows older than this many days (rows with feedback "
+        "excepted, see TEXTCLS_FEEDBACK_RETENTION_DAYS); 0 keeps them forever.",
+    )
+    log_text_retention_days: float = Field(
+        30,
+        ge=0,
+        description="Blank the text (and its hash) of prediction rows older than this many "
+        "days, keeping label, confidence, model and version; 0 keeps texts as long as rows.",
+    )
+    feedback_retention_days: float = Field(
+        0,
+        ge=0,
+        description="Rows that carry feedback (training data) are kept, text and all, until "
+        "the feedback is this many days old; then the feedback is deleted and its rows follow "
+        "the other retention settings. 0 keeps them forever.",
+    )
+    log_prune_interval_s: float = Field(
+        3600,
+        ge=0,
+        description="How often the server applies the retention in the background (it also "
+        "does at start-up); 0 prunes at start-up only.",
+    )
+    log_prune_batch_rows: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="Rows deleted or blanked per transaction while pruning, so inserts never "
+        "wait behind one long statement.",
+    )
+    log_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of confident answered predictions logged; hand-offs (fallback) and "
+        "shadow rows are always logged. Counted in textcls_log_rows_sampled_out_total.",
     )
 
     # Security and HTTP
@@ -141,10 +183,11 @@ class Settings(BaseSettings):
         "0 is unlimited. Names are API key names.",
     )
     grpc_port: int = Field(
-        0,
+        8001,
         ge=0,
         le=65535,
-        description="Port of the Open Inference Protocol (V2) gRPC server; 0 (default) is off.",
+        description="Port of the Open Inference Protocol (V2) gRPC server (Triton's 8001 by "
+        "default); 0 turns gRPC off.",
     )
     grpc_host: str = Field(
         "127.0.0.1", description="Address the gRPC server binds (textcls serve: its --host)."

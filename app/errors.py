@@ -106,6 +106,10 @@ class QueueFull(Unavailable):
         super().__init__(detail, retry_after_s=retry_after_s)
 
 
+class PredictionNotLogged(Conflict):
+    """The prediction was answered but not logged (sampled out), so it cannot be corrected."""
+
+
 class PredictionLogOff(Unavailable):
     """Feedback needs the prediction log, and ``TEXTCLS_LOG_PREDICTIONS`` is false."""
 

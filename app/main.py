@@ -30,6 +30,7 @@ from app.edge.responses import OrjsonResponse
 from app.edge.review_page import mount_review_page
 from app.edge.routes import (
     admin,
+    admin_logs,
     classify,
     explain,
     feedback,
@@ -192,6 +193,7 @@ def _add_routes(
     # V2 routes authorise themselves, to answer every refusal in V2's shape.
     app.include_router(v2.router)
     app.include_router(admin.router, **OPEN_ROUTES)  # the admin key, checked by the router
+    app.include_router(admin_logs.router, **OPEN_ROUTES)
     app.include_router(health.router, **OPEN_ROUTES)
     app.include_router(metrics.router, **METRICS_ROUTES)
     app.router.routes.extend(docs)

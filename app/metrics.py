@@ -217,9 +217,7 @@ class Metrics:
     def _add_prediction_log(self, r: CollectorRegistry) -> None:
         # Incremented by the prediction log writer, which is handed this object.
         self.log_rows_written = Counter(
-            name("log_rows_written"),
-            "Prediction log rows written to the database.",
-            registry=r,
+            name("log_rows_written"), "Prediction log rows written to the database.", registry=r
         )
         self.log_queue_depth = Gauge(
             name("log_queue_depth"),
@@ -233,13 +231,21 @@ class Metrics:
             registry=r,
         )
         self.log_rows_replayed = Counter(
-            name("log_rows_replayed"),
-            "Spilled rows written to the database later.",
-            registry=r,
+            name("log_rows_replayed"), "Spilled rows written to the database later.", registry=r
         )
         self.log_write_errors = Counter(
-            name("log_write_errors"),
-            "Failed attempts to write prediction log rows.",
+            name("log_write_errors"), "Failed attempts to write prediction log rows.", registry=r
+        )
+        self.log_rows_pruned = Counter(
+            name("log_rows_pruned"), "Rows changed by retention, by action.", ["action"], registry=r
+        )
+        self.log_rows_sampled_out = Counter(
+            name("log_rows_sampled_out"), "Confident answers left out by sampling.", registry=r
+        )
+        self.log_rows_dropped = Counter(
+            name("log_rows_dropped"),
+            "Rows lost, by reason: neither the database nor the spill file took them.",
+            ["reason"],
             registry=r,
         )
         self.feedback = Counter(

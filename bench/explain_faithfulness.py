@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from app.plane.tokens import token_spans, tokenizer_entry, tokenizer_pattern, without_span
+from app.plane.tokens import model_token_spans, without_span
 
 Predict = Callable[[list[str]], np.ndarray]
 SAMPLES = 32
@@ -94,7 +95,7 @@ class MethodResult:
 def evaluate(
     predict: Predict,
     texts: Sequence[str],
-    pattern: str,
+    metadata: Any,
     methods: Sequence[str] = ("occlusion",),
     seed: int = 0,
     max_tokens: int = 64,
@@ -103,7 +104,7 @@ def evaluate(
     rng = random.Random(seed)
     results = {m: MethodResult([], [], [], [], []) for m in methods}
     for text in texts:
-        spans = token_spans(text, pattern)[:max_tokens]
+        spans = model_token_spans(text, metadata)[:max_tokens]
         if len(spans) < 2:
             continue  # nothing to compare a top token with
         base = predict([text])[0]
@@ -155,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     assert model.metadata is not None
     all_texts = read_texts(args.test_file)
     texts = random.Random(args.seed).sample(all_texts, min(args.n, len(all_texts)))
-    pattern = tokenizer_pattern(tokenizer_entry(model.metadata))
-    out = evaluate(model.predict, texts, pattern, args.methods.split(","), args.seed)
+    out = evaluate(model.predict, texts, model.metadata, args.methods.split(","), args.seed)
     report = {"model": str(version_dir), "test_file": str(args.test_file), "n": len(texts)}
     report["methods"] = out
     print(json.dumps(report, indent=2))

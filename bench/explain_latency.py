@@ -33,11 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.plane.tokens import token_spans, without_span
+from app.plane.tokens import without_span
 from bench import procstat
 from bench.model import DEFAULT_MODEL_DIR, ensure_model
 from bench.servers import RunningServer, ServerSpec, uvicorn_argv
 from bench.texts import data_dir, read_texts
+from training.tokenize import token_spans
 
 
 def _request(path: str, body: dict[str, Any], routed: bool = False) -> bytes:

@@ -38,7 +38,7 @@ from app.plane import serving_state as ss
 from bench import loadgen
 from bench.servers import REPO_ROOT, RunningServer, ServerSpec
 from training.artifact import read_metadata, versions, write_metadata
-from training.pipeline import EXAMPLE_TEST
+from training.data import EXAMPLE_TEST
 
 VARIANTS = ("none", "canary", "shadow")
 STATES = {

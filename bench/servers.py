@@ -74,7 +74,8 @@ class RunningServer:
 
     def start(self) -> float:
         argv = [a.replace("{port}", str(self.port)) for a in self.spec.argv]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        # gRPC stays off (it defaults to 8001) unless the spec gives it a port of its own.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TEXTCLS_GRPC_PORT": "0", **self.spec.env}
         log = self.log_path.open("wb")
         started = time.perf_counter()
         self._proc = subprocess.Popen(

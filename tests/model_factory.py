@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from training.config import TrainConfig
 from training.params import ModelParams
-from training.pipeline import TrainConfig, train
+from training.train import train
 
 TINY_PARAMS = ModelParams(
     max_tokens=2000,

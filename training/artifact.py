@@ -10,10 +10,14 @@ it on its hot start-up path and the tests import it everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import json
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,9 +54,12 @@ class DataInfo(BaseModel):
 
 
 class FallbackInfo(BaseModel):
-    """The confidence threshold below which a prediction is handed to a person."""
+    """When a prediction is handed to a person: its confidence is under ``threshold``, or the
+    top two confidences are closer than ``margin`` (a near tie). An artifact written before
+    the margin existed has none (0.0)."""
 
     threshold: float = Field(ge=0.0, le=1.0)
+    margin: float = Field(default=0.0, ge=0.0, le=1.0)
     target_precision: float = Field(ge=0.0, le=1.0)
     val_precision: float | None = None
     val_fallback_rate: float | None = None
@@ -65,6 +72,11 @@ class FallbackInfo(BaseModel):
     # max_fallback_rate of messages: that threshold (the served one is capped).
     target_threshold: float | None = None
     max_fallback_rate: float | None = None
+    # The fallback rates of the threshold alone (val_/test_fallback_rate include the margin).
+    val_fallback_rate_without_margin: float | None = None
+    test_fallback_rate_without_margin: float | None = None
+    # Set when the margin reaching the target was capped at max_fallback_rate: that margin.
+    target_margin: float | None = None
 
 
 class Metadata(BaseModel):
@@ -189,10 +201,107 @@ def publish(temp_dir: Path, model_path: Path, version: int) -> Path:
     """Atomically move a fully written ``temp_dir`` into place as ``model_path/<version>``.
 
     ``os.rename`` of a directory is atomic on one filesystem and fails if the target exists,
-    so two trainers racing for the same version cannot overwrite each other.
+    so two trainers racing for the same version cannot overwrite each other. The first model
+    published into a repository becomes its default model (``record_default_if_first``).
     """
     target = model_path / str(version)
     if target.exists():
         raise ArtifactError(f"{target} already exists")
     os.rename(temp_dir, target)
+    with contextlib.suppress(OSError, ArtifactError):  # the model is published either way
+        record_default_if_first(model_path.parent, model_path.name)
     return target
+
+
+# The repository's own serving state: ``<model_dir>/serving.json``. ---------------------------
+# It holds the default model (the one answering requests that name none), so adding a model
+# never changes where those requests go, across restarts and on every replica reading the
+# folder. Replaced atomically (temporary file, fsync, rename) under an exclusive ``flock`` on
+# ``serving.json.lock``, as each model's ``<model_dir>/<name>/serving.json`` is. Every read and
+# write of the file is here.
+
+REPOSITORY_STATE_FILE = "serving.json"
+
+
+def repository_state_path(model_dir: Path) -> Path:
+    return model_dir / REPOSITORY_STATE_FILE
+
+
+def read_default_model(model_dir: Path) -> str | None:
+    """The recorded default model, or None (no file, or none recorded); ArtifactError naming
+    the file when it is unreadable or invalid."""
+    path = repository_state_path(model_dir)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: not a schema_version {SCHEMA_VERSION} JSON object")
+    default = raw.get("default_model")
+    if default is None:
+        return None
+    if not isinstance(default, str) or not _NAME_RE.match(default):
+        raise ArtifactError(f"{path}: invalid default_model {default!r}")
+    return default
+
+
+def repository_state_stamp(model_dir: Path) -> tuple[int, int, int] | None:
+    """Changes whenever the file is replaced (inode, size, mtime); None without one."""
+    try:
+        st = repository_state_path(model_dir).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def repository_locked(model_dir: Path) -> Iterator[None]:
+    """Hold the repository state's lock for a read-modify-write (blocks other editors)."""
+    with open(model_dir / f"{REPOSITORY_STATE_FILE}.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_repository_state(model_dir: Path, default: str) -> None:
+    body = {"schema_version": SCHEMA_VERSION, "default_model": default, "updated_at": utc_now_iso()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-serving-", dir=model_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write((json.dumps(body, indent=2) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, repository_state_path(model_dir))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename survives a crash once the folder is synced
+        dir_fd = os.open(model_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_default_model(model_dir: Path, name: str) -> None:
+    """Record ``name`` as the default model; ArtifactError unless it is a model of the folder."""
+    with repository_locked(model_dir):
+        names = model_names(model_dir)
+        if name not in names:
+            raise ArtifactError(f"model {name!r} not found; models: {', '.join(names) or 'none'}")
+        _write_repository_state(model_dir, name)
+
+
+def record_default_if_first(model_dir: Path, name: str) -> bool:
+    """Record ``name`` as the default when none is recorded and it is the folder's only model
+    (the first one published or served); True if it wrote."""
+    with repository_locked(model_dir):
+        if read_default_model(model_dir) is not None or model_names(model_dir) != [name]:
+            return False
+        _write_repository_state(model_dir, name)
+        return True

@@ -1,4 +1,5 @@
-"""Temperature scaling fitted on validation, expected calibration error and reliability diagrams."""
+"""Temperature scaling fitted on validation, expected calibration error, reliability diagrams,
+and the near-tie margin of the fallback rule."""
 
 from __future__ import annotations
 
@@ -48,6 +49,79 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
         else:
             lo = a
     return float(np.exp((lo + hi) / 2))
+
+
+def top_two_margin(probs: np.ndarray) -> np.ndarray:
+    """The top confidence minus the second of each row (the top one for a single label)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[1] < 2:
+        return probs[:, 0]
+    top_two = -np.partition(-probs, 1, axis=1)[:, :2]
+    return np.asarray(top_two[:, 0] - top_two[:, 1])
+
+
+def _falls_back(probs: np.ndarray, threshold: float, margin: float) -> np.ndarray:
+    """The served rule (app.plane.ranking): under the threshold, or top two closer than margin."""
+    return (np.asarray(probs).max(axis=1) < threshold) | (top_two_margin(probs) < margin)
+
+
+def _rates(probs: np.ndarray, y: np.ndarray, threshold: float, margin: float) -> tuple[Any, float]:
+    """(precision of the kept predictions or None, share falling back) under the rule."""
+    back = _falls_back(probs, threshold, margin)
+    kept = ~back
+    correct = np.asarray(probs).argmax(axis=1) == np.asarray(y)
+    precision = float(correct[kept].mean()) if kept.any() else None
+    return precision, float(back.mean()) if len(back) else 0.0
+
+
+def record_margin(
+    fallback: Any,
+    held: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[str]:
+    """Choose the near-tie margin on the held-out predictions and record it in ``fallback``
+    (training.artifact.FallbackInfo, its threshold already chosen); the warnings to report.
+
+    Chosen as the threshold is (training.evaluate.choose_threshold), on the margin between
+    the top two confidences instead of the top one: the smallest margin whose kept
+    predictions reach the target precision, so that below it they would miss it. When the
+    threshold and that margin together would hand more than ``max_fallback_rate`` of the
+    held-out messages to a person, the margin is lowered until they do not (``target_margin``
+    keeps the one the target needed). The fallback rates are then those of the threshold and
+    the margin together; ``*_without_margin`` keeps the threshold's alone.
+    """
+    from training.evaluate import choose_threshold
+
+    probs, y = np.asarray(held[0]), np.asarray(held[1])
+    fallback.val_fallback_rate_without_margin = fallback.val_fallback_rate
+    if len(y) == 0 or probs.shape[1] < 2:
+        return []
+    margins = top_two_margin(probs)
+    correct = probs.argmax(axis=1) == y
+    margin = choose_threshold(margins, correct, fallback.target_precision).threshold
+    warnings = []
+    limit = fallback.max_fallback_rate
+    if limit is not None and _rates(probs, y, fallback.threshold, margin)[1] > limit:
+        # The kept-by-threshold margins, lowest first: the margin may hand `room` more of them.
+        kept = np.sort(margins[probs.max(axis=1) >= fallback.threshold])
+        room = int(np.floor(limit * len(y))) - int(len(y) - len(kept))
+        capped = float(kept[room]) if 0 < room < len(kept) else 0.0
+        warnings.append(
+            f"reaching precision {fallback.target_precision:.2f} on near ties would need margin "
+            f"{margin:.4f}, which with the threshold hands more than {limit:.0%} of messages to "
+            f"a person; capped at margin {capped:.4f}"
+        )
+        fallback.target_margin, margin = margin, capped
+    fallback.margin = margin
+    fallback.val_precision, fallback.val_fallback_rate = _rates(
+        probs, y, fallback.threshold, margin
+    )
+    if test is not None:
+        fallback.test_fallback_rate_without_margin = fallback.test_fallback_rate
+        t_probs, t_y = test
+        rates = _rates(t_probs, t_y, fallback.threshold, margin)
+        fallback.test_precision, fallback.test_fallback_rate = rates
+    return warnings
 
 
 @dataclass

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMATS = ("csv", "tsv", "jsonl")
+# The bundled example: what ``textcls train`` trains on when no --data is given.
+EXAMPLE_DIR = Path(__file__).resolve().parent / "example_data"
+EXAMPLE_TRAIN = EXAMPLE_DIR / "support_chat_train.csv"
+EXAMPLE_TEST = EXAMPLE_DIR / "support_chat_test.csv"
+EXAMPLE_NAME = "example"
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _MAX_LISTED = 50
 
@@ -179,6 +184,43 @@ def _read_jsonl(
     return rows, problems
 
 
+def _usable_rows(
+    rows: list[tuple[int, str, str]], columns: tuple[str, str], min_examples_per_label: int
+) -> tuple[list[str], list[str], list[int], list[tuple[int | None, str]]]:
+    """Texts, labels and lines of the rows with both, and the problems of the others and of
+    labels with too few rows (counted over the usable rows, so one run reports them all)."""
+    text_column, label_column = columns
+    texts, labels, lines = [], [], []
+    problems: list[tuple[int | None, str]] = []
+    for line, t, lab in rows:
+        t, lab = t.strip(), lab.strip()
+        if not t:
+            problems.append((line, f"empty text in column {text_column!r}"))
+            continue
+        if not lab:
+            problems.append((line, f"empty label in column {label_column!r}"))
+            continue
+        texts.append(t)
+        labels.append(lab)
+        lines.append(line)
+    counts = Counter(labels)
+    first_line: dict[str, int] = {}
+    for lab, line in zip(labels, lines, strict=True):
+        first_line.setdefault(lab, line)
+    for lab, n in sorted(counts.items()):
+        if n < min_examples_per_label:
+            problems.append(
+                (
+                    first_line[lab],
+                    f"label {lab!r} has {n} example(s); each label needs at least "
+                    f"{min_examples_per_label}",
+                )
+            )
+    if len(counts) == 1:
+        problems.append((None, f"only one label ({labels[0]!r}); a classifier needs two"))
+    return texts, labels, lines, problems
+
+
 def load_dataset(
     path: Path | str,
     *,
@@ -205,34 +247,10 @@ def load_dataset(
     if not rows and not problems:
         raise DataError(path, [(None, "the file has no data rows")])
 
-    texts, labels, lines = [], [], []
-    for line, t, lab in rows:
-        t, lab = t.strip(), lab.strip()
-        if not t:
-            problems.append((line, f"empty text in column {text_column!r}"))
-            continue
-        if not lab:
-            problems.append((line, f"empty label in column {label_column!r}"))
-            continue
-        texts.append(t)
-        labels.append(lab)
-        lines.append(line)
-    # Labels are counted over the usable rows, so one run reports the rare labels too.
-    counts = Counter(labels)
-    first_line: dict[str, int] = {}
-    for lab, line in zip(labels, lines, strict=True):
-        first_line.setdefault(lab, line)
-    for lab, n in sorted(counts.items()):
-        if n < min_examples_per_label:
-            problems.append(
-                (
-                    first_line[lab],
-                    f"label {lab!r} has {n} example(s); each label needs at least "
-                    f"{min_examples_per_label}",
-                )
-            )
-    if len(counts) == 1:
-        problems.append((None, f"only one label ({labels[0]!r}); a classifier needs two"))
+    texts, labels, lines, more = _usable_rows(
+        rows, (text_column, label_column), min_examples_per_label
+    )
+    problems.extend(more)
     if problems:
         # In file order; problems of the whole file (no line) first.
         problems.sort(key=lambda p: -1 if p[0] is None else p[0])

@@ -71,7 +71,7 @@ def build_model(
     )
     model.compile(
         optimizer=FusedAdam(learning_rate=params.learning_rate),
-        # Targets are one-hot (see training.pipeline) so that label smoothing is available.
+        # Targets are one-hot (see training.stages.fit) so that label smoothing is available.
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )

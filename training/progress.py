@@ -1,4 +1,4 @@
-"""A Keras callback that prints one line per epoch (the CLI's progress display)."""
+"""The fit stage's Keras callbacks: epoch lines, guarded early stopping, rates, watched texts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -66,3 +67,36 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):
     def best_epoch_number(self) -> int | None:
         """1-based epoch whose weights are kept, None when no epoch was eligible (the last)."""
         return None if self.eligible_from is None else int(self.best_epoch) + 1
+
+
+class RecordRate(keras.callbacks.Callback):
+    """Record each epoch's learning rate; with ``replay``, set epoch k's rate to replay[k]
+    first (a refit repeating the schedule of the run that chose its epochs)."""
+
+    def __init__(self, replay: list[float] | None = None) -> None:
+        super().__init__()
+        self.replay = replay
+        self.rates: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.replay:
+            self.model.optimizer.learning_rate.assign(self.replay[epoch])
+        self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+
+class WatchTexts(keras.callbacks.Callback):
+    """Predict some texts after every epoch (their inputs computed once, ``x``) and hand the
+    probabilities to ``on_epoch(epoch, probabilities)``; True from it stops training."""
+
+    def __init__(
+        self,
+        x: Any,
+        predict: Callable[[Any], np.ndarray],
+        on_epoch: Callable[[int, np.ndarray], bool],
+    ) -> None:
+        super().__init__()
+        self.x, self.predict, self.on_epoch = x, predict, on_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.on_epoch(epoch, self.predict(self.x)):
+            self.model.stop_training = True

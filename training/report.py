@@ -72,7 +72,10 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], pat
             drawstyle="steps-post",
             label=f"{labels[k]} (AP {curves[k][2]:.3f})",
         )
-    right.set_title(f"The {len(worst)} labels with the lowest average precision")
+    if len(worst) < len(present):
+        right.set_title(f"The {len(worst)} labels with the lowest average precision")
+    else:
+        right.set_title(f"All {len(worst)} labels, lowest average precision first")
     for ax in (left, right):
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
@@ -108,8 +111,10 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
         chosen_on = names.get(fb.get("chosen_on") or "val", "val")
         lines += [
             "",
-            f"Fallback threshold **{fb['threshold']:.4f}** (chosen on {chosen_on} for target "
-            f"precision {fb['target_precision']:.2f}).",
+            f"Fallback threshold **{fb['threshold']:.4f}** and near-tie margin "
+            f"**{fb.get('margin', 0.0):.4f}** (chosen on {chosen_on} for target precision "
+            f"{fb['target_precision']:.2f}): a message falls back when its top confidence is "
+            "under the threshold or the top two are closer than the margin.",
         ]
         if fb.get("target_threshold") is not None:
             lines.append(
@@ -123,9 +128,11 @@ def render_markdown(title: str, metrics: dict[str, Any], labels: list[str]) -> s
             prec, rate = fb.get(f"{key}_precision"), fb.get(f"{key}_fallback_rate")
             if rate is not None:
                 shown = "n/a" if prec is None else f"{prec:.4f}"
+                alone = fb.get(f"{key}_fallback_rate_without_margin")
+                without = "" if alone is None else f" ({alone:.4f} with the threshold alone)"
                 lines.append(
                     f"- {names.get(split, split)}: precision of kept {shown}, "
-                    f"share falling back {rate:.4f}"
+                    f"share falling back {rate:.4f}{without}"
                 )
     for warning in evaluation.get("warnings", []):
         lines += ["", f"> warning: {warning}"]
@@ -174,7 +181,8 @@ def write_report(
 ) -> None:
     """Write the four report files into ``out`` for the set (y_true, probs), usually test."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)  # labels in their own script
+    (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
     cm = np.asarray(metrics["test"]["confusion_matrix"])
     plot_confusion_matrix(cm, labels, out / "confusion_matrix.png")
     plot_pr_curves(np.asarray(y_true), probs, labels, out / "pr_curves.png")

@@ -88,3 +88,17 @@ def score_dataset(
     metrics["model"] = {"name": model.metadata.name, "version": model.metadata.version}
     metrics["data"] = {"file": str(ds.path), "sha256": ds.sha256, "rows": len(ds)}
     return metrics, y, probs
+
+
+def predict_probabilities(model: Any, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    """Probabilities [n, n_labels] from a Keras model or a serving signature."""
+    import tensorflow as tf
+
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(texts[start : start + batch_size], dtype=tf.string)
+        result = model(batch, training=False) if hasattr(model, "fit") else model(text=batch)
+        if isinstance(result, dict):
+            result = result[artifact.OUTPUT_KEY]
+        out.append(np.asarray(result, dtype=np.float32))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The admin key (``TEXTCLS_ADMIN_API_KEY``): who may change labels, traffic and rollbacks.
+"""The admin key (``TEXTCLS_ADMIN_API_KEY``): who may edit labels, traffic and the default model.
 
 Separate from the client keys: 401 without a key or with one that is no key at all, 403 with
 a client's key (it is known, but not allowed here), 403 naming the setting when no admin key

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
@@ -55,6 +55,11 @@ class ClassifyRequest(BaseModel):
     )
     threshold: Probability | None = Field(
         None, description="Fallback below this confidence (default: the model's own)."
+    )
+    margin: Probability | None = Field(
+        None,
+        description="Fallback when the top two confidences are closer than this (default: "
+        "TEXTCLS_FALLBACK_MARGIN if set, else the model's own, chosen at training).",
     )
 
     @model_validator(mode="after")
@@ -128,6 +133,12 @@ class ModelInfo(BaseModel):
 
     name: str
     ready: bool
+    state: Literal["ready", "loading", "failed"] = Field(
+        "ready",
+        description="ready: a version serves; loading: not loaded yet; failed: no version "
+        "loads (retried when its folder changes).",
+    )
+    default: bool = Field(False, description="Answers requests that name no model.")
     version: int | None = Field(
         description="The primary version: answers requests naming no version, outside the "
         "canary share."
@@ -153,6 +164,11 @@ class ModelInfo(BaseModel):
         default_factory=list, description="The primary version's classes, in output order."
     )
     threshold: float | None = None
+    margin: float | None = Field(
+        default=None,
+        description="Near-tie margin chosen at training: a prediction whose top two "
+        "confidences are closer falls back (0 for a model trained without one).",
+    )
     metrics: dict[str, Any] = Field(default_factory=dict, description="Test metrics at training.")
     created_at: str | None = None
     loaded_at: str | None = None
@@ -160,18 +176,40 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     device: str
+    default_model: str | None = Field(
+        None,
+        description="The model answering requests that name none; null when several are "
+        "served and none is chosen (such requests get 422).",
+    )
+    default_model_source: Literal["setting", "repository", "only model"] | None = Field(
+        None,
+        description="setting: TEXTCLS_DEFAULT_MODEL; repository: recorded in the model "
+        "folder's serving.json (textcls models default NAME); only model: the only one.",
+    )
     models: list[ModelInfo]
 
 
 class HealthResponse(BaseModel):
     status: str = "ok"
+    log: str = Field(
+        "ok",
+        description="The prediction log: ok, off, or 'degraded: ...' (database down, rows "
+        "being lost); the service answers either way.",
+    )
 
 
 class ReadyResponse(BaseModel):
     ready: bool
     device: str
     models: dict[str, int] = Field(description="Model name -> version being served.")
+    model_states: dict[str, Literal["ready", "loading", "failed"]] = Field(
+        default_factory=dict,
+        description="Each model found: ready, loading, or failed (no version loads). Not ready "
+        "until every model found at start-up is ready or failed.",
+    )
     reason: str | None = Field(None, description="Why not ready (e.g. no model directory).")
     logging: str = Field(
         "off", description="Prediction log: 'ok', 'off', or what is wrong with its database."

@@ -31,8 +31,8 @@ from app.plane.tracing import sampled_span_context, trace_batch
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext, Tracer
 
-# (top_k, threshold) a request wants its texts ranked with; None: probabilities only.
-RankSpec = tuple[int, float]
+# (top_k, threshold, margin) a request wants its texts ranked with; None: probabilities only.
+RankSpec = tuple[int, float, float]
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,11 @@ class Batcher:
         max_batch_wait_s: float,
         max_queue_texts: int,
         metrics: Metrics | None = None,
-        fallback_margin: float = 0.0,
         threads: int = 1,
         tracer: Tracer | None = None,
     ) -> None:
         self.model = model
         self.tracer = tracer
-        self.fallback_margin = fallback_margin
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
@@ -122,7 +120,7 @@ class Batcher:
         self, texts: list[str], ranking: RankSpec | None = None, counted: bool = True
     ) -> asyncio.Future[BatchResult]:
         """Enqueue ``texts`` now and return a future of their probabilities, in their order,
-        and, given ``ranking`` (top_k, threshold), their ranked predictions, counted in the
+        and, given ``ranking`` (top_k, threshold, margin), their ranked predictions, counted in the
         prediction metrics.
 
         Enqueuing without an ``await`` matters: a model swap, which also runs on the loop,
@@ -251,7 +249,7 @@ class Batcher:
             if item.ranking is not None:
                 groups.setdefault((item.ranking, item.counted), []).append((i, start, end))
             start = end
-        for ((top_k, threshold), counted), members in groups.items():
+        for ((top_k, threshold, margin), counted), members in groups.items():
             if len(members) == len(batch):
                 rows_p, rows_o = probs, order  # the usual case: the whole batch alike
             else:
@@ -263,7 +261,7 @@ class Batcher:
                 self.model.labels,
                 top_k=top_k,
                 threshold=threshold,
-                margin=self.fallback_margin,
+                margin=margin,
             )
             at = 0
             for i, s, e in members:

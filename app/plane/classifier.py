@@ -52,24 +52,29 @@ class Classifier:
             log_sink,
             max_queue_texts=settings.shadow_max_queue_texts,
             top_k=settings.default_top_k,
+            margin_setting=settings.fallback_margin,
         )
 
-    def check_texts(self, texts: Sequence[object]) -> list[str]:
-        """The texts if each is a non-blank string within the limits, else InvalidInput."""
+    def check_texts(self, texts: Sequence[object], *, single: bool = False) -> list[str]:
+        """The texts if each is a non-blank string within the limits, else InvalidInput.
+
+        ``single``: the request sent one ``text``, so a problem names it, not ``text 0``.
+        """
         s = self.settings
         if not texts:
             raise InvalidInput("'texts' must hold at least one text")
         if len(texts) > s.max_texts:
             raise InvalidInput(f"too many texts: {len(texts)} (at most {s.max_texts})")
         for i, text in enumerate(texts):
+            name = "'text'" if single else f"text {i}"
             if not isinstance(text, str):
-                raise InvalidInput(f"text {i} is not a string")
+                raise InvalidInput(f"{name} is not a string")
             if len(text) > s.max_text_chars:
                 raise InvalidInput(
-                    f"text {i} has {len(text)} characters (at most {s.max_text_chars})"
+                    f"{name} has {len(text)} characters (at most {s.max_text_chars})"
                 )
             if not text.strip():
-                raise InvalidInput(f"text {i} is empty")
+                raise InvalidInput(f"{name} is empty")
         return texts  # type: ignore[return-value]
 
     async def probabilities(
@@ -88,6 +93,7 @@ class Classifier:
         version: int | str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        margin: float | None = None,
         client: str | None = None,
         request_id: str | None = None,
         session: str | None = None,
@@ -107,7 +113,7 @@ class Classifier:
         # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
         ranking = (
             top_k or self.settings.default_top_k,
-            loaded.threshold if threshold is None else threshold,
+            *loaded.fallback_rule(threshold, margin, self.settings.fallback_margin),
         )
         result = await serving.batcher.submit(texts, ranking)
         predictions = result.predictions

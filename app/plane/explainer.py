@@ -22,7 +22,7 @@ from app.errors import InvalidInput
 from app.metrics import Metrics
 from app.plane.ranking import RankedPrediction, descending_order, rank
 from app.plane.repository import ModelRepository
-from app.plane.tokens import token_spans, tokenizer_entry, tokenizer_pattern, without_span
+from app.plane.tokens import model_token_spans, without_span
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,10 +102,11 @@ class Explainer:
                 f"label {label!r} is not one of model {loaded.name!r} version "
                 f"{loaded.version}'s labels"
             )
-        spans = token_spans(text, tokenizer_pattern(tokenizer_entry(loaded.metadata)))
+        spans = model_token_spans(text, loaded.metadata)
         limit = self.settings.explain_max_tokens
         weighed = spans[:limit]
         variants = [without_span(text, start, end) for start, end in weighed]
+        rule = loaded.fallback_rule(threshold, None, self.settings.fallback_margin)
         # No RankSpec: explanations are not predictions, so they are not counted as such.
         result = await serving.batcher.submit([text, *variants])
         probs = result.probabilities
@@ -114,8 +115,8 @@ class Explainer:
             descending_order(probs[:1]),
             labels,
             top_k=top_k or self.settings.default_top_k,
-            threshold=loaded.threshold if threshold is None else threshold,
-            margin=self.settings.fallback_margin,
+            threshold=rule[0],
+            margin=rule[1],
         )[0]
         explained = prediction.label if label is None else label
         column = labels.index(explained)

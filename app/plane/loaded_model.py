@@ -49,6 +49,21 @@ class LoadedModel:
         assert self.metadata is not None
         return self.metadata.fallback.threshold
 
+    @property
+    def margin(self) -> float:
+        """The near-tie margin chosen at training (0.0 for a model trained without one)."""
+        assert self.metadata is not None
+        return self.metadata.fallback.margin
+
+    def fallback_rule(
+        self, threshold: float | None, margin: float | None, margin_setting: float | None
+    ) -> tuple[float, float]:
+        """(threshold, margin) of the fallback: the request's, else (margin only) the
+        setting's, else this model's own, chosen at training."""
+        if margin is None:
+            margin = self.margin if margin_setting is None else margin_setting
+        return (self.threshold if threshold is None else threshold), margin
+
     def load(self, warmup_batch_size: int = 8) -> None:
         """Read metadata, load the SavedModel on the device, then warm it up; LoadError if not."""
         import tensorflow as tf

@@ -1,5 +1,9 @@
 """What /readyz says beyond ready or not: why not, and which parts run degraded.
 
+The service is ready once every model found at start-up has loaded or failed for good and one
+serves (ModelRepository.ready): a replica never takes traffic for a model it is still loading.
+A model published later loads while the service stays ready; /models shows it ``loading``.
+
 A missing or empty model directory is not a start-up error: the repository keeps polling,
 so a model published (or storage mounted) later makes the service ready without a restart.
 Until then /readyz answers 503 with the reason. A prediction log database that cannot be
@@ -22,6 +26,9 @@ def not_ready_reason(services: Services) -> str | None:
         return None
     model_dir = services.settings.model_dir
     if not repo.started:
+        loading = sorted(n for n, e in repo.entries.items() if e.status == "loading")
+        if loading:
+            return f"loading models from {model_dir}: {', '.join(loading)} not loaded yet"
         return f"loading models from {model_dir}"
     if not model_dir.is_dir():
         return f"model directory {model_dir} does not exist"

@@ -11,6 +11,11 @@ that fails to load is logged, shown in /models and never replaces a working one;
 only when its folder changes. Admin edits (``edit_state``) load first and write the state only
 when every version it names loaded (app.plane.state_edit). A model's entry and the route of a
 request are app.plane.routing; loading, serving and retiring one version app.plane.version_loader.
+
+The default model (app.plane.default_model) is recorded when the first model serves, so a model
+added later never takes the requests that name none. The service is ready once the first scan
+has loaded (or failed for good) every model it found, so a load balancer never sends a replica
+a request for a model still loading.
 """
 
 from __future__ import annotations
@@ -22,17 +27,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import ModelNotFound
+from app.errors import ModelNotFound, StateConflict
 from app.metrics import Metrics
 from app.plane import heap, routing
 from app.plane import serving_state as ss
+from app.plane.default_model import DefaultModel
 from app.plane.device import Device
 from app.plane.loaded_model import LoadedModel
 from app.plane.routing import ModelEntry, Serving
 from app.plane.state_edit import release_preloaded, write_edit
 from app.plane.traffic import Route
 from app.plane.version_loader import VersionLoader
-from training.artifact import model_names, version_path, versions
+from training.artifact import (
+    ArtifactError,
+    model_names,
+    version_path,
+    versions,
+    write_default_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +61,7 @@ class ModelRepository:
         self.started = False  # the first scan and load have finished
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
-        self._default_said: tuple[str | None, tuple[str, ...]] | None = None
+        self.default = DefaultModel(settings.model_dir, settings.default_model)
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -65,8 +77,8 @@ class ModelRepository:
                 log.warning("cannot scan %s: %s", self.settings.model_dir, exc)
             except Exception:  # an unforeseen fault must not end hot reload for good
                 log.exception("model repository refresh failed; retrying in %s s", interval)
+            self.default.say(self.entries)  # before ready, so it is said before any request
             self.started = True
-            self._say_default()
             if interval <= 0:
                 return
             await asyncio.sleep(interval)
@@ -97,8 +109,8 @@ class ModelRepository:
 
     @property
     def ready(self) -> bool:
-        """At least one model is loaded and warmed up."""
-        return any(e.serving is not None for e in self.entries.values())
+        """Every model found at start-up has loaded or failed for good, and one serves."""
+        return self.started and any(e.serving is not None for e in self.entries.values())
 
     # loading ---------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -107,8 +119,11 @@ class ModelRepository:
             names = await asyncio.to_thread(model_names, self.settings.model_dir)
             for name in names:
                 self.entries.setdefault(name, ModelEntry(name=name))
+            await asyncio.to_thread(self.default.read)
             for name in names:
                 await self._refresh_model(self.entries[name])
+            if len(names) == 1 and self.entries[names[0]].serving is not None:
+                await asyncio.to_thread(self.default.record_first, names[0])
 
     async def _refresh_model(self, entry: ModelEntry) -> None:
         model_path = self.settings.model_dir / entry.name
@@ -232,9 +247,13 @@ class ModelRepository:
             entry.others[old.model.version] = old
 
     # lookup ----------------------------------------------------------------------------
+    def default_model(self) -> tuple[str | None, str | None]:
+        """(the model answering requests that name none, where that choice comes from)."""
+        return self.default.choose(self.entries)
+
     def entry_for(self, name: str | None) -> ModelEntry:
         """The named (or default) model's entry, or the error that names what exists."""
-        return routing.entry_for(self.entries, name, self.settings.default_model)
+        return routing.entry_for(self.entries, name, self.default_model()[0])
 
     def route(
         self, name: str | None, version: int | str | None, session: str | None = None
@@ -271,36 +290,21 @@ class ModelRepository:
             await release_preloaded(entry)  # loaded but, in the end, not needed
             return written
 
-    def _say_default(self) -> None:
-        """Log which model answers requests that name none, once per change of the models.
-
-        With several models and no TEXTCLS_DEFAULT_MODEL, such requests get 422: the usual
-        way to meet that is training a second model beside the example, so it is a warning.
-        """
-        default = self.settings.default_model
-        names = tuple(sorted(self.entries))
-        if (default, names) == self._default_said or not names:
-            return
-        self._default_said = (default, names)
-        listed = ", ".join(names)
-        if default is not None and default not in names:
-            log.warning(
-                "TEXTCLS_DEFAULT_MODEL=%s names no model in %s (models: %s): requests without "
-                "'model' get 404",
-                default,
-                self.settings.model_dir,
-                listed,
-            )
-        elif default is not None:
-            log.info("requests without 'model' go to %s (TEXTCLS_DEFAULT_MODEL)", default)
-        elif len(names) == 1:
-            log.info("requests without 'model' go to %s, the only model", names[0])
-        else:
-            log.warning(
-                "%d models are served (%s) and TEXTCLS_DEFAULT_MODEL is not set: /classify "
-                "requests without 'model' get 422. Set TEXTCLS_DEFAULT_MODEL=%s (or another) "
-                "to choose the default, or name the model in each request",
-                len(names),
-                listed,
-                names[0],
-            )
+    async def set_default(self, name: str) -> None:
+        """Record ``name`` as the default model for every replica; it must serve here."""
+        async with self._refresh_lock:
+            entry = self.entries.get(name)
+            if entry is None:
+                known = ", ".join(sorted(self.entries)) or "none"
+                raise ModelNotFound(f"model {name!r} not found; models: {known}")
+            if entry.serving is None:
+                raise StateConflict(
+                    f"model {name!r} has no version that serves here ({entry.status}); "
+                    "nothing was changed"
+                )
+            try:
+                await asyncio.to_thread(write_default_model, self.settings.model_dir, name)
+            except ArtifactError as exc:
+                raise ModelNotFound(str(exc)) from None
+            await asyncio.to_thread(self.default.read)
+            self.default.say(self.entries)

@@ -58,6 +58,16 @@ class ModelEntry:
             return self.serving
         return self.others.get(version)
 
+    @property
+    def status(self) -> str:
+        """``ready`` (a version serves), ``loading`` (not yet tried, or loading now) or
+        ``failed`` (every version tried failed; retried when its folder changes)."""
+        if self.serving is not None:
+            return "ready"
+        if self.failures and self.loading is None:
+            return "failed"
+        return "loading"
+
     def versions_loaded(self) -> list[int]:
         found = set(self.others)
         if self.serving is not None:
@@ -118,7 +128,7 @@ def route(
 
 def entry_for(entries: dict[str, ModelEntry], name: str | None, default: str | None) -> ModelEntry:
     """The named model's entry (with no name, the default model's: ``default``, else the
-    only one), or the error that names what exists."""
+    only one), or the error that names what exists. The repository works out ``default``."""
     if name is None:
         name = _default_name(entries, default)
     entry = entries.get(name)
@@ -137,6 +147,6 @@ def _default_name(entries: dict[str, ModelEntry], default: str | None) -> str:
         raise ModelNotReady("no model is loaded yet")
     names = ", ".join(sorted(entries))
     raise InvalidInput(
-        f"several models are served ({names}); name one in 'model', or set "
-        "TEXTCLS_DEFAULT_MODEL on the server to choose the default"
+        f"several models are served ({names}) and none is the default; name one in 'model', "
+        "or choose the default on the server (textcls models default NAME)"
     )

@@ -38,11 +38,13 @@ class ShadowRunner:
         *,
         max_queue_texts: int,
         top_k: int,
+        margin_setting: float | None = None,
     ) -> None:
         self.metrics = metrics
         self.log_sink = log_sink
         self.max_queue_texts = max_queue_texts
         self.top_k = top_k
+        self.margin_setting = margin_setting
         self.dropped = 0
         self.compared = 0
         self.agreed = 0
@@ -64,7 +66,8 @@ class ShadowRunner:
             return
         started = time.perf_counter()
         try:
-            future = batcher.submit(texts, (self.top_k, model.threshold), counted=False)
+            rule = model.fallback_rule(None, None, self.margin_setting)
+            future = batcher.submit(texts, (self.top_k, *rule), counted=False)
         except ServiceError:  # full (its own bound) or shutting down: never the client's problem
             self._drop(model, len(texts), "unavailable")
             return

@@ -91,7 +91,6 @@ class VersionLoader:
             max_batch_wait_s=s.max_batch_wait_ms / 1000,
             max_queue_texts=s.max_queue_texts,
             metrics=self.metrics,
-            fallback_margin=s.fallback_margin,
             threads=s.inference_threads,
             tracer=self.tracer,
         )

@@ -73,9 +73,12 @@ def create_db_engine(
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers (CLI, feedback) work while the writer inserts.
+    # WAL lets readers (CLI, feedback) work while the writer inserts. Incremental auto-vacuum
+    # (it takes effect only on a new, empty file) lets the pruner hand freed pages back to
+    # the file system; without it SQLite still reuses them for new rows.
     cursor = dbapi_conn.cursor()
     try:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -1,17 +1,24 @@
-"""Record a correction of a logged prediction; all corrections are kept, the newest wins."""
+"""Record a correction of a logged prediction; all corrections are kept, the newest wins.
+
+A correction of a prediction the log did not keep (``TEXTCLS_LOG_SAMPLE_RATE`` left it out)
+is refused with ``PredictionNotLogged``, unless it carries the text: then it is stored with
+its text, a training example of its own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput, LogStoreUnavailable, PredictionNotFound
+from app.errors import InvalidInput, LogStoreUnavailable, PredictionNotFound, PredictionNotLogged
 from app.predlog.records import utc_now
+from app.predlog.sampling import sampled_in
 from app.predlog.tables import Feedback, PredictionLog
 
 LabelsLookup = Callable[[str, int], list[str] | None]
@@ -27,14 +34,30 @@ class StoredFeedback:
     label: str
     created_at: datetime
     source: str
-    model: str
-    version: int
-    predicted_label: str
+    model: str | None
+    version: int | None
+    predicted_label: str | None  # None: the prediction was not logged
+    text: str | None = None
 
     @property
-    def correct(self) -> bool:
-        """Whether the model had it right."""
+    def correct(self) -> bool | None:
+        """Whether the model had it right (None when the prediction was not logged)."""
+        if self.predicted_label is None:
+            return None
         return self.label == self.predicted_label
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unlogged:
+    """How to treat a correction of a prediction the log may have sampled out.
+
+    ``model`` and ``labels``: the model such a correction is filed under and the labels it
+    may carry (None: unknown, any label is kept).
+    """
+
+    sample_rate: float
+    model: str | None = None
+    labels: list[str] | None = None
 
 
 def find_prediction(session: Session, request_id: str, index: int) -> PredictionLog | None:
@@ -56,6 +79,8 @@ def record_feedback(
     labels_for: LabelsLookup,
     source: str = "api",
     flush_log: Callable[[], bool] | None = None,
+    text: str | None = None,
+    unlogged: Unlogged | None = None,
 ) -> StoredFeedback:
     """Store ``label`` as the correct answer for prediction ``(request_id, index)``.
 
@@ -63,23 +88,80 @@ def record_feedback(
     None when they cannot be known any more (the version was deleted): then any label is kept.
     ``flush_log``, when given, is called once if the prediction is not in the database yet (it
     may still be in the log writer's queue) and should return True once the queue is written.
-    Raises PredictionNotFound, InvalidInput or LogStoreUnavailable.
+    ``text``, when given, is stored with the correction. ``unlogged`` says how the log samples:
+    a prediction it left out is refused with PredictionNotLogged, or with ``text`` stored as
+    an example. Raises PredictionNotFound, PredictionNotLogged, InvalidInput or
+    LogStoreUnavailable.
     """
+    record = partial(
+        _record, engine, request_id, index, label=label, labels_for=labels_for, source=source
+    )
+    unlogged_feedback = partial(_unlogged, engine, request_id, index, label=label, source=source)
     try:
         try:
-            return _record(
-                engine, request_id, index, label=label, labels_for=labels_for, source=source
-            )
+            return record(text=text)
         except PredictionNotFound:
             if flush_log is None or not flush_log():
-                raise
-            return _record(
-                engine, request_id, index, label=label, labels_for=labels_for, source=source
-            )
+                return unlogged_feedback(text=text, unlogged=unlogged)
+            try:
+                return record(text=text)
+            except PredictionNotFound:
+                return unlogged_feedback(text=text, unlogged=unlogged)
     except OperationalError as exc:
         raise LogStoreUnavailable(
             "the prediction log database is unavailable; try again later"
         ) from exc
+
+
+def _unlogged(
+    engine: Engine,
+    request_id: str,
+    index: int,
+    *,
+    label: str,
+    source: str,
+    text: str | None,
+    unlogged: Unlogged | None,
+) -> StoredFeedback:
+    """A correction of a prediction not in the log: refused, or kept with its text."""
+    missing = f"no logged prediction with request_id {request_id!r} and index {index}"
+    if unlogged is None or sampled_in(request_id, index, unlogged.sample_rate):
+        raise PredictionNotFound(missing)
+    if text is None:
+        raise PredictionNotLogged(
+            f"{missing}: TEXTCLS_LOG_SAMPLE_RATE={unlogged.sample_rate:g} logs only that share "
+            "of confident predictions, and this one was not logged. Send the text in the "
+            "feedback's 'text' field to keep the correction as a training example."
+        )
+    if unlogged.labels is not None and label not in unlogged.labels:
+        raise InvalidInput(
+            f"label {label!r} is not one of model {unlogged.model!r}'s labels: "
+            + ", ".join(unlogged.labels)
+        )
+    with Session(engine) as session, session.begin():
+        row = Feedback(
+            request_id=request_id,
+            index=index,
+            label=label,
+            created_at=utc_now(),
+            source=source,
+            text=text,
+            model=unlogged.model,
+        )
+        session.add(row)
+        session.flush()
+        return StoredFeedback(
+            id=row.id,
+            request_id=request_id,
+            index=index,
+            label=label,
+            created_at=row.created_at,
+            source=source,
+            model=unlogged.model,
+            version=None,
+            predicted_label=None,
+            text=text,
+        )
 
 
 def _record(
@@ -90,6 +172,7 @@ def _record(
     label: str,
     labels_for: LabelsLookup,
     source: str,
+    text: str | None,
 ) -> StoredFeedback:
     with Session(engine) as session, session.begin():
         prediction = find_prediction(session, request_id, index)
@@ -106,6 +189,8 @@ def _record(
         row = Feedback(
             request_id=request_id, index=index, label=label, created_at=utc_now(), source=source
         )
+        if text is not None:
+            row.text = text
         session.add(row)
         session.flush()
         return StoredFeedback(
@@ -118,6 +203,7 @@ def _record(
             model=prediction.model,
             version=prediction.version,
             predicted_label=prediction.label,
+            text=text,
         )
 
 

@@ -24,7 +24,8 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in PredictionLog.__table__.columns
 # Bound parameters per statement stay under SQLite's 32766 and PostgreSQL's 65535.
 MAX_ROWS_PER_STATEMENT = 30_000 // len(COLUMNS)
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
-_CONFLICT = 'ON CONFLICT (request_id, "index", role) DO NOTHING'
+# No conflict target: on a partitioned table the unique key also holds created_at.
+_CONFLICT = "ON CONFLICT DO NOTHING"
 
 
 def _sqlite_time(value: datetime) -> str:

@@ -35,13 +35,17 @@ class LogStats:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CorrectedExample:
-    """One prediction with its newest correction; ``text`` is None when it was not logged."""
+    """One prediction with its newest correction; ``text`` is None when it was not logged.
+
+    ``predicted_label`` is None for a correction sent with its text for a prediction the log
+    did not keep.
+    """
 
     request_id: str
     index: int
     text: str | None
     label: str
-    predicted_label: str
+    predicted_label: str | None
 
 
 def _newest_feedback() -> Select[int]:
@@ -101,18 +105,23 @@ def _corrected_prediction() -> ColumnElement[bool]:
     )
 
 
-def _corrections() -> Select[str, int, str | None, str, str]:
-    """Each correction beside the answered (primary) prediction it corrects."""
+def _corrections() -> Select[str, int, str | None, str, str | None]:
+    """Each correction beside the answered (primary) prediction it corrects, if logged.
+
+    A correction sent with its text counts without its prediction (sampled out of the log),
+    and its text wins over the logged one (which may be redacted or blanked by retention).
+    """
     return (
         select(
-            PredictionLog.request_id,
-            PredictionLog.index,
-            PredictionLog.text,
+            Feedback.request_id,
+            Feedback.index,
+            func.coalesce(Feedback.text, PredictionLog.text),
             Feedback.label,
             PredictionLog.label,
         )
         .select_from(Feedback)
-        .join(PredictionLog, _corrected_prediction())
+        .outerjoin(PredictionLog, _corrected_prediction())
+        .where(PredictionLog.id.is_not(None) | Feedback.text.is_not(None))
     )
 
 
@@ -151,7 +160,7 @@ def model_corrections(engine: Engine, model: str, since: datetime) -> ModelCorre
         rows = session.execute(
             _corrections()
             .where(
-                PredictionLog.model == model,
+                func.coalesce(PredictionLog.model, Feedback.model) == model,
                 Feedback.created_at >= since,
                 Feedback.id.in_(_newest_feedback()),
             )

@@ -10,6 +10,7 @@ line to the removal, so no other process appends to or removes the file meanwhil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -65,10 +66,24 @@ class SpillFile:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = b"".join(_encode(r) for r in rows)
-        with open(self.path, "ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # Unbuffered, so a failed write leaves nothing behind to be flushed at close. The
+        # file holds customer texts: readable by its owner only.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                # A full disk may take part of the batch: cut it off, so the file keeps whole
+                # lines and a later append does not glue a row to a broken one.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
 
     def read_chunk(self, start: int, size: int) -> tuple[list[dict[str, Any]], int, bool]:
         """Up to ``size`` rows from byte ``start``: ``(rows, offset after them, reached end)``.

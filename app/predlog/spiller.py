@@ -24,6 +24,8 @@ Row = dict[str, Any]
 # During an outage the writer spills every few rows; one log line per spill would flood the
 # log, and a log write blocked on a full pipe or a slow disk blocks the writer with it.
 SPILL_LOG_EVERY_S = 5.0
+# A disk that refuses refuses on every retry: say so once, then at most this often.
+FAILURE_LOG_EVERY_S = 60.0
 
 
 class Spiller:
@@ -42,6 +44,16 @@ class Spiller:
         self.rows_spilled = 0
         self._logged_at = -SPILL_LOG_EVERY_S
         self._unlogged = 0
+        # The last append's error, until an append succeeds again.
+        self.last_error: OSError | None = None
+        self._failure_logged_at = -FAILURE_LOG_EVERY_S
+
+    @property
+    def failure(self) -> str | None:
+        """Why the spill file refuses rows, while it does."""
+        if self.last_error is None:
+            return None
+        return f"cannot append to spill file {self.file.path}: {self.last_error.strerror}"
 
     def start(self) -> None:
         """Look for rows an earlier run left."""
@@ -53,13 +65,22 @@ class Spiller:
         """Append rows from memory to the spill file; False (rows kept) if the disk refuses."""
         if not rows:
             return True
-        with self._lock, self.file.locked():
+        with self._lock:
             try:
-                self.file.append(rows)
+                # The lock file too: on a full disk even creating it may fail.
+                with self.file.locked():
+                    self.file.append(rows)
             except OSError as exc:
-                log.error("cannot append to spill file %s: %s", self.file.path, exc)
                 self._count_error()
+                now = time.monotonic()
+                if self.last_error is None or now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+                    log.error("cannot append to spill file %s: %s", self.file.path, exc)
+                    self._failure_logged_at = now
+                self.last_error = exc
                 return False
+            if self.last_error is not None:
+                log.warning("spill file %s takes rows again", self.file.path)
+                self.last_error = None
             self.pending = True
         self.rows_spilled += len(rows)
         if self._metrics is not None:

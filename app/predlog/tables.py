@@ -1,4 +1,4 @@
-"""SQLAlchemy tables of the prediction log: ``prediction_log`` and ``feedback``."""
+"""SQLAlchemy tables of the prediction log: ``prediction_log``, ``feedback`` and ``log_audit``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -48,6 +49,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 Ranking = JSON().with_variant(JSONB(), "postgresql")
 
 
+HOLDS_TEXT = "text IS NOT NULL OR text_sha256 IS NOT NULL"
+
+
 class Base(DeclarativeBase):
     type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}
 
@@ -64,6 +68,13 @@ class PredictionLog(Base):
         Index("ix_prediction_log_created_at", "created_at"),
         Index("ix_prediction_log_model_version", "model", "version"),
         Index("ix_prediction_log_trace_id", "trace_id"),
+        # Rows still holding a text or its hash: what the pruner's text expiry looks for.
+        Index(
+            "ix_prediction_log_text_created_at",
+            "created_at",
+            sqlite_where=text(HOLDS_TEXT),
+            postgresql_where=text(HOLDS_TEXT),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -88,7 +99,11 @@ class PredictionLog(Base):
 
 
 class Feedback(Base):
-    """A correction of one logged prediction; all are kept, the newest (highest id) wins."""
+    """A correction of one logged prediction; all are kept, the newest (highest id) wins.
+
+    ``text`` (and ``model``) are set when the correction came with its text, which is how a
+    prediction the log did not keep (sampled out) still becomes a training example.
+    """
 
     __tablename__ = "feedback"
     __table_args__ = (
@@ -102,3 +117,19 @@ class Feedback(Base):
     label: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(64), default="api")
+    text: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(64))
+
+
+class LogAudit(Base):
+    """One erasure from the log: what was asked (never the erased text) and how much went."""
+
+    __tablename__ = "log_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(32))
+    selector: Mapped[str] = mapped_column(String(255))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    feedback: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(64))

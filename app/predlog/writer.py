@@ -7,6 +7,8 @@ When the database is down or erroring it keeps the rows, retries with capped exp
 backoff, and once more than ``log_buffer_rows`` are held the ``Spiller`` appends the excess to
 the spill file. When the database answers again it replays the spill file, including one left
 by an earlier run. ``stop`` flushes the queue to the database, or to the spill file if it is down.
+When the disk refuses too, the newest ``log_buffer_rows`` rows stay in memory and the rest
+are lost (``RowLosses``); both are retried every time, so writing resumes when space returns.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from functools import partial
 from typing import Any
 
 from opentelemetry.trace import Tracer
-from sqlalchemy import Engine
 
 from app.config import Settings
+from app.predlog.log_status import LogStatus
 from app.predlog.log_store import LogStore, Row
+from app.predlog.losses import RowLosses
+from app.predlog.pruner import LogPruner
 from app.predlog.records import PredictionRecord, to_row
+from app.predlog.sampling import Sampler
 from app.predlog.spiller import Spiller
 from app.predlog.write_span import write_span
 
@@ -37,14 +42,16 @@ BATCH_LINGER_S = 0.2
 IDLE_WAKE_S = 1.0
 
 
-class PredictionLogWriter:
+class PredictionLogWriter(LogStatus):
     """Writes every submitted prediction to the database exactly once, off the request path.
 
     ``healthy`` and ``status`` describe the database as the writer last saw it (for /readyz);
     ``rows_written``, ``rows_spilled``, ``rows_replayed``, ``write_errors`` and
-    ``queue_depth`` count what happened. ``metrics`` is optional: any object with the
-    Prometheus attributes ``log_rows_written``, ``log_queue_depth``, ``log_rows_spilled``,
-    ``log_rows_replayed`` and ``log_write_errors``.
+    ``queue_depth`` count what happened; ``rows_sampled_out`` and ``rows_dropped`` (by reason)
+    what was not written. ``metrics`` is optional: any object with the Prometheus attributes
+    ``log_rows_written``, ``log_queue_depth``, ``log_rows_spilled``, ``log_rows_replayed``,
+    ``log_write_errors``, ``log_rows_sampled_out``, ``log_rows_dropped`` and
+    ``log_rows_pruned`` (the last for the ``pruner`` it starts).
     """
 
     def __init__(
@@ -52,12 +59,15 @@ class PredictionLogWriter:
     ) -> None:
         self._tracer = tracer  # each INSERT's span, when tracing is on
         self._log_text = settings.log_text
+        self.sampler = Sampler(settings.log_sample_rate, metrics)
+        self.losses = RowLosses(metrics)
         self._batch_size = settings.log_batch_size
         self._buffer_rows = settings.log_buffer_rows
         self._retry_max_s = settings.log_retry_max_s
         self._metrics: Any = metrics
         self._store = LogStore(settings, metrics)
         self._spiller = Spiller(settings.log_spill_path, self._store.count_error, metrics)
+        self.pruner = LogPruner(settings, metrics)
         self._cond = threading.Condition()
         self._pending: deque[PredictionRecord] = deque()
         # Converted rows taken for the next INSERT, kept until it succeeds (or they are
@@ -74,41 +84,13 @@ class PredictionLogWriter:
         self.rows_replayed = 0
         self.rows_duplicate = 0
 
-    # -- what the database and the spill file say ----------------------------------------
-
-    @property
-    def engine(self) -> Engine | None:
-        return self._store.engine
-
-    @property
-    def healthy(self) -> bool:
-        return self._store.healthy
-
-    @property
-    def status(self) -> str:
-        return self._store.status
-
-    @property
-    def write_errors(self) -> int:
-        return self._store.write_errors
-
-    @property
-    def rows_rejected(self) -> int:
-        return self._store.rows_rejected
-
-    @property
-    def rows_spilled(self) -> int:
-        return self._spiller.rows_spilled
-
-    @property
-    def spill_pending(self) -> bool:
-        """The spill file holds rows not yet replayed."""
-        return self._spiller.pending
-
     # -- the request side ---------------------------------------------------------------
 
     def submit(self, records: Sequence[PredictionRecord]) -> None:
         """Queue ``records`` for the database; never blocks on I/O, safe from any thread."""
+        if not records:
+            return
+        records = self.sampler.keep(records)
         if not records:
             return
         with self._cond:
@@ -153,9 +135,11 @@ class PredictionLogWriter:
         self._store.probe()
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
+        self.pruner.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Write every queued row to the database, or to the spill file if it is down."""
+        self.pruner.stop()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -285,8 +269,9 @@ class PredictionLogWriter:
             records = [self._pending.popleft() for _ in range(excess - len(from_retry))]
         rows = from_retry + [self._to_row(r) for r in records]
         if not self._spill(rows):
-            # The disk refuses too: keep them in memory rather than lose them.
-            self._retry = rows + self._retry
+            # The disk refuses too. Memory is bounded: the newest log_buffer_rows stay, to be
+            # written when the database (or the disk) takes them; these are lost.
+            self._drop(rows)
 
     def _spill_everything(self) -> None:
         with self._cond:
@@ -294,14 +279,20 @@ class PredictionLogWriter:
             self._pending.clear()
         rows = self._retry + [self._to_row(r) for r in records]
         self._retry = []
-        if not self._spill(rows):
-            log.critical("lost %d prediction rows: database and spill file both failed", len(rows))
+        if rows and not self._spill(rows):
+            self._drop(rows, final=True)
 
     def _spill(self, rows: list[Row]) -> bool:
         if not self._spiller.spill(rows):
             return False
         self._settled += len(rows)
         return True
+
+    def _drop(self, rows: list[Row], *, final: bool = False) -> None:
+        """Count ``rows`` as lost (settled: nothing will write them)."""
+        self._settled += len(rows)
+        spiller = self._spiller
+        self.losses.count(len(rows), spiller.last_error, spiller.failure, final=final)
 
     def _set_depth(self) -> None:
         if self._metrics is not None:

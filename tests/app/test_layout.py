@@ -27,11 +27,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "app.metrics",
     ),
 }
-# The service imports no training code but the artifact contract (app.cli joins the two).
-TRAINING_ALLOWED = ("training.artifact",)
-# The commands that run the trainer: `textcls train` (app.cli) and `textcls retrain`, which
-# joins the prediction log's corrections with the trainer (and is loaded only when it runs).
-TRAINING_EXEMPT = ("app.cli", "app.retrain_command")
+# The service imports no training code but the artifact contract and the token rule the
+# explainer splits texts with (the one the graph runs).
+TRAINING_ALLOWED = ("training.artifact", "training.tokenize")
+# app.cli is the command line: the one place that joins the service and the trainer
+# (`textcls train` runs the trainer, `textcls retrain` feeds it the prediction log's
+# corrections). The service (app.main and what it imports) never imports app.cli.
+TRAINING_EXEMPT = ("app.cli",)
 # Transport libraries the data plane and the log must not need.
 HTTP_LIBRARIES = ("fastapi", "starlette", "uvicorn", "httpx")
 TOP_LEVEL_MAX = 8

@@ -17,7 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.plane.commands import register
+from app.cli.models import register
 from tests.app.conftest import add_version_copy
 
 POLL_S = 0.2

@@ -41,7 +41,7 @@ def scraped(tiny_model_repo: Path) -> tuple[Samples, str]:
         wait_ready(c)
         for text in ("refund please", "lost card", "hello"):  # 3 single texts, all fallback
             assert c.post("/classify", json={"text": text, "threshold": 1.0}).status_code == 200
-        batch = {"texts": ["a", "b", "c", "d"], "threshold": 0.0}  # 4 texts, no fallback
+        batch = {"texts": ["a", "b", "c", "d"], "threshold": 0.0, "margin": 0.0}  # no fallback
         assert c.post("/classify", json=batch).status_code == 200
         assert c.post("/classify", json={}).status_code == 422
         assert c.post("/classify", json={"text": " "}).status_code == 422

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def seeded(live_server: LiveServer) -> LiveServer:
 
 @pytest.fixture
 def page(browser: Any, seeded: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    # A reviewer far from UTC: the page still shows times in UTC, as its date filter reads.
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="Asia/Shanghai")
     context.set_default_timeout(TIMEOUT_MS)
     outside: list[str] = []
 
@@ -114,6 +116,9 @@ def test_label_a_queued_item_and_find_the_feedback_row(page: Any, seeded: LiveSe
         "[...document.querySelectorAll('#queue .item')].every(i => i.querySelector('.tok'))"
     )
     assert page.locator("#queue .item .badge.priority.fallback").count() >= 1
+    for shown in page.locator("#queue .item .when").all_inner_texts():
+        logged = datetime.strptime(shown, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+        assert abs(datetime.now(UTC) - logged) < timedelta(minutes=10), shown
     screenshot(page, "queue")
     first = items.nth(0)
     request_id, index = first.get_attribute("data-request-id"), first.get_attribute("data-index")

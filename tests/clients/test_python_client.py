@@ -55,6 +55,15 @@ def test_one_text_is_a_prediction_equal_to_classify(server: Served) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", p.request_id)
 
 
+def test_the_margin_is_sent(server: Served) -> None:
+    texts = [ENGLISH, CHINESE]
+    with Client(server.url) as client:
+        wide = client.classify(texts, threshold=0.0, margin=1.0)
+        none = client.classify(texts, threshold=0.0, margin=0.0)
+    assert [p.fallback for p in wide] == [True, True]
+    assert [p.fallback for p in none] == [False, False]
+
+
 def test_texts_are_a_classification_in_input_order(server: Served) -> None:
     texts = [ENGLISH, CHINESE, "cancel my order please"]
     with Client(server.url) as client:

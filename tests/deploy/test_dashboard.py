@@ -35,6 +35,10 @@ FAMILIES = {
     "textcls_log_rows_replayed_total": "counter",
     "textcls_log_write_errors_total": "counter",
     "textcls_feedback_total": "counter",
+    # The log's lifecycle: lost rows, sampling, retention.
+    "textcls_log_rows_dropped_total": "counter",
+    "textcls_log_rows_sampled_out_total": "counter",
+    "textcls_log_rows_pruned_total": "counter",
     # The model lifecycle (issue 16): version labels, canary share, shadow.
     "textcls_model_label": "gauge",
     "textcls_canary_share": "gauge",

@@ -18,9 +18,9 @@ from training import architectures, artifact
 from training.architectures.ensemble import AveragingEnsemble
 from training.architectures.ngram import split_char_ngrams, standardize_chars
 from training.calibration import expected_calibration_error
-from training.data import load_dataset
+from training.data import EXAMPLE_DIR, EXAMPLE_TEST, EXAMPLE_TRAIN, load_dataset
 from training.export import save_serving_model
-from training.pipeline import EXAMPLE_DIR, EXAMPLE_TEST, EXAMPLE_TRAIN, train
+from training.train import train
 
 # Architectures whose export loads with plain TensorFlow; the encoder (custom ops, an optional
 # extra, a pretrained model) has its own module, tests/training/test_encoder.py.
@@ -183,8 +183,9 @@ def test_registry_lists_every_arch_and_reports_flags_it_does_not_read() -> None:
 
 
 def test_training_names_the_flags_the_arch_ignores() -> None:
+    from training.config import TrainConfig
     from training.params import ModelParams
-    from training.pipeline import TrainConfig, unused_model_flags
+    from training.stages.prepare import unused_model_flags
 
     params = ModelParams(kernel_sizes=(2, 4), embedding_dropout=0.3, filters=64)
     assert unused_model_flags(TrainConfig(arch="textcnn", params=params)) == [

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from app.plane.ranking import descending_order, rank
+from training.artifact import FallbackInfo
 from training.calibration import (
     apply_temperature,
     calibration_metrics,
     expected_calibration_error,
     fit_temperature,
     plot_reliability,
+    record_margin,
     reliability,
+    top_two_margin,
     with_temperature,
 )
 
@@ -84,3 +88,53 @@ def test_reliability_diagram_is_written(tmp_path: Path) -> None:
     path = tmp_path / "reliability.png"
     plot_reliability(probs, apply_temperature(probs, 4.0), y, 4.0, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fallback(threshold: float, target: float = 0.9, cap: float = 0.4) -> FallbackInfo:
+    return FallbackInfo(
+        threshold=threshold, target_precision=target, max_fallback_rate=cap, val_fallback_rate=0.0
+    )
+
+
+def test_top_two_margin() -> None:
+    probs = np.array([[0.35, 0.30, 0.35], [0.9, 0.05, 0.05], [0.30, 0.35, 0.2]])
+    assert top_two_margin(probs) == pytest.approx([0.0, 0.85, 0.05])
+
+
+def test_the_margin_hands_off_the_near_ties_that_miss_the_target() -> None:
+    # 100 held-out rows: 80 clear and right, 20 near ties of which half are wrong.
+    clear = np.tile([[0.9, 0.05, 0.05]], (80, 1))
+    ties = np.tile([[0.45, 0.40, 0.15]], (20, 1))
+    probs = np.vstack([clear, ties])
+    y = np.r_[np.zeros(80, int), np.zeros(10, int), np.ones(10, int)]
+    fb = _fallback(threshold=0.3)  # every row is over the threshold
+    assert record_margin(fb, (probs, y), (probs, y)) == []
+    # Kept with a margin of 0.05 or more: all 100 rows, precision 0.9; above: the 80 clear ones.
+    # The smallest margin whose kept rows reach 0.9 precision keeps the ties: 0.05.
+    assert fb.margin == pytest.approx(0.05)
+    fb = _fallback(threshold=0.3, target=0.95)
+    record_margin(fb, (probs, y), (probs, y))
+    assert fb.margin == pytest.approx(0.85)  # only the clear rows reach 0.95
+    assert fb.val_fallback_rate == pytest.approx(0.2) and fb.val_precision == 1.0
+    assert fb.val_fallback_rate_without_margin == 0.0
+    assert fb.test_fallback_rate == pytest.approx(0.2)
+    # Served with the same rule: the near tie falls back, the clear text does not.
+    ranked = rank(probs[[0, 80]], descending_order(probs[[0, 80]]), ["a", "b", "c"], top_k=1,
+                  threshold=fb.threshold, margin=fb.margin)  # fmt: skip
+    assert [p.fallback for p in ranked] == [False, True]
+
+
+def test_a_margin_over_the_fallback_cap_is_capped_and_said() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=200)
+    y = rng.integers(0, 4, size=200)  # a random model: no margin reaches 0.9
+    fb = _fallback(threshold=0.0, cap=0.25)
+    warnings = record_margin(fb, (probs, y))
+    assert fb.target_margin is not None and fb.margin < fb.target_margin
+    assert fb.val_fallback_rate is not None and fb.val_fallback_rate <= 0.25
+    assert warnings and "capped at margin" in warnings[0]
+
+
+def test_metadata_without_a_margin_reads_as_none() -> None:
+    fb = FallbackInfo.model_validate({"threshold": 0.4, "target_precision": 0.9})
+    assert fb.margin == 0.0

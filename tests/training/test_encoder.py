@@ -24,8 +24,9 @@ if missing_packages():
 import tensorflow as tf  # noqa: E402
 
 from tests.model_factory import TINY_PARAMS, tiny_config  # noqa: E402
+from training.data import EXAMPLE_TEST  # noqa: E402
 from training.encoder.layers import UseMultilingualEncoder  # noqa: E402
-from training.pipeline import EXAMPLE_TEST, train  # noqa: E402
+from training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = [
@@ -247,10 +248,10 @@ def test_kfold_training_encodes_each_distinct_text_once(
     share one encode of each text: the encoder runs on (train | test) texts, once each."""
     import csv
 
-    from training import pipeline
     from training.architectures.encoder import EncoderFeatures
+    from training.stages import kfold
 
-    monkeypatch.setattr(pipeline, "KFOLD_MIN_STEPS", 1)  # 3 epochs per fold, not 1,600
+    monkeypatch.setattr(kfold, "KFOLD_MIN_STEPS", 1)  # 3 epochs per fold, not 1,600
 
     with open(EXAMPLE_TEST, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

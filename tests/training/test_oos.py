@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import DataError
+from training.data import EXAMPLE_DIR, DataError
 from training.oos import load_oos_texts, score_oos
-from training.pipeline import EXAMPLE_DIR
 
 
 def test_score_oos_at_a_threshold() -> None:

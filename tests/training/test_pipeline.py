@@ -15,10 +15,11 @@ import tensorflow as tf
 
 from tests.model_factory import TINY_PARAMS, tiny_config, train_tiny_model
 from training import artifact
-from training.data import DataError, load_dataset
+from training.data import EXAMPLE_TEST, EXAMPLE_TRAIN, DataError, load_dataset
 from training.export import export_version
 from training.model import build_model
-from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN, predict_probabilities, train
+from training.scoring import predict_probabilities
+from training.train import train
 
 SAMPLE = ["where is my order??", "I lost my card yesterday", "talk to a human", "refund", ""]
 
@@ -140,11 +141,11 @@ def test_the_body_on_inputs_vectorized_once_trains_the_same_model(
 ) -> None:
     """fit trains ngram's body on n-gram counts computed once; above PRECOMPUTE_MAX_ROWS the
     string model itself (vectorizing per step): the same seed gives the same model."""
-    from training import pipeline
+    from training.stages import fit
 
     cfg = tiny_config(tmp_path, "once", arch="ngram", epochs=2, patience=5)
     once = train(cfg, log=lambda _: None)
-    monkeypatch.setattr(pipeline, "PRECOMPUTE_MAX_ROWS", 0)
+    monkeypatch.setattr(fit, "PRECOMPUTE_MAX_ROWS", 0)
     per_step = train(replace(cfg, name="per_step"), log=lambda _: None)
     fa = tf.saved_model.load(str(once)).signatures["serving_default"]
     fb = tf.saved_model.load(str(per_step)).signatures["serving_default"]
@@ -213,7 +214,8 @@ def test_split_refit_trains_on_the_val_rows_for_the_chosen_epochs(tmp_path: Path
 
 
 def test_refit_defaults_to_the_architectures_choice() -> None:
-    from training.pipeline import TrainConfig, wants_refit
+    from training.config import TrainConfig
+    from training.stages.refit import wants_refit
 
     assert wants_refit(TrainConfig(arch="encoder")) is True
     assert wants_refit(TrainConfig(arch="ngram")) is False
@@ -235,13 +237,14 @@ def test_no_refit_with_val_data(tmp_path: Path) -> None:
 
 
 def test_fit_replays_given_learning_rates(tmp_path: Path) -> None:
-    from training.pipeline import fit
+    from training.stages.fit import FitInput, fit
 
     ds = load_dataset(EXAMPLE_TRAIN)
     labels = sorted(set(ds.labels))
     y = np.array([labels.index(lab) for lab in ds.labels])
     cfg = tiny_config(tmp_path, "m")
-    done = fit(cfg, ds.texts, y, len(labels), lambda _: None, epochs=2, learning_rates=[1e-3, 2e-4])
+    job = FitInput(texts=ds.texts, y=y, n_labels=len(labels), epochs=2, learning_rates=[1e-3, 2e-4])
+    done = fit(cfg, job, lambda _: None)
     np.testing.assert_allclose(done.learning_rates, [1e-3, 2e-4], rtol=1e-6)
 
 
@@ -260,7 +263,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tests.model_factory import tiny_config
-from training.pipeline import train
+from training.train import train
 print(train(tiny_config(Path(sys.argv[1]), "m2", epochs=2, strategy="mirrored"), log=print))
 """
 

@@ -52,3 +52,26 @@ def test_report_with_77_labels(tmp_path: Path) -> None:
     y, probs = _fake_set(77, 400, seed=1)
     write_report(tmp_path, "77", {"test": compute_metrics(y, probs, labels)}, labels, y, probs)
     _check_report(tmp_path, labels)
+
+
+def test_metrics_json_keeps_chinese_and_the_pr_title_counts_right(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    labels = ["订单查询", "退款", "转人工"]
+    y, probs = _fake_set(3, 30)
+    titles: list[str] = []
+    savefig = plt.Figure.savefig
+
+    def keep_titles(fig: plt.Figure, *args: object, **kwargs: object) -> None:
+        titles.extend(ax.get_title() for ax in fig.axes)
+        savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep_titles  # type: ignore[method-assign]
+    try:
+        write_report(tmp_path, "zh", {"test": compute_metrics(y, probs, labels)}, labels, y, probs)
+    finally:
+        plt.Figure.savefig = savefig  # type: ignore[method-assign]
+    text = (tmp_path / "metrics.json").read_text(encoding="utf-8")
+    assert "订单查询" in text and "\\u" not in text
+    assert "All 3 labels, lowest average precision first" in titles
+    assert not [t for t in titles if "The 3 labels with the lowest" in t]

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from training.pipeline import balanced_class_weights
 from training.split import stratified_split
+from training.stages.fit import balanced_class_weights
 
 
 def test_split_is_stratified_disjoint_and_complete() -> None:

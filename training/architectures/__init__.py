@@ -45,7 +45,8 @@ class Architecture:
     flags: frozenset[str]
     summary: str
     # How the architecture turns text into tokens (metadata.json "tokenizer"); None: the
-    # script-aware tokenizer every built-in architecture uses (training.tokenize).
+    # script-aware tokenizer every built-in architecture uses (training.tokenize). An entry
+    # without a "rule" gets the script-aware rule (what its word vectorizers use).
     tokenizer: dict[str, object] | None = None
     # Python modules whose custom ops the exported graph uses (metadata.json op_libraries).
     op_libraries: tuple[str, ...] = ()
@@ -62,11 +63,13 @@ class Architecture:
         return getattr(importlib.import_module(module), attr)()
 
     def tokenizer_description(self) -> dict[str, object]:
-        if self.tokenizer is not None:
-            return dict(self.tokenizer)
+        """metadata.json's ``tokenizer``: always with the ``rule`` that makes the tokens its
+        word vectorizers see (the explainer splits texts with it)."""
         from training.tokenize import DESCRIPTION
 
-        return dict(DESCRIPTION)
+        if self.tokenizer is None:
+            return dict(DESCRIPTION)
+        return {"rule": DESCRIPTION["rule"], **self.tokenizer}
 
     def load(self) -> Builder:
         module, _, attr = self.builder.partition(":")
@@ -159,9 +162,8 @@ register(
         "its DAN layers) beside n-gram TF-IDF; needs the [encoder] extra",
         op_libraries=("tensorflow_text",),
         features="training.architectures.encoder:EncoderFeatures",
-        # Its head trains in seconds on cached features, and the val rows measurably help it
-        # (BANKING77 0.9201 -> 0.9295, waimai 0.9049 -> 0.9111); ngram's refit was within a
-        # seed's spread (waimai -0.24 on three seeds, BANKING77 +0.26) at twice the time.
+        # Its head trains in seconds on cached features and gains from the val rows; for ngram a
+        # refit is within a seed's spread at twice the time (docs/results/accuracy.md).
         refit=True,
         tokenizer={
             "name": "sentencepiece",
@@ -174,8 +176,8 @@ register(
 
 AUTO = "auto"
 # --arch auto: the pretrained encoder up to this many training rows per label (median), ngram
-# above. Measured (README Results): on BANKING77 the encoder leads ngram by ~10 points at 10-30
-# rows per label and the lead shrinks with more data, while it serves several times slower.
+# above: the encoder's lead over ngram is large on few rows per label and shrinks with more
+# data, while it serves several times slower (docs/results/accuracy.md).
 AUTO_ENCODER_MAX_ROWS_PER_LABEL = 60
 
 

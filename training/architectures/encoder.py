@@ -2,8 +2,8 @@
 
 The pretrained encoder knows paraphrases ("my card never came" ~ "the card has not arrived")
 that 10-30 examples per label cannot teach; the n-gram features keep the exact words and
-characters that separate close intents. Both go into one softmax (README Results has the
-measured alternatives: embeddings alone, an MLP head, the encoder fine-tuned).
+characters that separate close intents. Both go into one softmax (docs/results/accuracy.md has
+the alternatives: embeddings alone, an MLP head, the encoder fine-tuned).
 """
 
 from __future__ import annotations
@@ -36,19 +36,17 @@ def build_head(
     p: ModelParams,
     text: keras.KerasTensor,
     features: keras.KerasTensor,
-    ngram_features: bool = True,
 ) -> Any:
-    """Probabilities from the encoder's head features and (optionally) the text's n-grams."""
+    """Probabilities from the encoder's head features and the text's n-grams."""
     x = layers.Rescaling(FEATURE_SCALE, name="feature_scale")(features)
     x = layers.Dropout(FEATURE_DROPOUT, name="feature_dropout")(x)
-    if ngram_features:
-        words, chars = make_ngram_vectorizers(train_texts, p)
-        idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
-        ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(
-            [words(text), chars(text)]
-        )
-        ngrams = layers.Dropout(p.dropout, name="dropout")(ngrams)
-        x = layers.Concatenate(name="features")([x, ngrams])
+    words, chars = make_ngram_vectorizers(train_texts, p)
+    idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
+    ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(
+        [words(text), chars(text)]
+    )
+    ngrams = layers.Dropout(p.dropout, name="dropout")(ngrams)
+    x = layers.Concatenate(name="features")([x, ngrams])
     return layers.Dense(n_labels, activation="softmax", name="probabilities", dtype="float32")(x)
 
 
@@ -58,7 +56,7 @@ class EncoderFeatures:
     after every epoch, val, test, out-of-scope) all read them from here. The encoder is frozen
     and deterministic, and it is ~98% of the compute of a step.
 
-    One per training run (``training.pipeline.train`` makes it and drops it at the end), never
+    One per training run (``training.train.train`` makes it and drops it at the end), never
     inside a model: the exported ``serving_default`` runs ``encoder`` itself on its input.
     """
 
@@ -105,7 +103,7 @@ class EncoderClassifier(keras.Model):
     """``call``: text -> frozen encoder features -> head (``head([text, features])``).
 
     Training fits ``head`` alone on features looked up in the run's EncoderFeatures
-    (training.pipeline); this model, which shares the head's weights, is what gets evaluated
+    (training.stages.fit); this model, which shares the head's weights, is what gets evaluated
     against the export and exported, its ``serving_default`` traced through ``encoder``.
     """
 

@@ -45,7 +45,7 @@ class SentencePieceTokens(keras.layers.Layer):
         """A new tokenizer resource. Its SentencePiece model is owned by the op kernel that made
         it (tensorflow/text, b/318839908), and ``tf.random.set_seed`` in eager mode clears the
         kernel cache: a layer kept across seeds (the pipeline's shared encoder, which
-        ``training.pipeline.fit`` reseeds before each build) needs this after each."""
+        ``training.stages.fit.fit`` reseeds before each build) needs this after each."""
         import tensorflow_text as tf_text
 
         self.tokenizer = tf_text.SentencepieceTokenizer(
@@ -74,7 +74,7 @@ def dan_layers(mean: tf.Tensor, w: Callable[[str], Any], eps: float) -> tuple[tf
 def head_features(embedding: tf.Tensor, hidden: tf.Tensor, pooled: tf.Tensor) -> tf.Tensor:
     """The FEATURES_DIM head input: the embedding beside the unit-normalised first DAN layer
     and pooled vector (a linear head on these three scores higher than on the embedding
-    alone, README Results)."""
+    alone, docs/results/accuracy.md)."""
     return tf.concat(
         [embedding, tf.math.l2_normalize(hidden, axis=1), tf.math.l2_normalize(pooled, axis=1)],
         axis=1,
@@ -121,8 +121,8 @@ class UseMultilingualEncoder(keras.layers.Layer):
     layers, ``head_features``) or "pooled" (the 512-d vectors before the DAN layers, which
     DanFeatures turns into the features). Frozen (no trainable weights). The embedding table
     is kept as uint8 (65 MB instead of 262 MB as float32) and only the gathered rows are
-    dequantized, an O(tokens x 512) step (see README Performance for the measured cost of
-    both layouts).
+    dequantized, an O(tokens x 512) step (docs/performance.md has the cost of both
+    layouts).
     """
 
     def __init__(

@@ -211,6 +211,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         duration.observe(seconds)
 
 
+def port_taken_message(host: str, port: int) -> str:
+    return (
+        f"cannot start the gRPC server on {host}:{port}: the port is in use or not available "
+        f"(another textcls serve?). Set TEXTCLS_GRPC_PORT to a free port, or "
+        f"TEXTCLS_GRPC_PORT=0 to turn gRPC off"
+    )
+
+
 class GrpcServer:
     """The gRPC server of one app: V2 inference plus ``grpc.health.v1.Health``."""
 
@@ -247,9 +255,12 @@ class GrpcServer:
         """Bind and start; the port bound (``TEXTCLS_GRPC_PORT``)."""
         s = self.settings
         address = f"{s.grpc_host}:{s.grpc_port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpcio raises where older versions returned 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind the gRPC server to {address}")
+            raise OSError(port_taken_message(s.grpc_host, s.grpc_port))
         await self._update_health()
         await self._server.start()
         self._health_task = asyncio.create_task(self._follow_readiness(), name="grpc-health")

@@ -1,8 +1,11 @@
-"""Admin routes: version labels, canary share and rollback of a model (the admin key).
+"""Admin routes: version labels, canary share and rollback of a model, and the repository's
+default model (the admin key).
 
-Every edit goes through ``ModelRepository.edit_state``: loaded here first, then written to
-``models/<name>/serving.json``, which the other replicas read within their poll interval.
-Each answers 200 with the model as ``GET /models/{name}`` shows it.
+Every edit of a model goes through ``ModelRepository.edit_state``: loaded here first, then
+written to ``models/<name>/serving.json``, which the other replicas read within their poll
+interval. Each answers 200 with the model as ``GET /models/{name}`` shows it. The default model
+goes to ``models/serving.json`` (``ModelRepository.set_default``); that route answers as
+``GET /models`` does.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.edge.admin_auth import authenticate_admin
 from app.edge.deps import RepositoryDep
-from app.edge.routes.models import describe
-from app.edge.schemas import ModelInfo, ModelVersion
+from app.edge.routes.models import describe, list_models
+from app.edge.schemas import ModelInfo, ModelsResponse, ModelVersion
 from app.errors import InvalidInput, ModelNotFound, StateConflict, VersionNotFound
 from app.plane import serving_state as ss
 from app.plane.repository import ModelRepository
 
-router = APIRouter(
-    prefix="/admin/models", tags=["admin"], dependencies=[Depends(authenticate_admin)]
-)
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(authenticate_admin)])
 
 ERRORS: dict[int | str, dict[str, str]] = {
     401: {"description": "No admin key, or a wrong one."},
@@ -36,6 +37,13 @@ ERRORS: dict[int | str, dict[str, str]] = {
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 4}]})
     version: ModelVersion
+
+
+class DefaultModelBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), json_schema_extra={"examples": [{"model": "x"}]}
+    )
+    model: str = Field(min_length=1, max_length=64, description="A model of the repository.")
 
 
 class TrafficBody(BaseModel):
@@ -59,25 +67,33 @@ async def _edit(
     return describe(repo, repo.entries[name])
 
 
-@router.put("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
+@router.put("/models/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
 async def put_label(name: str, label: str, *, body: LabelBody, repo: RepositoryDep) -> ModelInfo:
     """Point `label` at a version: `stable`, `canary`, `shadow`, or a name clients ask for."""
     return await _edit(repo, name, lambda s: ss.with_label(s, label, body.version))
 
 
-@router.delete("/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
+@router.delete("/models/{name}/labels/{label}", response_model=ModelInfo, responses=ERRORS)
 async def delete_label(name: str, label: str, repo: RepositoryDep) -> ModelInfo:
     """Remove a label (removing `canary` also sets its share to 0)."""
     return await _edit(repo, name, lambda s: ss.without_label(s, label))
 
 
-@router.put("/{name}/traffic", response_model=ModelInfo, responses=ERRORS)
+@router.put("/models/{name}/traffic", response_model=ModelInfo, responses=ERRORS)
 async def put_traffic(name: str, body: TrafficBody, repo: RepositoryDep) -> ModelInfo:
     """The share of traffic (naming no version) that goes to the `canary` version."""
     return await _edit(repo, name, lambda s: ss.with_canary_share(s, body.canary))
 
 
-@router.post("/{name}/rollback", response_model=ModelInfo, responses=ERRORS)
+@router.post("/models/{name}/rollback", response_model=ModelInfo, responses=ERRORS)
 async def rollback(name: str, repo: RepositoryDep) -> ModelInfo:
     """At once: all traffic to `stable`, canary share 0, `shadow` cleared."""
     return await _edit(repo, name, ss.rolled_back)
+
+
+@router.put("/default-model", response_model=ModelsResponse, responses=ERRORS)
+async def put_default_model(body: DefaultModelBody, repo: RepositoryDep) -> ModelsResponse:
+    """Choose the model answering requests that name none, for every replica and restart
+    (TEXTCLS_DEFAULT_MODEL, when set, still overrides it)."""
+    await repo.set_default(body.model)
+    return await list_models(repo)

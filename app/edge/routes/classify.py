@@ -97,8 +97,13 @@ def _decode_as_fastapi(body: bytes, content_type: str | None) -> object:
                         }
                     ]
                 ) from exc
-            except (ValueError, RecursionError) as exc:  # not UTF-8, or nested too deep
-                raise MalformedBody("There was an error parsing the body") from exc
+            except UnicodeDecodeError as exc:
+                raise MalformedBody(
+                    f"the body is not UTF-8 (byte 0x{body[exc.start]:02x} at position "
+                    f"{exc.start}): send JSON encoded as UTF-8"
+                ) from exc
+            except (ValueError, RecursionError) as exc:  # nested too deep
+                raise MalformedBody(f"the body cannot be read as JSON: {exc}") from exc
     return body  # not JSON: validation says the body is not an object
 
 
@@ -135,13 +140,17 @@ async def classify(scope: Scope, receive: Receive, send: Send) -> None:
     if services is None:
         raise ModelNotReady("the service is starting")
     classifier = services.classifier
-    texts = classifier.check_texts([request.text] if request.texts is None else request.texts)
+    if request.texts is None:
+        texts = classifier.check_texts([request.text], single=True)
+    else:
+        texts = classifier.check_texts(request.texts)
     result = await classifier.classify(
         texts,
         model=request.model,
         version=request.version,
         top_k=request.top_k,
         threshold=request.threshold,
+        margin=request.margin,
         client=client,
         request_id=scope["state"].get("request_id"),
         session=request.session,

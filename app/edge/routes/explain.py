@@ -111,7 +111,7 @@ async def explain(body: ExplainRequest, request: Request) -> OrjsonResponse:
     if services.explainer is None:
         raise ModelNotReady("the service is starting")
     _client, request_id = caller_of(request)
-    (text,) = services.classifier.check_texts([body.text])
+    (text,) = services.classifier.check_texts([body.text], single=True)
     result = await services.explainer.explain(
         text,
         model=body.model,

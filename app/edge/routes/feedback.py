@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.config import MAX_TEXTS_PER_REQUEST
 from app.edge.deps import ServicesDep
-from app.errors import PredictionLogOff
+from app.errors import InvalidInput, PredictionLogOff
 from app.plane.services import Services
-from app.predlog.feedback import record_feedback
+from app.predlog.feedback import Unlogged, record_feedback
 from training.artifact import ArtifactError, read_metadata, version_path
 
 router = APIRouter(tags=["feedback"])
@@ -39,6 +39,13 @@ class FeedbackRequest(BaseModel):
         description="Position of the text in the request (0 for 'text').",
     )
     label: StrictStr = Field(min_length=1, max_length=255, description="The correct label.")
+    text: StrictStr | None = Field(
+        None,
+        min_length=1,
+        max_length=1_000_000,
+        description="The text, optional: stored with the correction, which keeps it as a "
+        "training example even when the log did not keep the prediction (sampled out).",
+    )
 
 
 class FeedbackResponse(BaseModel):
@@ -50,19 +57,33 @@ class FeedbackResponse(BaseModel):
     request_id: str
     index: int
     label: str
-    predicted_label: str
-    correct: bool
-    model: str
-    version: int
+    predicted_label: str | None = Field(description="None when the prediction was not logged.")
+    correct: bool | None
+    model: str | None
+    version: int | None
     created_at: datetime
     source: str
 
 
 ERRORS = {
     404: {"description": "No logged prediction with this request_id and index."},
+    409: {
+        "description": "The prediction was not logged (TEXTCLS_LOG_SAMPLE_RATE); send its "
+        "'text' to keep the correction as a training example."
+    },
     422: {"description": "Invalid body, or a label the prediction's model does not have."},
     503: {"description": "The prediction log is off or its database is unavailable."},
 }
+
+
+def unlogged_target(services: Services, sample_rate: float) -> Unlogged:
+    """Where a correction of a sampled-out prediction goes: the default (or only) model."""
+    entries = services.repository.entries
+    name = services.settings.default_model or (next(iter(entries)) if len(entries) == 1 else None)
+    entry = entries.get(name) if name is not None else None
+    if entry is None or entry.serving is None:
+        return Unlogged(sample_rate=sample_rate, model=name)
+    return Unlogged(sample_rate=sample_rate, model=name, labels=list(entry.serving.model.labels))
 
 
 def labels_of(services: Services, model: str, version: int) -> list[str] | None:
@@ -85,6 +106,10 @@ def post_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackRespo
         raise PredictionLogOff(
             "feedback needs the prediction log; TEXTCLS_LOG_PREDICTIONS is false"
         )
+    if body.text is not None and len(body.text) > services.settings.max_text_chars:
+        raise InvalidInput(
+            f"text is longer than TEXTCLS_MAX_TEXT_CHARS ({services.settings.max_text_chars})"
+        )
     stored = record_feedback(
         writer.engine,
         body.request_id,
@@ -92,8 +117,11 @@ def post_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackRespo
         label=body.label,
         labels_for=partial(labels_of, services),
         flush_log=partial(writer.flush, FLUSH_WAIT_S),
+        text=body.text,
+        unlogged=unlogged_target(services, rate) if (rate := writer.sampler.rate) < 1 else None,
     )
-    services.metrics.feedback.labels(stored.model, "true" if stored.correct else "false").inc()
+    correct = {True: "true", False: "false", None: "unknown"}[stored.correct]
+    services.metrics.feedback.labels(stored.model or "", correct).inc()
     return FeedbackResponse(
         id=stored.id,
         request_id=stored.request_id,

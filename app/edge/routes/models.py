@@ -1,5 +1,5 @@
-"""GET /models and /models/{name}: served versions, version labels and traffic, classes,
-metrics, threshold, device."""
+"""GET /models and /models/{name}: the default model, each model's state (ready, loading,
+failed), served versions, version labels and traffic, classes, metrics, threshold, device."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
     info = ModelInfo(
         name=entry.name,
         ready=serving is not None,
+        state=entry.status,  # type: ignore[arg-type]
+        default=repo.default_model()[0] == entry.name,
         version=serving.model.version if serving else None,
         versions_on_disk=versions(repo.settings.model_dir / entry.name),
         versions_loaded=entry.versions_loaded(),
@@ -43,6 +45,7 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
         meta = serving.model.metadata
         info.classes = list(meta.labels)
         info.threshold = meta.fallback.threshold
+        info.margin = meta.fallback.margin
         info.metrics = meta.metrics
         info.created_at = meta.created_at
         info.loaded_at = _iso(serving.model.loaded_at)
@@ -53,7 +56,13 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
 async def list_models(repo: RepositoryDep) -> ModelsResponse:
     """Every model in the repository, with what it serves and what failed to load."""
     models = [describe(repo, e) for _, e in sorted(repo.entries.items())]
-    return ModelsResponse(device=repo.device.kind, models=models)
+    default, source = repo.default_model()
+    return ModelsResponse(
+        device=repo.device.kind,
+        default_model=default,
+        default_model_source=source,  # type: ignore[arg-type]
+        models=models,
+    )
 
 
 @router.get("/{name}", response_model=ModelInfo, responses={404: {"description": "No such model."}})

@@ -32,6 +32,11 @@ async function api(method, path, body) {
   return data;
 }
 
+// A logged time as the filter reads dates: UTC, "2026-12-06 21:55:03 UTC".
+function utcTime(iso) {
+  return new Date(iso).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -241,7 +246,7 @@ function queueItem(item) {
   prio.textContent = { fallback: "fallback", low_confidence: "low confidence", other: "" }[item.priority];
   prio.classList.add(item.priority);
   prio.hidden = item.priority === "other";
-  node.querySelector(".when").textContent = new Date(item.created_at).toLocaleString();
+  node.querySelector(".when").textContent = utcTime(item.created_at);
   node.querySelector(".which").textContent = `${item.model} v${item.version}`;
   if (item.trace_id) {
     const trace = node.querySelector(".trace");

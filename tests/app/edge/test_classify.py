@@ -103,10 +103,10 @@ def test_fallback_margin_setting(tiny_model_repo: Path) -> None:
     [
         ({}, 422, "exactly one of 'text' or 'texts'"),
         ({"text": "a", "texts": ["b"]}, 422, "exactly one of 'text' or 'texts'"),
-        ({"text": "   \n\t"}, 422, "text 0 is empty"),
+        ({"text": "   \n\t"}, 422, "'text' is empty"),
         ({"texts": ["ok", ""]}, 422, "text 1 is empty"),
         ({"texts": []}, 422, "at least one text"),
-        ({"text": "x" * 5001}, 422, "5001 characters (at most 5000)"),
+        ({"text": "x" * 5001}, 422, "'text' has 5001 characters (at most 5000)"),
         ({"texts": ["x"] * 257}, 422, "too many texts: 257 (at most 256)"),
         ({"text": 3}, 422, "valid string"),
         ({"texts": "not a list"}, 422, "valid list"),
@@ -116,6 +116,7 @@ def test_fallback_margin_setting(tiny_model_repo: Path) -> None:
         ({"text": "a", "top_k": 19960564091300921344}, 422, "less than or equal to 10000"),
         ({"text": "a", "version": 2**63}, 422, "less than or equal to 2147483647"),
         ({"text": "a", "threshold": 1.5}, 422, "less than or equal to 1"),
+        ({"text": "a", "margin": -0.1}, 422, "greater than or equal to 0"),
         ({"text": "a", "version": True}, 422, "valid integer"),
         ({"text": "a", "colour": "red"}, 422, "Extra inputs are not permitted"),
         ({"text": "a", "model": "nope"}, 404, "model 'nope' not found; models: example"),
@@ -199,3 +200,11 @@ def _sample(metrics_text: str, prefix: str) -> float:
         if line.startswith(prefix + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{prefix} not in /metrics")
+
+
+def test_a_body_that_is_not_utf8_is_named_as_such(client: TestClient) -> None:
+    body = '{"text": "我的卡还没有收到"}'.encode("gb18030")
+    r = client.post("/classify", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert "not UTF-8" in detail and "position 10" in detail, detail

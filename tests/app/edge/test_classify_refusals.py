@@ -38,13 +38,17 @@ reference = APIRouter()
 async def reference_classify(body: ClassifyRequest, request: Request) -> OrjsonResponse:
     classifier = services_of(request).classifier
     client, request_id = caller_of(request)
-    texts = classifier.check_texts([body.text] if body.texts is None else body.texts)
+    if body.texts is None:
+        texts = classifier.check_texts([body.text], single=True)
+    else:
+        texts = classifier.check_texts(body.texts)
     result = await classifier.classify(
         texts,
         model=body.model,
         version=body.version,
         top_k=body.top_k,
         threshold=body.threshold,
+        margin=body.margin,
         client=client,
         request_id=request_id,
     )

@@ -16,7 +16,7 @@ from app.main import create_app
 from app.plane.tokens import without_span
 from app.predlog.tables import PredictionLog
 from tests.app.live_service import make_settings, wait_ready
-from training.pipeline import EXAMPLE_DIR
+from training.data import EXAMPLE_DIR
 
 KEY = {"X-API-Key": "explain-key"}
 

@@ -30,13 +30,14 @@ def test_unknown_model_is_404_naming_the_known_ones(client: TestClient) -> None:
 
 
 def test_probes(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "log": "off"}
     r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {
         "ready": True,
         "device": "cpu",
         "models": {"example": 1},
+        "model_states": {"example": "ready"},
         "reason": None,
         "logging": "off",
         "degraded": [],

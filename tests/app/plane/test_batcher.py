@@ -109,12 +109,12 @@ def test_a_failing_model_call_fails_its_requests_not_the_thread(
 
 
 def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> None:
-    """Requests with different top_k/threshold (or none) share model calls; each is ranked as
+    """Requests with different top_k/threshold/margin (or none) share model calls; each is ranked as
     asked, and the prediction metrics count each ranked text once."""
     from app.plane.ranking import descending_order, rank
 
     metrics = Metrics()
-    specs = [(1, 0.0), (3, 0.99), None, (1000, 0.5)]
+    specs = [(1, 0.0, 0.1), (3, 0.99, 0.0), None, (1000, 0.5, 0.3)]
 
     async def run() -> list:
         batcher = Batcher(
@@ -123,14 +123,13 @@ def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> N
             max_batch_wait_s=0.05,
             max_queue_texts=1000,
             metrics=metrics,
-            fallback_margin=0.1,
         )
         try:
             requests = [(_texts(1 + i % 4), specs[i % 4]) for i in range(24)]
             results = await asyncio.gather(*(batcher.submit(t, s) for t, s in requests))
             # A request over the batch size is ranked across its parts too.
-            big = await batcher.submit(_texts(150), (2, 0.3))
-            return [*zip(requests, results, strict=True), ((_texts(150), (2, 0.3)), big)]
+            big = await batcher.submit(_texts(150), (2, 0.3, 0.1))
+            return [*zip(requests, results, strict=True), ((_texts(150), (2, 0.3, 0.1)), big)]
         finally:
             await asyncio.to_thread(batcher.close)
 
@@ -144,14 +143,14 @@ def test_mixed_rankings_in_one_batch_each_get_their_own(model: LoadedModel) -> N
             assert result.predictions is None
             continue
         probs = model.predict(texts)
-        top_k, threshold = spec
+        top_k, threshold, margin = spec
         want = rank(
             probs,
             descending_order(probs),
             model.labels,
             top_k=top_k,
             threshold=threshold,
-            margin=0.1,
+            margin=margin,
         )
         assert [p.label for p in result.predictions] == [p.label for p in want]
         assert [p.fallback for p in result.predictions] == [p.fallback for p in want]

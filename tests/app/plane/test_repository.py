@@ -120,7 +120,7 @@ def test_not_ready_until_a_model_appears(tmp_path: Path, tiny_model_repo: Path) 
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     with TestClient(create_app(make_settings(model_dir, poll_interval_s=0.05))) as c:
-        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/healthz").json() == {"status": "ok", "log": "off"}
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["ready"] is False
         assert r.json()["device"] == "cpu"
@@ -222,28 +222,33 @@ def _add_second_model(model_dir: Path, name: str) -> None:
     meta_path.write_text(json.dumps(meta))
 
 
-def test_two_models_without_a_default_warn_at_start_up_and_the_422_says_how(
+def test_two_models_without_a_default_warn_before_ready_and_the_422_says_how(
     model_repo_copy: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    (model_repo_copy / "serving.json").unlink(missing_ok=True)  # no default recorded
     _add_second_model(model_repo_copy, "tickets")
     caplog.set_level(logging.INFO, logger="app.plane.repository")
     with TestClient(create_app(make_settings(model_repo_copy))) as c:
-        wait_until(lambda: len(wait_ready(c)["models"]) == 2)
-        wait_until(lambda: "TEXTCLS_DEFAULT_MODEL is not set" in caplog.text)
-        warning = next(r for r in caplog.records if "TEXTCLS_DEFAULT_MODEL" in r.getMessage())
+        ready = wait_ready(c)
+        # Said before ready, with both models loaded by then.
+        assert ready["models"] == {"example": 1, "tickets": 1}
+        warning = next(r for r in caplog.records if "no default model" in r.getMessage())
         assert warning.levelno == logging.WARNING
         assert "(example, tickets)" in warning.getMessage()
-        assert "Set TEXTCLS_DEFAULT_MODEL=example" in warning.getMessage()
+        assert "textcls models default example" in warning.getMessage()
         r = c.post("/classify", json={"text": "refund please"})
         assert r.status_code == 422
-        assert "set TEXTCLS_DEFAULT_MODEL" in r.json()["detail"]
+        assert "textcls models default NAME" in r.json()["detail"]
         assert c.post("/classify", json={"text": "hi", "model": "tickets"}).status_code == 200
+        models = c.get("/models").json()
+        assert models["default_model"] is None and models["default_model_source"] is None
+    assert not (model_repo_copy / "serving.json").exists()  # two models: nothing chosen
 
 
 def test_the_default_model_setting_chooses_and_is_logged(
     model_repo_copy: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _add_second_model(model_repo_copy, "tickets")
+    _add_second_model(model_repo_copy, "tickets")  # the recorded default is example
     caplog.set_level(logging.INFO, logger="app.plane.repository")
     with TestClient(create_app(make_settings(model_repo_copy, default_model="tickets"))) as c:
         wait_until(lambda: len(wait_ready(c)["models"]) == 2)

@@ -1,54 +1,71 @@
-"""Token spans: words of spaced scripts, one token per character of unspaced ones."""
+"""Explanation tokens are the model's tokens: the rule metadata.json records, run by the same
+tf.strings ops as the graph, mapped back to offsets of the original text."""
 
 from __future__ import annotations
 
-from app.plane.tokens import (
-    DEFAULT_PATTERN,
-    SCRIPT_AWARE,
-    token_spans,
-    tokenizer_entry,
-    tokenizer_pattern,
-    without_span,
-)
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from app.plane.tokens import model_token_spans, tokenizer_entry, without_span
+from training.tokenize import DESCRIPTION, KERAS_DEFAULT, SCRIPT_AWARE, rule_of, token_spans
+
+TEXTS = {
+    "english": "I haven't got my card, 2 days!",
+    "chinese": "我的iPhone屏幕碎了！怎么办？",
+    "thai": "ลืมรหัสผ่านครับ",
+    "mixed": "  Mój 卡 lost\u00a0card — カードを「返金」して, Привет 카드",
+    "emoji": "card😡😡 please👍🏽 ok",
+    "spaces": "你好\u3000世界\tok\u2003x",
+    "case": "İstanbul ΟΔΟΣ Straße",
+}
 
 
-def tokens(text: str, pattern: str = DEFAULT_PATTERN) -> list[str]:
-    return [text[s:e] for s, e in token_spans(text, pattern)]
+def tokens(text: str, metadata: object = None) -> list[str]:
+    return [text[s:e] for s, e in model_token_spans(text, metadata)]
 
 
-def test_words_keep_inner_apostrophes_and_drop_punctuation() -> None:
-    assert tokens("I haven't got my card, 2 days!") == [
-        "I",
-        "haven't",
-        "got",
-        "my",
-        "card",
-        "2",
-        "days",
+def meta(tokenizer: dict[str, object]) -> SimpleNamespace:
+    return SimpleNamespace(tokenizer=tokenizer, model_extra={})
+
+
+def test_the_script_aware_rule_of_metadata_json_is_followed() -> None:
+    m = meta(DESCRIPTION)
+    assert tokens(TEXTS["english"], m) == ["I", "haven", "t", "got", "my", "card", "2", "days"]
+    assert tokens(TEXTS["chinese"], m) == [
+        "我",
+        "的",
+        "iPhone",
+        "屏",
+        "幕",
+        "碎",
+        "了",
+        "怎",
+        "么",
+        "办",
     ]
-    assert tokens("don\u2019t   stop") == ["don\u2019t", "stop"]
-    assert tokens("?!  ...") == []
+    assert tokens("card😀ok", m) == ["card", "😀", "ok"]
+    assert tokens("บัตรหาย", m) == ["บั", "ต", "ร", "ห", "า", "ย"]  # marks stay on
+    assert tokens("コーヒー", m) == ["コ", "ー", "ヒ", "ー"]
+    assert tokens(" a–b 「卡」", m) == ["a", "b", "卡"]
 
 
-def test_unspaced_scripts_are_one_token_per_character_and_mixed_text_works() -> None:
-    assert tokens("我的iPhone屏幕碎了") == ["我", "的", "iPhone", "屏", "幕", "碎", "了"]
-    assert tokens("カードをなくした") == list("カードをなくした")
-    assert tokens("บัตรหาย") == list("บัตรหาย")  # Thai: code points, as tf unicode_split
-    assert tokens("Привет мир 카드 분실") == ["Привет", "мир", "카드", "분실"]  # spaced scripts
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_spans_index_the_original_string_in_order(name: str) -> None:
+    text = TEXTS[name]
+    spans = token_spans(text, SCRIPT_AWARE)
+    assert spans == sorted(spans)
+    assert all(0 <= s < e <= len(text) for s, e in spans)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
 
 
-def test_offsets_index_the_original_string() -> None:
-    text = "  my 卡 lost\u00a0card😀ok"
-    for (start, end), tok in zip(token_spans(text), tokens(text), strict=True):
-        assert text[start:end] == tok
-    assert tokens(text) == ["my", "卡", "lost", "card", "ok"]
-
-
-def test_a_pattern_in_metadata_replaces_the_default() -> None:
-    assert tokenizer_pattern({"pattern": r"\S+"}) == r"\S+"
-    assert tokens("a,b c", tokenizer_pattern({"pattern": r"\S+"})) == ["a,b", "c"]
-    for unusable in (None, "script-aware", {"pattern": "("}, {"name": "x"}, {"pattern": ""}):
-        assert tokenizer_pattern(unusable) == DEFAULT_PATTERN
+def test_a_model_recorded_before_the_rule_gets_the_rule_its_graph_runs() -> None:
+    for entry in ({"name": "script-aware", "version": 1}, {"name": "sentencepiece"}):
+        assert rule_of(entry) == SCRIPT_AWARE
+    assert rule_of(None) == KERAS_DEFAULT  # no entry: Keras's default standardize
+    assert tokens("I haven't got it.", None) == ["I", "haven't", "got", "it"]
+    assert rule_of(json.loads(json.dumps(DESCRIPTION))) == SCRIPT_AWARE
 
 
 def test_removing_a_token_leaves_no_double_space() -> None:
@@ -57,25 +74,7 @@ def test_removing_a_token_leaves_no_double_space() -> None:
     assert without_span("我的卡", 1, 2) == "我卡"
 
 
-def test_the_script_aware_tokenizer_of_metadata_json_is_followed() -> None:
-    rule = tokenizer_pattern({"name": "script-aware", "version": 1})
-    assert rule == SCRIPT_AWARE
-    assert tokens("I haven't got my card, 2 days!", rule) == [
-        "I", "haven", "t", "got", "my", "card", "2", "days",
-    ]  # fmt: skip
-    assert tokens("我的iPhone屏幕碎了！", rule) == ["我", "的", "iPhone", "屏", "幕", "碎", "了"]
-    assert tokens("card😀ok", rule) == ["card", "😀", "ok"]
-    assert tokens("บัตรหาย", rule) == ["บั", "ต", "ร", "ห", "า", "ย"]  # marks stay on
-    assert tokens("コーヒー", rule) == ["コ", "ー", "ヒ", "ー"]
-    text = " a–b 「卡」"
-    for (start, end), tok in zip(token_spans(text, rule), tokens(text, rule), strict=True):
-        assert text[start:end] == tok
-    assert tokens(text, rule) == ["a", "b", "卡"]
-
-
 def test_the_tokenizer_entry_is_read_declared_or_extra() -> None:
-    from types import SimpleNamespace
-
     entry = {"name": "script-aware"}
     assert tokenizer_entry(SimpleNamespace(tokenizer=entry, model_extra={})) == entry
     assert tokenizer_entry(SimpleNamespace(model_extra={"tokenizer": entry})) == entry

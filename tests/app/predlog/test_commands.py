@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from app.predlog.commands import register
+from app.cli.logs import register
 from app.predlog.engine import create_db_engine
 from app.predlog.feedback import record_feedback
 from app.predlog.inserts import insert_rows

@@ -83,10 +83,8 @@ def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
             ),
             {"t": datetime(2026, 1, 1, tzinfo=UTC), "f": False, "r": "[]"},
         )
-    upgrade(engine)
-    assert (
-        current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
-    )
+    upgrade(engine, "0002")
+    assert current_revision(engine) == "0002"
     columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
     assert "role" in columns
     with engine.begin() as conn:
@@ -105,7 +103,7 @@ def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
 
 def test_0005_adds_a_nullable_trace_id_and_removes_it_on_downgrade(db_url: str) -> None:
     engine = create_db_engine(db_url)
-    upgrade(engine, "0002")
+    upgrade(engine, "0003")
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -123,7 +121,7 @@ def test_0005_adds_a_nullable_trace_id_and_removes_it_on_downgrade(db_url: str) 
         assert insert_rows(conn, [to_row(traced, "full")]) == 1
         rows = conn.execute(text("SELECT request_id, trace_id FROM prediction_log ORDER BY id"))
         assert rows.all() == [("old", None), ("new", traced.trace_id)]
-    downgrade(engine, "0002")
+    downgrade(engine, "0003")
     columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
     assert "trace_id" not in columns
     engine.dispose()

@@ -64,6 +64,7 @@ def classify_call(
     version: int | str | None,
     top_k: int | None,
     threshold: float | None,
+    margin: float | None,
     session: str | None,
     request_id: str | None,
 ) -> Call:
@@ -77,6 +78,7 @@ def classify_call(
         "version": version,
         "top_k": top_k,
         "threshold": threshold,
+        "margin": margin,
         "session": session,
     }
     body.update({k: v for k, v in optional.items() if v is not None})

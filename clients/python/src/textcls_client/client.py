@@ -87,6 +87,7 @@ class Client:
         version: int | str | None = ...,
         top_k: int | None = ...,
         threshold: float | None = ...,
+        margin: float | None = ...,
         session: str | None = ...,
         request_id: str | None = ...,
     ) -> Prediction: ...
@@ -99,6 +100,7 @@ class Client:
         version: int | str | None = ...,
         top_k: int | None = ...,
         threshold: float | None = ...,
+        margin: float | None = ...,
         session: str | None = ...,
         request_id: str | None = ...,
     ) -> Classification: ...
@@ -110,11 +112,12 @@ class Client:
         version: int | str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        margin: float | None = None,
         session: str | None = None,
         request_id: str | None = None,
     ) -> Prediction | Classification:
         """One text -> its Prediction; a list of texts -> a Classification, in input order."""
-        call = classify_call(text, model, version, top_k, threshold, session, request_id)
+        call = classify_call(text, model, version, top_k, threshold, margin, session, request_id)
         result = parse_classification(self._send(call))
         return result[0] if isinstance(text, str) else result
 
@@ -213,6 +216,7 @@ class AsyncClient:
         version: int | str | None = ...,
         top_k: int | None = ...,
         threshold: float | None = ...,
+        margin: float | None = ...,
         session: str | None = ...,
         request_id: str | None = ...,
     ) -> Prediction: ...
@@ -225,6 +229,7 @@ class AsyncClient:
         version: int | str | None = ...,
         top_k: int | None = ...,
         threshold: float | None = ...,
+        margin: float | None = ...,
         session: str | None = ...,
         request_id: str | None = ...,
     ) -> Classification: ...
@@ -236,11 +241,12 @@ class AsyncClient:
         version: int | str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        margin: float | None = None,
         session: str | None = None,
         request_id: str | None = None,
     ) -> Prediction | Classification:
         """One text -> its Prediction; a list of texts -> a Classification, in input order."""
-        call = classify_call(text, model, version, top_k, threshold, session, request_id)
+        call = classify_call(text, model, version, top_k, threshold, margin, session, request_id)
         result = parse_classification(await self._send(call))
         return result[0] if isinstance(text, str) else result
 

@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cli.train import register
 from training import artifact
-from training.commands import register
-from training.pipeline import EXAMPLE_TEST
+from training.data import EXAMPLE_TEST
 
 TINY_FLAGS = [
     "--epochs", "2", "--embedding-dim", "8", "--filters", "8", "--kernel-sizes", "2",

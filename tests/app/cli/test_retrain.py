@@ -13,18 +13,19 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from app.cli.models import register as register_models
+from app.cli.retrain import register
 from app.plane import serving_state as ss
-from app.plane.commands import register as register_models
 from app.predlog.engine import create_db_engine
 from app.predlog.feedback import record_feedback
 from app.predlog.inserts import insert_rows
 from app.predlog.migrate import upgrade
 from app.predlog.records import to_row
-from app.retrain_command import register
 from tests.app.predlog.factories import make_record
 from tests.model_factory import tiny_config
 from training.artifact import read_metadata, versions
-from training.pipeline import EXAMPLE_TEST, EXAMPLE_TRAIN, train
+from training.data import EXAMPLE_TEST, EXAMPLE_TRAIN
+from training.train import train
 
 runner = CliRunner()
 PLANTED_FROM, PLANTED_TO = "lost_card", "damaged_item"

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -22,15 +23,10 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import fail
 from app.config import ConfigError, load_settings
 
-EXIT_BAD_CONFIG = 2
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus_client reads at import
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_CONFIG)
 
 
 def _exit_zero(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +51,25 @@ def _check_gpu_present() -> None:
     try:
         configure_device("gpu")
     except DeviceError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
+
+
+def _check_grpc_port_free(host: str, port: int) -> None:
+    """Fail before starting when the gRPC port is taken.
+
+    grpcio binds with SO_REUSEPORT, so it would share a port another server holds (and take
+    part of its calls) rather than fail; a plain bind here fails instead. The workers of this
+    run share the port, as grpcio intends.
+    """
+    from app.edge.grpc.server import port_taken_message
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            probe.bind((host, port))
+    except OSError as exc:
+        raise fail(f"{port_taken_message(host, port)} ({exc.strerror})") from None
 
 
 def _configure_logging(level: str) -> None:
@@ -68,8 +82,9 @@ def _configure_logging(level: str) -> None:
 
 
 def _export_for_workers(host: str, model_dir: Path | None) -> None:
-    """Through the environment, so worker processes build the same settings; gRPC (when
-    TEXTCLS_GRPC_PORT is set) listens on the same address as HTTP unless told otherwise."""
+    """Through the environment, so worker processes build the same settings; gRPC (on
+    TEXTCLS_GRPC_PORT, 8001 unless 0) listens on the same address as HTTP unless told
+    otherwise."""
     if model_dir is not None:
         os.environ["TEXTCLS_MODEL_DIR"] = str(model_dir)
     os.environ.setdefault("TEXTCLS_GRPC_HOST", host)
@@ -102,9 +117,11 @@ def serve(
         settings = load_settings()
         check_security_settings(settings)  # bad API keys fail here, before any worker starts
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if settings.device == "gpu":
         _check_gpu_present()
+    if settings.grpc_port:
+        _check_grpc_port_free(settings.grpc_host, settings.grpc_port)
 
     import uvicorn
 

@@ -17,20 +17,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.config import ConfigError, load_settings
+from app.cli.errors import ExitCode, fail
+from app.cli.logs import DatabaseUrl, Since, engine_for, parse_since
+from app.config import ConfigError, Settings, load_settings
 from app.plane import serving_state as ss
-from app.predlog.commands import DatabaseUrl, Since, _engine, parse_since
 
 if TYPE_CHECKING:
-    from training.retrain import Correction
-
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    from training.retrain import Correction, RetrainJob
 
 
 def serving_version(model_path: Path, state: ss.ServingState, pinned: int | None) -> int:
@@ -92,7 +85,7 @@ def _corrections(database_url: str | None, name: str, since: str | None) -> list
     from app.predlog.reports import model_corrections
     from training.retrain import Correction
 
-    with _engine(database_url) as engine:
+    with engine_for(database_url) as engine:
         found = model_corrections(engine, name, parse_since(since))
     if found.without_text:
         typer.echo(
@@ -116,6 +109,37 @@ def _publish(model_path: Path, stable: int, *, candidate_dir: Path, report_dir: 
     return version
 
 
+def _serving(model_dir: Path | None, name: str) -> tuple[Settings, Path, int]:
+    """The service settings, the model's folder and its serving version."""
+    try:
+        settings = load_settings(**({"model_dir": model_dir} if model_dir else {}))
+        model_path = ss.model_path_of(settings.model_dir, name)
+        state = ss.read_state(model_path)
+        stable = serving_version(model_path, state, settings.pinned_versions.get(name))
+    except (ConfigError, ss.StateError) as exc:
+        raise fail(str(exc)) from None
+    return settings, model_path, stable
+
+
+def _judge(job: RetrainJob, report_dir: Path) -> Path:
+    """Train and judge the candidate; write and print the comparison; exit 3 if refused."""
+    from training.gate import render_markdown
+    from training.gate import write_report as write_comparison
+    from training.retrain import RetrainError, retrain
+
+    try:
+        outcome = retrain(job, log=typer.echo)
+    except RetrainError as exc:
+        raise fail(str(exc)) from None
+    write_comparison(report_dir, outcome.report)
+    typer.echo(render_markdown(outcome.report))
+    typer.echo(f"report: {report_dir}")
+    if not outcome.passed or outcome.candidate_dir is None:
+        typer.echo("refused: " + "; ".join(outcome.reasons), err=True)
+        raise typer.Exit(ExitCode.REFUSED)
+    return outcome.candidate_dir
+
+
 def retrain_command(
     *,
     name: Annotated[str, typer.Option("--name", help="The model to improve.")],
@@ -131,44 +155,32 @@ def retrain_command(
 ) -> None:
     """Retrain NAME with the feedback corrections; publish it as `candidate` if not worse.
 
-    Exit 3 when the gate refuses the candidate (nothing is published or labelled).
+    The candidate trains with the serving version's recorded settings. Exit 3 when the gate
+    refuses the candidate (nothing is published or labelled).
     """
-    from training.retrain import RetrainError, Tolerance, render_markdown, retrain
-    from training.retrain import write_report as write_comparison
+    from training.gate import Tolerance
+    from training.retrain import RetrainJob
 
-    try:
-        settings = load_settings(**({"model_dir": model_dir} if model_dir else {}))
-        model_path = ss.model_path_of(settings.model_dir, name)
-        state = ss.read_state(model_path)
-        stable = serving_version(model_path, state, settings.pinned_versions.get(name))
-    except (ConfigError, ss.StateError) as exc:
-        raise _fail(str(exc)) from None
+    settings, model_path, stable = _serving(model_dir, name)
     corrections = _corrections(database_url or settings.database_url, name, since)
     typer.echo(f"{len(corrections)} corrected texts of {name!r}; serving version {stable}")
     run_id = uuid.uuid4().hex[:8]
     staging = model_path / f".tmp-retrain-{run_id}"
     report_dir = out or Path("retrain-reports") / f"{name}-{run_id}"
+    tolerance = Tolerance(
+        accuracy=accuracy_tolerance, macro_f1=f1_tolerance, fallback_rate=fallback_tolerance
+    )
+    job = RetrainJob(
+        stable_dir=model_path / str(stable),
+        original=data,
+        corrections=corrections,
+        staging=staging,
+        test_data=test_data,
+        tolerance=tolerance,
+    )
     try:
-        outcome = retrain(
-            model_path / str(stable),
-            data,
-            corrections,
-            staging,
-            test_data=test_data,
-            tolerance=Tolerance(accuracy_tolerance, f1_tolerance, fallback_tolerance),
-            log=typer.echo,
-        )
-        write_comparison(report_dir, outcome.report)
-        typer.echo(render_markdown(outcome.report))
-        typer.echo(f"report: {report_dir}")
-        if not outcome.passed or outcome.candidate_dir is None:
-            typer.echo("refused: " + "; ".join(outcome.reasons), err=True)
-            raise typer.Exit(EXIT_REFUSED)
-        version = _publish(
-            model_path, stable, candidate_dir=outcome.candidate_dir, report_dir=report_dir
-        )
-    except RetrainError as exc:
-        raise _fail(str(exc)) from None
+        candidate_dir = _judge(job, report_dir)
+        version = _publish(model_path, stable, candidate_dir=candidate_dir, report_dir=report_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     typer.echo(

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cli.models import register
 from app.plane import serving_state as ss
-from app.plane.commands import register
 from tests.app.conftest import add_version_copy
 
 runner = CliRunner()
@@ -93,3 +93,17 @@ def test_a_broken_state_file_is_reported(repo: Path) -> None:
     (repo / "example" / "serving.json").write_text('{"labels": {"stable": -1}}')
     code, out = run("show", "example", "--model-dir", str(repo))
     assert code == 2 and "serving.json" in out and "invalid version" in out
+
+
+def test_default_prints_chooses_and_names_the_models_on_a_typo(repo: Path) -> None:
+    d = ["--model-dir", str(repo)]
+    code, out = run("default", *d)
+    assert code == 0 and "default model example" in out  # recorded when it was published
+    code, out = run("default", "exmaple", *d)
+    assert code == 2 and "models: example" in out
+    assert json.loads((repo / "serving.json").read_text())["default_model"] == "example"
+    (repo / "serving.json").unlink()
+    code, out = run("default", *d)
+    assert code == 0 and "no default model recorded" in out
+    code, out = run("default", "example", "--json", *d)
+    assert code == 0 and json.loads(out) == {"default_model": "example"}

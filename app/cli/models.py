@@ -1,4 +1,8 @@
-"""``textcls models``: read and edit a model's labels and traffic with no server running.
+"""``textcls models``: read and edit a model's labels and traffic, and the repository's default
+model, with no server running.
+
+The default model goes to ``models/serving.json`` (training.artifact), read by every replica
+within ``TEXTCLS_POLL_INTERVAL_S`` like the labels.
 
 Edits go to ``models/<name>/serving.json`` (app.plane.serving_state), the file every replica reads
 within ``TEXTCLS_POLL_INTERVAL_S``. The CLI checks that a version exists and that its metadata
@@ -16,14 +20,14 @@ from typing import Annotated
 
 import typer
 
+from app.cli.errors import ExitCode, fail
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+from training.artifact import ArtifactError, read_default_model, write_default_model
 
 models_app = typer.Typer(
-    help="Version labels (stable, canary, shadow, ...), canary share and rollback.",
+    help="The default model; version labels (stable, canary, shadow, ...), canary share and "
+    "rollback.",
     no_args_is_help=True,
 )
 
@@ -34,25 +38,29 @@ ModelDir = Annotated[
 Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _model_dir(model_dir: Path | None) -> Path:
     if model_dir is not None:
         return model_dir
     try:
         return load_settings().model_dir
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
-def _show(name: str, state: ss.ServingState, as_json: bool) -> None:
+def _recorded_default(model_dir: Path) -> str | None:
+    try:
+        return read_default_model(model_dir)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from None
+
+
+def _show(name: str, state: ss.ServingState, as_json: bool, *, default: str | None = None) -> None:
     if as_json:
-        typer.echo(json.dumps({"name": name, **state.to_json()}, indent=2))
+        body = {"name": name, "default": default == name, **state.to_json()}
+        typer.echo(json.dumps(body, indent=2))
         return
-    typer.echo(f"model   {name}")
+    mark = " (the default model: answers requests that name none)" if default == name else ""
+    typer.echo(f"model   {name}{mark}")
     if state.labels:
         for label, version in sorted(state.labels.items()):
             typer.echo(f"  {label:<12} -> version {version}")
@@ -85,9 +93,9 @@ def _edit(
     try:
         state = edit(_model_dir(model_dir), name, change)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot write the serving state: {exc}", EXIT_FAILED) from None
+        raise fail(f"cannot write the serving state: {exc}", ExitCode.FAILED) from None
     _show(name, state, as_json)
 
 
@@ -149,12 +157,43 @@ def rollback_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = F
 @models_app.command("show")
 def show_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
     """Print the model's labels and traffic."""
+    folder = _model_dir(model_dir)
     try:
-        path = ss.model_path_of(_model_dir(model_dir), name)
+        path = ss.model_path_of(folder, name)
         state = ss.read_state(path)
     except ss.StateError as exc:
-        raise _fail(str(exc)) from None
-    _show(name, state, as_json)
+        raise fail(str(exc)) from None
+    _show(name, state, as_json, default=_recorded_default(folder))
+
+
+@models_app.command("default")
+def default_command(
+    name: Annotated[
+        str | None, typer.Argument(help="The model to make the default; omit to print it.")
+    ] = None,
+    *,
+    model_dir: ModelDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print or choose the model answering requests that name none (every replica, restarts).
+
+    TEXTCLS_DEFAULT_MODEL, when a server sets it, overrides what is recorded here.
+    """
+    folder = _model_dir(model_dir)
+    if name is not None:
+        try:
+            write_default_model(folder, name)
+        except ArtifactError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(f"cannot write the default model: {exc}", ExitCode.FAILED) from None
+    default = _recorded_default(folder)
+    if as_json:
+        typer.echo(json.dumps({"default_model": default}))
+    elif default is None:
+        typer.echo(f"no default model recorded in {folder}: with one model, it is the default")
+    else:
+        typer.echo(f"default model {default}")
 
 
 def register(cli: typer.Typer) -> None:

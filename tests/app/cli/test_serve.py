@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app import serve_command
+from app.cli import serve as serve_command
 from tests.app.test_metrics import parse, total, value
 
 
@@ -43,6 +43,25 @@ def test_gpu_without_a_gpu_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(_cli(), ["serve"])
     assert result.exit_code == 2
     assert "TEXTCLS_DEVICE=gpu" in result.output
+
+
+def test_a_taken_grpc_port_exits_2_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("TEXTCLS_GRPC_PORT", str(port))
+        result = CliRunner().invoke(_cli(), ["serve", "--port", str(_free_port())])
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port}" in result.output
+    assert "TEXTCLS_GRPC_PORT=0 to turn gRPC off" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_grpc_is_on_8001_by_default() -> None:
+    from app.config import Settings
+
+    assert Settings.model_fields["grpc_port"].default == 8001
 
 
 def _free_port() -> int:
