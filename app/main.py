@@ -3,6 +3,7 @@ models, the inference threads and the prediction log writer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -156,6 +157,14 @@ def _lifespan(
             log_writer=log_writer,
             explainer=Explainer(settings, repository, app_metrics),
         )
+        follower = None
+        if settings.model_store is not None:
+            from app.plane.store.follow import follow, start_mirror
+
+            mirror = await start_mirror(settings, app_metrics)
+            interval = settings.poll_interval_s
+            if interval > 0:
+                follower = asyncio.create_task(follow(mirror, repository, interval))
         repository.start()
         grpc_server = await start_grpc(app, settings, app_metrics)
         try:
@@ -163,6 +172,8 @@ def _lifespan(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop()  # drained first: its calls need the batchers
+            if follower is not None:
+                follower.cancel()
             await repository.stop()
             if log_writer is not None:
                 log_writer.stop(settings.shutdown_grace_s)

@@ -128,22 +128,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         authorise: bool = True,
     ) -> Reply:
         """Answer one call, in a server span of the caller's trace when tracing is on."""
-        with rpc_span(self.tracer, f"{SERVICE}/{method}", context.invocation_metadata() or ()):
-            return await self._answer(method, context, handler, authorise=authorise)
-
-    async def _answer(
-        self,
-        method: str,
-        context: grpc.aio.ServicerContext,
-        handler: Callable[[str], Awaitable[Reply]],
-        *,
-        authorise: bool,
-    ) -> Reply:
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN  # until the handler answers or refuses
+        span = rpc_span(self.tracer, f"{SERVICE}/{method}", context.invocation_metadata() or ())
         try:
-            client = await self._authorise(context) if authorise else ""
-            reply = await handler(client)
+            with span:
+                client = await self._authorise(context) if authorise else ""
+                reply = await handler(client)
             code = grpc.StatusCode.OK
             return reply
         except ServiceError as exc:
@@ -241,10 +232,9 @@ class GrpcServer:
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ]
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics, tracer=tracer),
-            self._server,
-        )
+        servicer = InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics)
+        servicer.tracer = tracer
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self.port = 0

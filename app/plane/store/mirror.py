@@ -26,7 +26,7 @@ from app.plane.store.objects import ObjectStore, StoreUnavailable
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SyncResult:
     """What one sync found: versions fetched now, versions skipped (and why), and whether the
     store answered."""
@@ -34,6 +34,7 @@ class SyncResult:
     fetched: list[tuple[str, int]] = field(default_factory=list)
     skipped: dict[tuple[str, int], str] = field(default_factory=dict)
     reachable: bool = True
+    changed: list[str] = field(default_factory=list)  # model files (serving.json) copied now
 
 
 class StoreMirror:
@@ -93,8 +94,8 @@ class StoreMirror:
             parts = key.split("/", 2)
             if len(parts) == 3 and parts[1].isdigit():
                 versions.setdefault((parts[0], int(parts[1])), {})[parts[2]] = size
-            elif len(parts) == 2:
-                self._copy_model_file(key)
+            elif len(parts) == 2 and self._copy_model_file(key):
+                result.changed.append(key)
         for (name, version), files in sorted(versions.items()):
             if (self.cache.path(name, version) / MARKER_FILE).is_file():
                 continue
@@ -112,17 +113,18 @@ class StoreMirror:
                 if self.skipped.get((name, version)) != reason:
                     log.warning("model %s version %s skipped: %s", name, version, reason)
 
-    def _copy_model_file(self, key: str) -> None:
-        """A model's own file (``serving.json``): copied when its token changed."""
+    def _copy_model_file(self, key: str) -> bool:
+        """A model's own file (``serving.json``): copied when its token changed (True)."""
         blob = self.store.read(key)
         if self._tokens.get(key) == blob.token:
-            return
+            return False
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".tmp-{target.name}")
         tmp.write_bytes(blob.data)
         tmp.replace(target)  # a reader sees the old file or the new
         self._tokens[key] = blob.token
+        return True
 
     def path_of(self, name: str) -> Path:
         """The mirrored folder of model ``name``."""

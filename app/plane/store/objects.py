@@ -62,7 +62,7 @@ class EditConflict(StoreError):
 
 
 def update(
-    store: ObjectStore, key: str, change: Callable[[bytes | None], bytes], attempts: int = 20
+    store: ObjectStore, key: str, change: Callable[[bytes | None], bytes], *, attempts: int = 20
 ) -> bytes:
     """Read-modify-write ``key`` without a lock: ``change`` gets the current bytes (None when
     there are none) and returns the new ones, written only if nobody wrote in between; on a
