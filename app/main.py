@@ -162,6 +162,7 @@ def _lifespan(
             from app.plane.store.follow import follow, start_mirror
 
             mirror = await start_mirror(settings, app_metrics)
+            repository.versions.store = mirror.store  # admin edits: conditional writes there
             interval = settings.poll_interval_s
             if interval > 0:
                 follower = asyncio.create_task(follow(mirror, repository, interval))

@@ -24,6 +24,8 @@ from training.artifact import version_path
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
+    from app.plane.store.objects import ObjectStore
+
 # The repository's logger: load failures are reported as the repository's lines.
 log = logging.getLogger("app.plane.repository")
 
@@ -48,6 +50,8 @@ class VersionLoader:
         self.metrics = metrics
         # The batchers' spans: set by the app factory when tracing is on.
         self.tracer: Tracer | None = None
+        # The object store holding the models (and their serving state), when it is one.
+        self.store: ObjectStore | None = None
 
     async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
         """Load and warm up ``version`` (or take the one an admin edit loaded); None if it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -92,3 +93,56 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         assert _version(client) == 1
+
+
+ADMIN_KEY = "admin-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def test_an_edit_through_one_replica_reaches_the_other_and_concurrent_edits_both_land(
+    tiny_model_repo: Path, tmp_path: Path, s3_env: S3Server
+) -> None:
+    url = f"s3://{s3_env.new_bucket()}/models"
+    store = open_store(url)
+    for version in (1, 2, 3):
+        folder = _as_version(tiny_model_repo / "example" / "1", tmp_path / f"v{version}", version)
+        publish_folder(store, folder, f"example/{version}")
+    replicas = [
+        make_settings(
+            url, cache_dir=tmp_path / f"cache{i}", poll_interval_s=0.2, admin_api_key=ADMIN_KEY
+        )
+        for i in (0, 1)
+    ]
+    with TestClient(create_app(replicas[0])) as a, TestClient(create_app(replicas[1])) as b:
+        wait_ready(a)
+        wait_ready(b)
+        assert _version(b) == 3  # the newest is stable
+        r = a.put("/admin/models/example/labels/canary", json={"version": 2}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        r = a.put("/admin/models/example/traffic", json={"canary": 1.0}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 10
+        while _version(b) != 2:  # b reads the state a wrote to the store
+            assert time.monotonic() < deadline, "the canary never reached the other replica"
+            time.sleep(0.05)
+
+        # Two edits at the same moment, one through each replica: both land.
+        start = threading.Barrier(2)
+        answers: dict[str, int] = {}
+
+        def put(client: TestClient, label: str, version: int) -> None:
+            start.wait()
+            path = f"/admin/models/example/labels/{label}"
+            answers[label] = client.put(path, json={"version": version}, headers=ADMIN).status_code
+
+        threads = [
+            threading.Thread(target=put, args=(a, "shadow", 1)),
+            threading.Thread(target=put, args=(b, "beta", 3)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == {"shadow": 200, "beta": 200}
+        labels = json.loads(store.read("example/serving.json").data)["labels"]
+        assert labels == {"canary": 2, "shadow": 1, "beta": 3}
