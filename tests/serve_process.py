@@ -84,7 +84,8 @@ def serve_processes(
     with ExitStack() as stack:
         servers = []
         for i in range(n):
-            server = ServeProcess(model_dir, logs / f"replica{i}.log", env)
+            own = {"TEXTCLS_CACHE_DIR": str(logs / f"cache{i}"), **env}
+            server = ServeProcess(model_dir, logs / f"replica{i}.log", own)
             stack.callback(server.stop)
             server.start()
             servers.append(server)
