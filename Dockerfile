@@ -28,8 +28,8 @@ WORKDIR /src
 COPY pyproject.toml README.md requirements.lock ./
 # hadolint ignore=DL3013
 RUN case "${VARIANT}" in \
-        cpu) extra="[encoder]" ;; \
-        gpu) extra="[gpu,encoder]" ;; \
+        cpu) extra="[encoder,fleet]" ;; \
+        gpu) extra="[gpu,encoder,fleet]" ;; \
         *) echo "VARIANT must be cpu or gpu, got '${VARIANT}'" >&2; exit 1 ;; \
     esac \
     && mkdir -p app training \

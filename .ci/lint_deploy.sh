@@ -48,7 +48,7 @@ fi
 step "kustomize build + validate"
 if command -v kubectl > /dev/null; then
     rendered=$(mktemp -d)
-    for overlay in deploy/k8s/base deploy/k8s/gpu; do
+    for overlay in deploy/k8s/base deploy/k8s/gpu deploy/k8s/fleet; do
         out="$rendered/$(basename "$overlay").yaml"
         if kubectl kustomize "$overlay" > "$out"; then
             "$BIN/kubernetes-validate" --strict --quiet --kubernetes-version 1.37.0 "$out" \

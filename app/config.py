@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Hard upper bounds of the integers a request may carry, declared in the API schemas: every
@@ -14,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_TEXTS_PER_REQUEST = 100_000  # TEXTCLS_MAX_TEXTS at most; a feedback index is below it
 MAX_VERSION = 2**31 - 1  # versions are stored in 32-bit INTEGER columns (PostgreSQL's int4)
 MAX_TOP_K = 10_000  # labels in one ranking (top_k is also capped at the model's labels)
+
+
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")  # model repositories in an object store
 
 
 class ConfigError(Exception):
@@ -212,6 +216,56 @@ class Settings(BaseSettings):
         ge=1,
         description="Texts the window needs before textcls_drift is exported (fewer are noise).",
     )
+
+    # Fleet: several replicas behind a load balancer
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis holding the per-client rate limits of every replica and worker "
+        "(redis://[:password@]host:6379/0); unset, each process limits on its own.",
+    )
+    redis_timeout_ms: float = Field(
+        100.0,
+        gt=0,
+        le=10_000,
+        description="Longest wait for Redis per request; past it the request is limited locally.",
+    )
+    redis_retry_s: float = Field(
+        1.0,
+        gt=0,
+        description="After Redis fails, how long a replica limits locally before trying it again.",
+    )
+    redis_key_prefix: str = Field(
+        "textcls:", description="Prefix of the keys textcls writes in Redis."
+    )
+    model_store: str | None = Field(
+        None,
+        description="The object store serving models (set from TEXTCLS_MODEL_DIR when that is "
+        "an s3:// or gs:// URL; model_dir is then its verified local mirror in cache_dir).",
+    )
+    cache_dir: Path = Field(
+        Path("./.textcls-cache"),
+        description="Local copies of versions from an object-store model repository.",
+    )
+    cache_max_bytes: int = Field(
+        10 * 2**30,
+        ge=0,
+        description="Bound of cache_dir; past it the least recently used versions not in use "
+        "are removed.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_dir_in_a_store(cls, data: Any) -> Any:
+        """An s3:// or gs:// TEXTCLS_MODEL_DIR: the store is ``model_store``, and the models
+        are served from its mirror under ``cache_dir`` (the path StoreMirror keeps)."""
+        if isinstance(data, dict):
+            url = str(data.get("model_dir") or "")
+            if url.startswith(REMOTE_SCHEMES):
+                url = url.rstrip("/")
+                digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+                cache = Path(data.get("cache_dir") or "./.textcls-cache")
+                data = {**data, "model_store": url, "model_dir": cache / digest}
+        return data
 
     @field_validator("default_model")
     @classmethod

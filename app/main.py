@@ -3,6 +3,7 @@ models, the inference threads and the prediction log writer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
@@ -23,7 +25,7 @@ from app.edge.body_guard import BodyGuard
 from app.edge.dispatch import EndpointRoute, HotRouteDispatch
 from app.edge.errors import service_error_handler, validation_error_handler
 from app.edge.http_metrics import HttpMetricsMiddleware
-from app.edge.rate_limit import RateLimiter
+from app.edge.rate_limit import limiter_from_settings
 from app.edge.request_id import HEADER, RequestIdMiddleware
 from app.edge.responses import OrjsonResponse
 from app.edge.review_page import mount_review_page
@@ -50,6 +52,7 @@ from app.plane.device import configure_device, configure_threads
 from app.plane.explainer import Explainer
 from app.plane.repository import ModelRepository
 from app.plane.services import Services
+from app.plane.tracing import Tracing
 from app.plane.v2.protocol import InferenceProtocol
 
 if TYPE_CHECKING:
@@ -129,7 +132,7 @@ def _openapi(app: FastAPI, documented: list[BaseRoute]) -> Callable[[], dict[str
 
 
 def _lifespan(
-    settings: Settings, app_metrics: Metrics
+    settings: Settings, app_metrics: Metrics, tracing: Tracing
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start the device, model repository, log writer and classifier; stop them in reverse."""
 
@@ -137,12 +140,14 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
         device = configure_device(settings.device)
+        tracing.start()
         repository = ModelRepository(settings, device, app_metrics)
+        repository.versions.tracer = tracing.tracer
         log_writer = None
         if settings.log_predictions:
             from app.predlog.writer import PredictionLogWriter
 
-            log_writer = PredictionLogWriter(settings, metrics=app_metrics)
+            log_writer = PredictionLogWriter(settings, app_metrics, tracing.tracer)
             log_writer.start()
         classifier = Classifier(settings, repository, log_writer.submit if log_writer else None)
         app.state.services = Services(
@@ -154,6 +159,15 @@ def _lifespan(
             log_writer=log_writer,
             explainer=Explainer(settings, repository, app_metrics),
         )
+        follower = None
+        if settings.model_store is not None:
+            from app.plane.store.follow import follow, start_mirror
+
+            mirror = await start_mirror(settings, app_metrics)
+            repository.versions.store = mirror.store  # admin edits: conditional writes there
+            interval = settings.poll_interval_s
+            if interval > 0:
+                follower = asyncio.create_task(follow(mirror, repository, interval))
         repository.start()
         grpc_server = await start_grpc(app, settings, app_metrics)
         try:
@@ -161,9 +175,13 @@ def _lifespan(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop()  # drained first: its calls need the batchers
+            if follower is not None:
+                follower.cancel()
             await repository.stop()
             if log_writer is not None:
                 log_writer.stop(settings.shutdown_grace_s)
+            await app.state.rate_limiter.aclose()
+            tracing.shutdown()
             app_metrics.close()
 
     return lifespan
@@ -196,6 +214,22 @@ def _add_routes(
     mount_review_page(app)  # static files; the data they load goes through the client routes
 
 
+def _telemetry(settings: Settings, tracing: Tracing) -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry: the HTTP server spans of textcls' traces (their provider
+    only) when OTLP is configured; else the global providers' spans and metrics if
+    TEXTCLS_OTEL asks; else off (with no provider configured it still costs checks per
+    request)."""
+    if tracing.provider is not None:
+        return {
+            "tracer_provider": tracing.provider,
+            "tracing": True,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        }
+    return None if settings.otel else {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment). Nothing heavy starts here.
 
@@ -204,10 +238,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     app_metrics = Metrics()
     keys = KeyStore.from_settings(settings)
-    limiter = RateLimiter.from_settings(settings, keys)
+    limiter = limiter_from_settings(settings, keys, app_metrics)
     warn_if_open(keys)
+    tracing = Tracing.from_environment()
 
-    lifespan = _lifespan(settings, app_metrics)
+    lifespan = _lifespan(settings, app_metrics, tracing)
     classify_route = classify.route()
     docs = docs_routes()
     v2_routes = v2.infer_routes()
@@ -228,11 +263,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         default_response_class=OrjsonResponse,
-        # Off unless asked: with no provider configured it still costs checks per request.
-        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
+        telemetry=_telemetry(settings, tracing),
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
+    app.state.tracing = tracing
     app.state.keys = keys
     app.state.rate_limiter = limiter
     app.state.metrics_key_digest = metrics_key_digest(settings)
@@ -258,6 +293,7 @@ async def start_grpc(app: FastAPI, settings: Settings, metrics: Metrics) -> Grpc
         keys=app.state.keys,
         limiter=app.state.rate_limiter,
         metrics=metrics,
+        tracer=app.state.tracing.tracer,
     )
     await server.start()
     drain_on_sigterm(server)

@@ -196,6 +196,32 @@ def default_command(
         typer.echo(f"default model {default}")
 
 
+@models_app.command("push")
+def push_command(
+    version_dir: Annotated[Path, typer.Argument(help="A published version: models/NAME/VERSION.")],
+    to: Annotated[str, typer.Option(help="The object store: s3://bucket/prefix or gs://...")],
+) -> None:
+    """Upload a version to an object-store repository, file by file, its completion marker
+    last: replicas serving the store take it once the marker is there."""
+    from app.plane.store.marker import MarkerError, publish_folder, read_marker
+    from app.plane.store.objects import StoreError, open_store
+    from training.artifact import read_metadata
+
+    try:
+        meta = read_metadata(version_dir)
+        store = open_store(to)
+        prefix = f"{meta.name}/{meta.version}"
+        try:
+            read_marker(store, prefix)
+            raise fail(f"{to}/{prefix} is already published")
+        except MarkerError:
+            pass  # not there yet (or unfinished): upload it
+        publish_folder(store, version_dir, prefix)
+    except (ArtifactError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{to.rstrip('/')}/{prefix}")
+
+
 def register(cli: typer.Typer) -> None:
     """Add the ``models`` command group to the root CLI."""
     cli.add_typer(models_app, name="models")

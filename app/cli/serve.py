@@ -17,7 +17,6 @@ import signal
 import socket
 import tempfile
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -81,7 +80,7 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _export_for_workers(host: str, model_dir: Path | None) -> None:
+def _export_for_workers(host: str, model_dir: str | None) -> None:
     """Through the environment, so worker processes build the same settings; gRPC (on
     TEXTCLS_GRPC_PORT, 8001 unless 0) listens on the same address as HTTP unless told
     otherwise."""
@@ -95,7 +94,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     model_dir: Annotated[
-        Path | None, typer.Option(help="Model repository (default: TEXTCLS_MODEL_DIR).")
+        str | None, typer.Option(help="Model repository: a folder, s3:// or gs:// URL.")
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes; >1 shares /metrics across them.")

@@ -12,15 +12,16 @@ from starlette.types import Scope
 
 from app.config import Settings
 from app.edge.auth import ApiKeyHeader, BearerCredentials, KeyStore, identify
-from app.edge.rate_limit import RateLimiter
+from app.edge.rate_limit import Limiter, RateLimiter
 
 
-def authorize(scope: Scope) -> str:
+async def authorize(scope: Scope) -> str:
     """The calling client's name, or Unauthorized / RateLimited; reads the app's key store."""
     state = scope["app"].state
     client = identify(state.keys, scope)
-    limiter: RateLimiter = state.rate_limiter
-    limiter.check(client)
+    limiter: Limiter = state.rate_limiter
+    if limiter.enabled:
+        await limiter.acquire(client)
     scope.setdefault("state", {})["client"] = client
     return client
 
@@ -30,7 +31,7 @@ async def authorized_client(
 ) -> str:
     """``authorize`` as a FastAPI dependency; ``bearer`` and ``api_key`` only declare the schemes
     in OpenAPI (``authorize`` reads the same headers itself)."""
-    return authorize(request.scope)
+    return await authorize(request.scope)
 
 
 def check_security_settings(settings: Settings) -> None:

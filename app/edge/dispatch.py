@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry import trace
 from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -115,6 +116,8 @@ class HotRouteDispatch:
         if route is None:
             await self.app(scope, receive, send)
             return
+        if "fastapi.telemetry" in scope:  # tracing on: FastAPI's server span names no route
+            _name_server_span(route.path)
         try:
             await route.app(scope, receive, send)
         except Exception as exc:
@@ -123,3 +126,11 @@ class HotRouteDispatch:
                 raise
             response = await handler(Request(scope, receive, send), exc)
             await response(scope, receive, send)
+
+
+def _name_server_span(path: str) -> None:
+    """Name the request's span by its route, as FastAPI's router does for its own routes."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"POST {path}")
+        span.set_attribute("http.route", path)

@@ -6,15 +6,29 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.config import ConfigError, Settings
 from app.edge.auth import KeyStore
 from app.edge.openapi import ErrorMessage
 from app.errors import RateLimited
 
-# Buckets are per process: with N workers or replicas a client may get up to N times the rate.
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+
+# These buckets are per process: with N workers or replicas a client may get up to N times the
+# rate, unless TEXTCLS_REDIS_URL makes the limits fleet-wide (app.edge.redis_rate_limit).
 MAX_TRACKED_CLIENTS = 10_000
+
+
+class Limiter(Protocol):
+    """What ``authorize`` and the gRPC server call: admit one request or raise RateLimited."""
+
+    enabled: bool  # False when no client has a limit: callers skip ``acquire`` altogether
+
+    async def acquire(self, client: str) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class TokenBucket:
@@ -61,6 +75,7 @@ class RateLimiter:
         self.clock = clock
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.enabled = default_rate > 0 or any(r > 0 for r in self.per_client.values())
 
     @classmethod
     def from_settings(cls, settings: Settings, keys: KeyStore) -> RateLimiter:
@@ -92,6 +107,30 @@ class RateLimiter:
         wait_s = bucket.take(now)
         if wait_s > 0:
             raise RateLimited(client, max(1, math.ceil(wait_s)))
+
+    async def acquire(self, client: str) -> None:
+        """``check`` as the ``Limiter`` protocol has it."""
+        self.check(client)
+
+    async def aclose(self) -> None:
+        """Nothing to close: the buckets are in memory."""
+
+
+def limiter_from_settings(settings: Settings, keys: KeyStore, metrics: Metrics) -> Limiter:
+    """This process's buckets, or with ``TEXTCLS_REDIS_URL`` the fleet's, backed by them."""
+    local = RateLimiter.from_settings(settings, keys)
+    if settings.redis_url is None:
+        return local
+    from app.edge.redis_rate_limit import RedisRateLimiter
+
+    return RedisRateLimiter(
+        settings.redis_url.get_secret_value(),
+        local,
+        metrics=metrics,
+        key_prefix=settings.redis_key_prefix,
+        timeout_s=settings.redis_timeout_ms / 1000,
+        retry_s=settings.redis_retry_s,
+    )
 
 
 RATE_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {

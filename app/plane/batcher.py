@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from app.plane.batch_metrics import BatchMetrics
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
+from app.plane.tracing import sampled_span_context, trace_batch
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext, Tracer
 
 # (top_k, threshold, margin) a request wants its texts ranked with; None: probabilities only.
 RankSpec = tuple[int, float, float]
@@ -51,6 +56,7 @@ class _Item:
     enqueued: float
     ranking: RankSpec | None
     counted: bool = True  # False for a shadow's texts: not in the answered-prediction metrics
+    trace: SpanContext | None = None  # the request's span, when tracing is on
 
 
 _Outcome = tuple[asyncio.Future[BatchResult], BatchResult | BaseException]
@@ -80,9 +86,11 @@ class Batcher:
         metrics: Metrics | None = None,
         threads: int = 1,
         drift: DriftWindow | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.model = model
         self.drift = drift
+        self.tracer = tracer
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
@@ -125,6 +133,7 @@ class Batcher:
         n = self.max_batch_size
         chunks = [texts[i : i + n] for i in range(0, len(texts), n)]
         now = time.monotonic()
+        span = sampled_span_context() if self.tracer is not None else None
         items = [
             _Item(
                 texts=c,
@@ -133,6 +142,7 @@ class Batcher:
                 enqueued=now,
                 ranking=ranking,
                 counted=counted,
+                trace=span,
             )
             for c in chunks
         ]
@@ -227,6 +237,8 @@ class Batcher:
             outcomes.append((item, result))
             start = end
         self._deliver(outcomes)
+        if self.tracer is not None:
+            trace_batch(self.tracer, self.model, batch, started=started, elapsed=elapsed)
 
     def _rank(
         self, batch: list[_Item], probs: np.ndarray, order: np.ndarray

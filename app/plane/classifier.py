@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from opentelemetry.trace import SpanContext
 
 from app.config import Settings
 from app.errors import InvalidInput
@@ -21,6 +22,7 @@ from app.plane.repository import ModelRepository
 from app.plane.request_ids import new_request_id
 from app.plane.routing import Serving
 from app.plane.shadow import ShadowRunner
+from app.plane.tracing import current_span_context
 
 
 @dataclass(slots=True, kw_only=True)
@@ -104,6 +106,8 @@ class Classifier:
         /feedback); a new one is made if not given.
         """
         started = time.perf_counter()
+        traced = self.repository.versions.tracer is not None
+        trace = current_span_context() if traced else None
         serving, shadow, _route = self.repository.route(model, version, session)
         loaded = serving.model
         # Ranked, and counted in the prediction metrics, by the batcher's thread, per batch.
@@ -124,6 +128,7 @@ class Classifier:
             request_id=request_id,
             client=client,
             started=started,
+            trace=trace,
         )
         return Classification(
             request_id=request_id,
@@ -145,6 +150,7 @@ class Classifier:
         request_id: str,
         client: str | None,
         started: float,
+        trace: SpanContext | None,
     ) -> None:
         """After an answer (the batcher has counted it): log its rows, and send its texts to
         the shadow version (if one is labelled)."""
@@ -162,6 +168,7 @@ class Classifier:
                     version=loaded.version,
                     latency_ms=latency_ms,
                     batch_size=batch_size,
+                    trace=trace,
                 )
             )
         if shadow is not None:

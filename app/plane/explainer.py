@@ -12,6 +12,7 @@ bench/explain_faithfulness.py compares it with other model-agnostic methods.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,22 @@ class Explainer:
         Raises InvalidInput for a label the model does not have, and whatever resolving the
         model raises (ModelNotFound, VersionNotFound, ModelNotReady, QueueFull).
         """
+        tracer = self.repository.versions.tracer
+        with tracer.start_as_current_span("explain") if tracer is not None else nullcontext():
+            return await self._weigh(
+                text, model=model, version=version, label=label, top_k=top_k, threshold=threshold
+            )
+
+    async def _weigh(
+        self,
+        text: str,
+        *,
+        model: str | None,
+        version: int | None,
+        label: str | None,
+        top_k: int | None,
+        threshold: float | None,
+    ) -> Explanation:
         serving = self.repository.resolve(model, version)
         loaded = serving.model
         labels = loaded.labels

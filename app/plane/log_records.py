@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from opentelemetry.trace import SpanContext
+
 from app.plane.ranking import RankedPrediction
 from app.predlog.records import PredictionRecord
 
@@ -24,8 +26,16 @@ def log_records(
     latency_ms: float,
     batch_size: int,
     role: str = "primary",
+    trace: SpanContext | None = None,
 ) -> list[PredictionRecord]:
-    """One record per text, in input order (``index`` is the text's position)."""
+    """One record per text, in input order (``index`` is the text's position); ``trace``, the
+    request's span when it is traced (its span id kept only when sampled: the log write's span
+    links to it then)."""
+    trace_id = span_id = None
+    if trace is not None:
+        trace_id = format(trace.trace_id, "032x")
+        if trace.trace_flags.sampled:
+            span_id = format(trace.span_id, "016x")
     return [
         PredictionRecord(
             request_id=request_id,
@@ -42,6 +52,8 @@ def log_records(
             latency_ms=latency_ms,
             batch_size=batch_size,
             role=role,
+            trace_id=trace_id,
+            span_id=span_id,
         )
         for i, (text, p) in enumerate(zip(texts, predictions, strict=True))
     ]

@@ -283,7 +283,7 @@ class ModelRepository:
                 raise ModelNotFound(f"model {name!r} not found; models: {known}")
             entry = self.entries[name]
             written = await write_edit(
-                entry, self.settings.model_dir, change, load=self.versions.load
+                entry, self.settings.model_dir, change, versions=self.versions
             )
             entry.state_stamp = None  # read it back now, whatever the stamp says
             await self._refresh_model(entry)

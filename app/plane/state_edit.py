@@ -9,15 +9,17 @@ the file (and every replica) as it was.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.errors import VersionUnloadable
 from app.plane import serving_state as ss
-from app.plane.loaded_model import LoadedModel
 from app.plane.routing import ModelEntry
-
-Load = Callable[[ModelEntry, int], Awaitable[LoadedModel | None]]
+from app.plane.store.objects import ObjectStore, update
+from app.plane.version_loader import VersionLoader
 
 
 async def write_edit(
@@ -25,11 +27,14 @@ async def write_edit(
     model_dir: Path,
     change: Callable[[ss.ServingState], ss.ServingState],
     *,
-    load: Load,
+    versions: VersionLoader,
 ) -> ss.ServingState:
     """Under the state file's lock: read the file, apply ``change`` (StateError if it is
-    invalid), ``load`` every version the new state names that is not loaded here
-    (VersionUnloadable, and nothing written, if one fails), and write the file."""
+    invalid), load every version the new state names that is not loaded here
+    (VersionUnloadable, and nothing written, if one fails), and write the file; with the
+    models in an object store, write it there with a conditional write (``change`` applied
+    again to what another replica wrote in between), then here."""
+    load = versions.load
     name = entry.name
     model_path = model_dir / name
     lock = await asyncio.to_thread(ss.StateLock.acquire, model_path)
@@ -49,12 +54,31 @@ async def write_edit(
                     "nothing was changed"
                 )
             entry.preloaded[version] = model
+        if versions.store is not None:
+            new = await asyncio.to_thread(_write_to_store, versions.store, name, change)
         return await asyncio.to_thread(ss.write_state, model_path, new)
     except BaseException:
         await release_preloaded(entry)
         raise
     finally:
         await asyncio.to_thread(lock.release)
+
+
+def _write_to_store(
+    store: ObjectStore, name: str, change: Callable[[ss.ServingState], ss.ServingState]
+) -> ss.ServingState:
+    """``change`` applied to the store's ``<name>/serving.json`` without a lock: written only
+    if nobody wrote since it was read, else applied again to the newer state."""
+    written: list[ss.ServingState] = []
+
+    def apply(current: bytes | None) -> bytes:
+        state = ss.from_json(json.loads(current)) if current else ss.ServingState()
+        new = replace(change(state), updated_at=datetime.now(UTC).isoformat())
+        written.append(new)
+        return (json.dumps(new.to_json(), indent=2) + "\n").encode("utf-8")
+
+    update(store, f"{name}/{ss.STATE_FILE}", apply)
+    return written[-1]
 
 
 async def release_preloaded(entry: ModelEntry) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.metrics import Metrics
@@ -20,6 +21,11 @@ from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel, LoadError
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from app.plane.store.objects import ObjectStore
 
 # The repository's logger: load failures are reported as the repository's lines.
 log = logging.getLogger("app.plane.repository")
@@ -43,6 +49,10 @@ class VersionLoader:
         self.settings = settings
         self.device = device
         self.metrics = metrics
+        # The batchers' spans: set by the app factory when tracing is on.
+        self.tracer: Tracer | None = None
+        # The object store holding the models (and their serving state), when it is one.
+        self.store: ObjectStore | None = None
 
     async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
         """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
@@ -88,6 +98,7 @@ class VersionLoader:
             metrics=self.metrics,
             threads=s.inference_threads,
             drift=self._drift_window(model),
+            tracer=self.tracer,
         )
         return Serving(model, batcher)
 

@@ -82,6 +82,7 @@ def _values(row: dict[str, Any], convert_time: Callable[[datetime], Any]) -> tup
         row["latency_ms"],
         row["batch_size"],
         row.get("role", "primary"),  # rows spilled by a version before the column
+        row.get("trace_id"),  # likewise
     )
 
 

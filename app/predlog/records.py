@@ -34,6 +34,8 @@ class PredictionRecord:
     latency_ms: float
     batch_size: int
     role: str = "primary"  # or "shadow": a shadow version's prediction, never answered
+    trace_id: str | None = None  # the request's W3C trace id (32 hex digits), when traced
+    span_id: str | None = None  # its span when sampled, which the log write's span links to
 
 
 def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
@@ -76,6 +78,7 @@ def to_row(record: PredictionRecord, log_text: LogTextMode) -> dict[str, Any]:
         "latency_ms": float(record.latency_ms),
         "batch_size": int(record.batch_size),
         "role": record.role,
+        "trace_id": record.trace_id,
     }
 
 

@@ -23,6 +23,7 @@ class LogFilter:
     label: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    trace_id: str | None = None
 
     def conditions(self) -> list[Any]:
         p = PredictionLog
@@ -37,6 +38,8 @@ class LogFilter:
             out.append(p.created_at >= self.since)
         if self.until is not None:
             out.append(p.created_at < self.until)
+        if self.trace_id is not None:
+            out.append(p.trace_id == self.trace_id)
         return out
 
 
@@ -61,6 +64,7 @@ class QueueItem:
     duplicates: int = 1
     similar: int = 1
     score: float | None = None
+    trace_id: str | None = None  # the request's trace, when it was traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ def review_queue(
                 ranking=list(row.ranking or []),
                 corrected_label=corrected,
                 priority=int(prio),
+                trace_id=row.trace_id,
             )
             for row, corrected, prio in session.execute(page)
         ]

@@ -68,6 +68,7 @@ class PredictionLog(Base):
         ),
         Index("ix_prediction_log_created_at", "created_at"),
         Index("ix_prediction_log_model_version", "model", "version"),
+        Index("ix_prediction_log_trace_id", "trace_id"),
         # Rows still holding a text or its hash: what the pruner's text expiry looks for.
         Index(
             "ix_prediction_log_text_created_at",
@@ -93,6 +94,9 @@ class PredictionLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     batch_size: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16), server_default="primary")
+    trace_id: Mapped[str | None] = mapped_column(
+        String(32), comment="W3C trace id of the request, when it was traced"
+    )
 
 
 class Feedback(Base):

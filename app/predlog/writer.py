@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
 from app.config import Settings
 from app.predlog.log_status import LogStatus
 from app.predlog.log_store import LogStore, Row
@@ -29,6 +31,7 @@ from app.predlog.pruner import LogPruner
 from app.predlog.records import PredictionRecord, to_row
 from app.predlog.sampling import Sampler
 from app.predlog.spiller import Spiller
+from app.predlog.write_span import write_span
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,10 @@ class PredictionLogWriter(LogStatus):
     ``log_rows_pruned`` (the last for the ``pruner`` it starts).
     """
 
-    def __init__(self, settings: Settings, metrics: object | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: object | None = None, tracer: Tracer | None = None
+    ) -> None:
+        self._tracer = tracer  # each INSERT's span, when tracing is on
         self._log_text = settings.log_text
         self.sampler = Sampler(settings.log_sample_rate, metrics)
         self.losses = RowLosses(metrics)
@@ -164,7 +170,8 @@ class PredictionLogWriter(LogStatus):
             if not rows and stopping:
                 return  # a spill file not yet replayed waits for the next start
             try:
-                ok = self._step(rows)
+                with write_span(self._tracer, records):
+                    ok = self._step(rows)
             except Exception:
                 # A bug, not an outage. Were it to end this thread, every later prediction
                 # would be lost without a sound; log it loudly and go on retrying instead.

@@ -72,8 +72,10 @@ def test_gpu_variant_installs_the_gpu_extra_and_both_the_encoder() -> None:
     ]
     assert any(dep.startswith("tensorflow[and-cuda]") for dep in extras["gpu"])
     assert any(dep.startswith("tensorflow-text") for dep in extras["encoder"])
-    assert 'cpu) extra="[encoder]"' in DOCKERFILE
-    assert 'gpu) extra="[gpu,encoder]"' in DOCKERFILE
+    assert 'cpu) extra="[encoder,fleet]"' in DOCKERFILE
+    assert 'gpu) extra="[gpu,encoder,fleet]"' in DOCKERFILE
+    # Several replicas: Redis limits, OTLP traces, object storage.
+    assert any(dep.startswith("redis") for dep in extras["fleet"])
     assert "ARG VARIANT=cpu" in DOCKERFILE
 
 

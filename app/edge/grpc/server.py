@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from opentelemetry.trace import Tracer
 
 from app.config import Settings
 from app.edge.auth import KeyStore
 from app.edge.grpc.codec import code_of, decode_infer_request, encode_infer_response, peer_host
 from app.edge.grpc.proto import grpc_predict_v2_pb2 as pb
 from app.edge.grpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from app.edge.rate_limit import RateLimiter
+from app.edge.rate_limit import Limiter
 from app.edge.request_id import is_valid
 from app.errors import (
     InvalidInput,
@@ -37,6 +38,7 @@ from app.errors import (
 )
 from app.metrics import Metrics
 from app.plane.request_ids import new_request_id
+from app.plane.tracing import rpc_span
 from app.plane.v2.protocol import InferenceProtocol
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         protocol: InferenceProtocol,
         *,
         keys: KeyStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self.protocol = protocol
         self.keys = keys
         self.limiter = limiter
         self.metrics = metrics
+        self.tracer = tracer
         self._counts: dict[tuple[str, grpc.StatusCode], Any] = {}
         self._durations: dict[str, Any] = {}
 
@@ -123,11 +127,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         *,
         authorise: bool = True,
     ) -> Reply:
+        """Answer one call, in a server span of the caller's trace when tracing is on."""
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN  # until the handler answers or refuses
+        span = rpc_span(self.tracer, f"{SERVICE}/{method}", context.invocation_metadata() or ())
         try:
-            client = self._authorise(context) if authorise else ""
-            reply = await handler(client)
+            with span:
+                client = await self._authorise(context) if authorise else ""
+                reply = await handler(client)
             code = grpc.StatusCode.OK
             return reply
         except ServiceError as exc:
@@ -140,7 +147,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             self._record(method, code, time.perf_counter() - started)
 
-    def _authorise(self, context: grpc.aio.ServicerContext) -> str:
+    async def _authorise(self, context: grpc.aio.ServicerContext) -> str:
         """The client's name (rate-limited here), as the HTTP routes name it."""
         if self.keys.is_open:
             client = peer_host(context.peer())
@@ -162,7 +169,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if found is None:
                 raise Unauthorized("the API key is not valid")
             client = found
-        self.limiter.check(client)
+        if self.limiter.enabled:
+            await self.limiter.acquire(client)
         return client
 
     @staticmethod
@@ -211,8 +219,9 @@ class GrpcServer:
         *,
         protocol: InferenceProtocol,
         keys: KeyStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
         self.protocol = protocol
@@ -223,9 +232,9 @@ class GrpcServer:
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ]
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics), self._server
-        )
+        servicer = InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics)
+        servicer.tracer = tracer
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self.port = 0

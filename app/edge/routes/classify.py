@@ -133,7 +133,7 @@ async def classify(scope: Scope, receive: Receive, send: Send) -> None:
         except ValidationError:
             pass
     document = _decode_as_fastapi(body, content_type) if request is None else None
-    client = authorize(scope)
+    client = await authorize(scope)
     if request is None:
         request = _validate_as_fastapi(document)
     services: Services | None = getattr(scope["app"].state, "services", None)

@@ -66,6 +66,7 @@ class QueueItemOut(BaseModel):
     score: float | None = Field(
         None, description="Teaching value (order=teach): uncertainty x (1 + 0.02 ln(similar))."
     )
+    trace_id: str | None = Field(description="W3C trace id of the request, when it was traced.")
 
 
 class LabelSet(BaseModel):
@@ -152,6 +153,7 @@ def _filter(
     *,
     since: datetime | None,
     until: datetime | None,
+    trace_id: str | None = None,
 ) -> LogFilter:
     for name, value in (("model", model), ("label", label)):
         if value is not None and "\x00" in value:
@@ -159,7 +161,9 @@ def _filter(
     start, end = _utc(since, "since"), _utc(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidInput("'since' must be before 'until'")
-    return LogFilter(model=model, version=version, label=label, since=start, until=end)
+    return LogFilter(
+        model=model, version=version, label=label, since=start, until=end, trace_id=trace_id
+    )
 
 
 def _item_out(i: QueueItem) -> dict[str, Any]:
@@ -179,6 +183,7 @@ def _item_out(i: QueueItem) -> dict[str, Any]:
         "duplicates": i.duplicates,
         "similar": i.similar,
         "score": i.score,
+        "trace_id": i.trace_id,
     }
 
 
@@ -208,9 +213,16 @@ def get_queue(
             "confidence, then the rest, newest first in each."
         ),
     ] = "teach",
+    trace_id: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9a-f]{32}$",
+            description="Only the predictions of this request's trace (32 lowercase hex).",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Logged predictions to review, the labels that teach the model most first."""
-    where = _filter(model, version, label, since=since, until=until)
+    where = _filter(model, version, label, since=since, until=until, trace_id=trace_id)
     engine = _engine(services)
     if order == "teach":
         page = _read(lambda: teach_queue(engine, where, status=status, limit=limit, offset=offset))

@@ -63,17 +63,17 @@ async def ready(request: Request) -> OrjsonResponse:
 @router.get("", response_model=ServerMetadata, responses=KEYED, openapi_extra=ID_HEADER)
 async def server_metadata(request: Request) -> OrjsonResponse:
     """The server's name, version and protocol extensions."""
-    authorize(request.scope)
+    await authorize(request.scope)
     return OrjsonResponse(_protocol(request).server_metadata())
 
 
 async def _model_metadata(request: Request, name: str, version: str | None) -> OrjsonResponse:
-    authorize(request.scope)
+    await authorize(request.scope)
     return OrjsonResponse(_protocol(request).model_metadata(name, version).as_dict())
 
 
 async def _model_ready(request: Request, name: str, version: str | None) -> OrjsonResponse:
-    authorize(request.scope)
+    await authorize(request.scope)
     is_ready = _protocol(request).model_ready(name, version)
     return OrjsonResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 400)
 
@@ -82,7 +82,7 @@ async def infer(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /v2/models/{name}[/versions/{version}]/infer: the one implementation of infer, an
     ASGI endpoint as /classify's is (FastAPI's routing and dependency solving would cost more
     than the call itself). The body guard's bytes in, V2's outputs out."""
-    client = authorize(scope)
+    client = await authorize(scope)
     body = scope.get(BODY)
     if body is None:  # an app built without the body guard in front (create_app has it)
         body = await read_body(receive)

@@ -199,6 +199,7 @@ function filterQuery(withStatus) {
     end.setUTCDate(end.getUTCDate() + 1); // the whole "to" day
     q.set("until", end.toISOString());
   }
+  if ($("f-trace").value.trim() && withStatus) q.set("trace_id", $("f-trace").value.trim());
   if (withStatus) q.set("status", $("f-status").value);
   return q;
 }
@@ -253,6 +254,12 @@ function queueItem(item) {
   node.querySelector(".which").textContent = `${item.model} v${item.version}` +
     (item.duplicates > 1 ? ` · ${item.duplicates} near-duplicates` : "") +
     (item.similar > item.duplicates ? ` · stands for ${item.similar} similar texts` : "");
+  if (item.trace_id) {
+    const trace = node.querySelector(".trace");
+    trace.textContent = `trace ${item.trace_id}`;
+    trace.title = "W3C trace id of the request: find its spans in your tracing backend";
+    trace.hidden = false;
+  }
   const text = node.querySelector(".text");
   text.textContent = item.text ?? "(text not logged: TEXTCLS_LOG_TEXT)";
   text.lang = langOf(item.text ?? "");

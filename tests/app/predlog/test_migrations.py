@@ -83,8 +83,10 @@ def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
             ),
             {"t": datetime(2026, 1, 1, tzinfo=UTC), "f": False, "r": "[]"},
         )
-    upgrade(engine, "0002")
-    assert current_revision(engine) == "0002"
+    upgrade(engine)  # to the head: the rows inserted below have every later column
+    assert (
+        current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    )
     columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
     assert "role" in columns
     with engine.begin() as conn:
@@ -98,4 +100,30 @@ def test_0002_adds_role_with_existing_rows_primary(db_url: str) -> None:
     downgrade(engine, "0001")
     with engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM prediction_log")).scalar_one() == 1
+    engine.dispose()
+
+
+def test_0005_adds_a_nullable_trace_id_and_removes_it_on_downgrade(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                'INSERT INTO prediction_log (request_id, "index", created_at, client, model, '
+                "version, text, text_sha256, label, confidence, fallback, ranking, latency_ms, "
+                "batch_size) VALUES ('old', 0, :t, 'c', 'example', 1, 'hi', NULL, 'a', 0.9, "
+                ":f, :r, 1.0, 1)"
+            ),
+            {"t": datetime(2026, 1, 1, tzinfo=UTC), "f": False, "r": "[]"},
+        )
+    upgrade(engine, "0005")
+    traced = make_record(0, "new")
+    traced.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with engine.begin() as conn:
+        assert insert_rows(conn, [to_row(traced, "full")]) == 1
+        rows = conn.execute(text("SELECT request_id, trace_id FROM prediction_log ORDER BY id"))
+        assert rows.all() == [("old", None), ("new", traced.trace_id)]
+    downgrade(engine, "0003")
+    columns = {c["name"] for c in inspect(engine).get_columns("prediction_log")}
+    assert "trace_id" not in columns
     engine.dispose()
