@@ -190,7 +190,8 @@ def test_the_trainer_warns_when_a_label_is_drawn_as_an_index(tmp_path: Path) -> 
         arch="ngram",
         params=TINY_PARAMS,
         epochs=2,
-        folds=2,
+        validation="split",
+        val_fraction=0.25,
         verbose=False,
     )
     train(cfg, log=lines.append)
