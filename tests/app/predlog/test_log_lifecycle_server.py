@@ -134,7 +134,10 @@ def test_server_prunes_at_start_up_and_while_serving(
         "prediction log keeps rows 90 days, texts 30 days, rows with feedback forever"
     ]
     assert value(metrics, "textcls_log_rows_pruned_total", action="deleted") == 29 + 40
-    assert value(metrics, "textcls_log_rows_pruned_total", action="text_blanked") == 20
+    # The start-up pass blanks the 20 mid texts. A pass that runs while the late rows are
+    # being inserted may delete before they commit and blank after: then they count as
+    # blanked once before the next pass deletes them.
+    assert value(metrics, "textcls_log_rows_pruned_total", action="text_blanked") in (20, 60)
     with Session(engine) as s:
         answered = s.scalar(
             select(func.count())
