@@ -129,24 +129,28 @@ def review_queue(
     with Session(engine) as session:
         total = session.execute(count).scalar_one()
         items = [
-            QueueItem(
-                request_id=row.request_id,
-                index=row.index,
-                created_at=row.created_at,
-                model=row.model,
-                version=row.version,
-                text=row.text,
-                label=row.label,
-                confidence=row.confidence,
-                fallback=row.fallback,
-                ranking=list(row.ranking or []),
-                corrected_label=corrected,
-                priority=int(prio),
-                trace_id=row.trace_id,
-            )
-            for row, corrected, prio in session.execute(page)
+            queue_item(row, corrected, int(prio)) for row, corrected, prio in session.execute(page)
         ]
     return QueuePage(items, total)
+
+
+def queue_item(row: PredictionLog, corrected: str | None, priority: int) -> QueueItem:
+    """A logged prediction as the review queue shows it."""
+    return QueueItem(
+        request_id=row.request_id,
+        index=row.index,
+        created_at=row.created_at,
+        model=row.model,
+        version=row.version,
+        text=row.text,
+        label=row.label,
+        confidence=row.confidence,
+        fallback=row.fallback,
+        ranking=list(row.ranking or []),
+        corrected_label=corrected,
+        priority=priority,
+        trace_id=row.trace_id,
+    )
 
 
 def label_feedback(engine: Engine, where: LogFilter) -> list[LabelFeedback]:

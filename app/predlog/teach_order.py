@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from app.predlog.review import (
     LogFilter,
-    QueueItem,
     QueuePage,
     ReviewStatus,
     newest_feedback,
+    queue_item,
 )
 from app.predlog.tables import PredictionLog
 
@@ -122,19 +122,6 @@ def teach_queue(
         zip(ranked.groups, ranked.scores, ranked.stands_for, strict=True)
     )[offset : offset + limit]:
         row, corrected = rows[members[0]]
-        item = QueueItem(
-            request_id=row.request_id,
-            index=row.index,
-            created_at=row.created_at,
-            model=row.model,
-            version=row.version,
-            text=row.text,
-            label=row.label,
-            confidence=row.confidence,
-            fallback=row.fallback,
-            ranking=list(row.ranking or []),
-            corrected_label=corrected,
-            priority=0 if row.fallback else 2,
-        )
+        item = queue_item(row, corrected, 0 if row.fallback else 2)
         items.append(replace(item, duplicates=len(members), similar=stands_for, score=score))
     return QueuePage(items, len(ranked.groups))
