@@ -20,6 +20,11 @@ LOG_EVERY_S = 60.0
 DEGRADED_S = 60.0
 
 
+# Every ``reason`` label of textcls_log_rows_dropped_total, exported at 0 from the start so a
+# dashboard's rate() has a series before the first loss.
+LOSS_REASONS = ("disk_full", "file_too_large", "io_error")
+
+
 def loss_reason(exc: BaseException | None) -> str:
     """The ``reason`` label of rows lost to ``exc``."""
     code = getattr(exc, "errno", None)
@@ -35,6 +40,9 @@ class RowLosses:
 
     def __init__(self, metrics: Any = None) -> None:
         self._metrics = metrics
+        if metrics is not None:
+            for reason in LOSS_REASONS:
+                metrics.log_rows_dropped.labels(reason)
         self.by_reason: dict[str, int] = {}
         self._at = -DEGRADED_S
         self._logged_at = -LOG_EVERY_S

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.predlog.engine import create_db_engine
 from app.predlog.partitions import is_partitioned, manage_partitions
 from app.predlog.records import utc_now
-from app.predlog.retention import PruneCounts, RetentionPolicy, prune
+from app.predlog.retention import PRUNE_ACTIONS, PruneCounts, RetentionPolicy, prune
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ class LogPruner:
         self._interval_s = settings.log_prune_interval_s
         self._batch_rows = settings.log_prune_batch_rows
         self._metrics = metrics
+        if metrics is not None:
+            # Every action's series exists at 0 from the start, for the dashboard's rate().
+            for action in PRUNE_ACTIONS:
+                metrics.log_rows_pruned.labels(action)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0

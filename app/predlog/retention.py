@@ -66,6 +66,10 @@ class RetentionPolicy:
         return "prediction log keeps " + ", ".join(parts)
 
 
+# The ``action`` labels of textcls_log_rows_pruned_total.
+PRUNE_ACTIONS = ("deleted", "text_blanked", "feedback_deleted")
+
+
 @dataclass(slots=True, kw_only=True)
 class PruneCounts:
     """Rows a pass deleted or blanked (or, on a dry run, would)."""
