@@ -84,6 +84,9 @@ class StandInMetrics:
         self.log_rows_spilled = Counter("log_rows_spilled", "", registry=r)
         self.log_rows_replayed = Counter("log_rows_replayed", "", registry=r)
         self.log_write_errors = Counter("log_write_errors", "", registry=r)
+        self.log_rows_dropped = Counter("log_rows_dropped", "", ["reason"], registry=r)
+        self.log_rows_pruned = Counter("log_rows_pruned", "", ["action"], registry=r)
+        self.log_rows_sampled_out = Counter("log_rows_sampled_out", "", registry=r)
 
     def value(self, name: str) -> float:
         return self.registry.get_sample_value(name) or 0.0
