@@ -262,9 +262,10 @@ def repository_state_stamp(model_dir: Path) -> tuple[int, int, int] | None:
 
 
 @contextlib.contextmanager
-def repository_locked(model_dir: Path) -> Iterator[None]:
-    """Hold the repository state's lock for a read-modify-write (blocks other editors)."""
-    with open(model_dir / f"{REPOSITORY_STATE_FILE}.lock", "a+b") as lock:
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` for a read-modify-write (blocks other
+    editors of the same state file)."""
+    with open(lock_path, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -272,25 +273,37 @@ def repository_locked(model_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_repository_state(model_dir: Path, default: str) -> None:
-    body = {"schema_version": SCHEMA_VERSION, "default_model": default, "updated_at": utc_now_iso()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-serving-", dir=model_dir)
+def replace_file_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it and rename it over
+    ``path``: a reader sees the old content or the new, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-serving-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write((json.dumps(body, indent=2) + "\n").encode("utf-8"))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, repository_state_path(model_dir))
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     with contextlib.suppress(OSError):  # the rename survives a crash once the folder is synced
-        dir_fd = os.open(model_dir, os.O_RDONLY)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def repository_locked(model_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the repository state's lock for a read-modify-write (blocks other editors)."""
+    return file_lock(model_dir / f"{REPOSITORY_STATE_FILE}.lock")
+
+
+def _write_repository_state(model_dir: Path, default: str) -> None:
+    body = {"schema_version": SCHEMA_VERSION, "default_model": default, "updated_at": utc_now_iso()}
+    data = (json.dumps(body, indent=2) + "\n").encode("utf-8")
+    replace_file_atomically(repository_state_path(model_dir), data)
 
 
 def write_default_model(model_dir: Path, name: str) -> None:

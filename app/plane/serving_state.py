@@ -14,16 +14,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.artifact import ArtifactError, model_names, read_metadata, version_path, versions
+from training.artifact import (
+    ArtifactError,
+    file_lock,
+    model_names,
+    read_metadata,
+    replace_file_atomically,
+    version_path,
+    versions,
+)
 
 STATE_FILE = "serving.json"
 SCHEMA_VERSION = 1
@@ -155,35 +160,13 @@ def write_state(model_path: Path, state: ServingState) -> ServingState:
     """Replace the state file atomically; returns the state as written (with its time)."""
     state = replace(state, updated_at=datetime.now(UTC).isoformat(timespec="milliseconds"))
     body = (json.dumps(state.to_json(), indent=2) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-serving-", dir=model_path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, state_path(model_path))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # the rename itself survives a crash once the dir is synced
-        dir_fd = os.open(model_path, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    replace_file_atomically(state_path(model_path), body)
     return state
 
 
-@contextlib.contextmanager
-def locked(model_path: Path) -> Iterator[None]:
+def locked(model_path: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the model's state lock for a read-modify-write (blocks other editors)."""
-    with open(model_path / f"{STATE_FILE}.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(model_path / f"{STATE_FILE}.lock")
 
 
 class StateLock:
