@@ -115,28 +115,22 @@ def main(argv: list[str] | None = None) -> int:
             folder = model_folder(source, work / v, args.name, STATES[v])
             servers[v] = stack.enter_context(RunningServer(_spec(v, folder), work))
             print(f"started {v} on {servers[v].base_url}", flush=True)
-        for v in VARIANTS:
-            url = servers[v].classify_url
-            loadgen.run_wrk(url, body_file, args.connections, args.warmup, 1, None)
-        for rep in range(args.reps):
-            # The order rotates each round, so no variant always follows the same one.
-            for v in VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]:
-                r = loadgen.run_wrk(
-                    servers[v].classify_url, body_file, args.connections, args.duration, 1,
-                    servers[v].pid,
-                )  # fmt: skip
-                row = results[v]
-                row["texts_per_s"].append(r.texts_per_s)
-                row["p99_ms"].append(r.wrk.latency_us["p99"] / 1000)
-                row["p50_ms"].append(r.wrk.latency_us["p50"] / 1000)
-                row["cpu_ms"].append(1000 * r.server_cpu_s / max(r.wrk.ok_requests, 1))
-                row["errors"].append(r.wrk.errors)
-                print(
-                    f"rep {rep + 1} {v:<7} {r.texts_per_s:8.1f} texts/s  p50 "
-                    f"{row['p50_ms'][-1]:6.1f} ms  p99 {row['p99_ms'][-1]:6.1f} ms  "
-                    f"{row['cpu_ms'][-1]:5.2f} server CPU ms/request  errors {r.wrk.errors}",
-                    flush=True,
-                )
+        rounds = loadgen.Rounds(args.connections, args.warmup, args.duration, args.reps)
+        for rep, v, r in loadgen.run_rounds(servers, body_file, rounds):
+            if rep == 0:
+                continue
+            row = results[v]
+            row["texts_per_s"].append(r.texts_per_s)
+            row["p99_ms"].append(r.wrk.latency_us["p99"] / 1000)
+            row["p50_ms"].append(r.wrk.latency_us["p50"] / 1000)
+            row["cpu_ms"].append(r.server_cpu_ms_per_request)
+            row["errors"].append(r.wrk.errors)
+            print(
+                f"rep {rep} {v:<7} {r.texts_per_s:8.1f} texts/s  p50 "
+                f"{row['p50_ms'][-1]:6.1f} ms  p99 {row['p99_ms'][-1]:6.1f} ms  "
+                f"{row['cpu_ms'][-1]:5.2f} server CPU ms/request  errors {r.wrk.errors}",
+                flush=True,
+            )
         shadow_metrics = _shadow_counts(servers["shadow"].base_url)
     median = {v: {k: statistics.median(x) for k, x in results[v].items()} for v in VARIANTS}
     none = median["none"]

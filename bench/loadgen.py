@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bench import procstat
 
@@ -75,6 +77,10 @@ class LoadResult:
     @property
     def texts_per_s(self) -> float:
         return self.requests_per_s * self.texts_per_request
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / max(self.wrk.ok_requests, 1)
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -175,3 +181,46 @@ def run_wrk(
         server_cpu_s=server_after - server_before,
         machine_busy_cpu_s=machine_after.busy_s - machine_before.busy_s,
     )
+
+
+class Target(Protocol):
+    """A running server: where to POST and which process tree to charge CPU to."""
+
+    @property
+    def classify_url(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Single-text load on several servers: a warm-up each, then ``reps`` measured rounds."""
+
+    connections: int
+    warmup_s: float
+    duration_s: float
+    reps: int
+
+
+def run_rounds(
+    servers: Mapping[str, Target], bodies_file: Path, rounds: Rounds
+) -> Iterator[tuple[int, str, LoadResult]]:
+    """Yield ``(round, name, result)``: round 0 is each server's warm-up, then 1..reps.
+
+    The servers take turns within a round, and the order rotates each round, so drift in a
+    shared machine's load spreads over every server instead of always hitting the same one.
+    """
+    names = list(servers)
+    for name in names:
+        url = servers[name].classify_url
+        yield 0, name, run_wrk(url, bodies_file, rounds.connections, rounds.warmup_s, 1, None)
+    for rep in range(1, rounds.reps + 1):
+        shift = (rep - 1) % len(names)
+        for name in names[shift:] + names[:shift]:
+            server = servers[name]
+            result = run_wrk(
+                server.classify_url, bodies_file, rounds.connections, rounds.duration_s, 1,
+                server.pid,
+            )  # fmt: skip
+            yield rep, name, result

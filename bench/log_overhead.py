@@ -155,29 +155,18 @@ def main(argv: list[str] | None = None) -> int:
                 RunningServer(_spec(v, model_dir, work, urls[v]), work)
             )
             print(f"started {v} on {servers[v].base_url}", flush=True)
-        for v in VARIANTS:
-            warm = loadgen.run_wrk(
-                servers[v].classify_url, body_file, args.connections, args.warmup, 1, None
+        rounds = loadgen.Rounds(args.connections, args.warmup, args.duration, args.reps)
+        for rep, v, r in loadgen.run_rounds(servers, body_file, rounds):
+            answered[v] += r.wrk.ok_requests
+            if rep == 0:
+                continue
+            rps[v].append(r.requests_per_s)
+            cpu_ms[v].append(r.server_cpu_ms_per_request)
+            print(
+                f"rep {rep} {v:<10} {r.requests_per_s:8.1f} req/s "
+                f"{cpu_ms[v][-1]:6.2f} server CPU ms/request  errors {r.wrk.errors}",
+                flush=True,
             )
-            answered[v] += warm.wrk.ok_requests
-        for rep in range(args.reps):
-            for v in VARIANTS:
-                r = loadgen.run_wrk(
-                    servers[v].classify_url,
-                    body_file,
-                    args.connections,
-                    args.duration,
-                    1,
-                    servers[v].pid,
-                )
-                answered[v] += r.wrk.ok_requests
-                rps[v].append(r.requests_per_s)
-                cpu_ms[v].append(1000 * r.server_cpu_s / max(r.wrk.ok_requests, 1))
-                print(
-                    f"rep {rep + 1} {v:<10} {r.requests_per_s:8.1f} req/s "
-                    f"{cpu_ms[v][-1]:6.2f} server CPU ms/request  errors {r.wrk.errors}",
-                    flush=True,
-                )
         for v in VARIANTS:
             servers[v].stop()
         logged = {v: _rows(u) for v, u in urls.items() if u}

@@ -146,31 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         }
         servers = {v: stack.enter_context(RunningServer(specs[v], work)) for v in VARIANTS}
         answered = dict.fromkeys(sinks, 0)  # every 200 of a traced server, warm-up included
-        for v in VARIANTS:
-            url = servers[v].classify_url
-            warm = loadgen.run_wrk(url, body_file, args.connections, args.warmup, 1, None)
+        rounds = loadgen.Rounds(args.connections, args.warmup, args.duration, args.reps)
+        for rep, v, r in loadgen.run_rounds(servers, body_file, rounds):
             if v in answered:
-                answered[v] += warm.wrk.ok_requests
-        for rep in range(args.reps):
-            for v in VARIANTS:
-                r = loadgen.run_wrk(
-                    servers[v].classify_url,
-                    body_file,
-                    args.connections,
-                    args.duration,
-                    1,
-                    servers[v].pid,
-                )
-                rps[v].append(r.requests_per_s)
-                cpu_ms[v].append(1000 * r.server_cpu_s / max(r.wrk.ok_requests, 1))
-                errors[v] += r.wrk.errors
-                if v in ("traced", "sampled"):
-                    answered[v] += r.wrk.ok_requests
-                print(
-                    f"rep {rep + 1} {v:<7} {r.requests_per_s:8.1f} req/s "
-                    f"{cpu_ms[v][-1]:6.2f} server CPU ms/request  errors {r.wrk.errors}",
-                    flush=True,
-                )
+                answered[v] += r.wrk.ok_requests
+            if rep == 0:
+                continue
+            rps[v].append(r.requests_per_s)
+            cpu_ms[v].append(r.server_cpu_ms_per_request)
+            errors[v] += r.wrk.errors
+            print(
+                f"rep {rep} {v:<7} {r.requests_per_s:8.1f} req/s "
+                f"{cpu_ms[v][-1]:6.2f} server CPU ms/request  errors {r.wrk.errors}",
+                flush=True,
+            )
         for v in VARIANTS:
             servers[v].stop()  # a traced one exports what it still holds
         spans = {v: sinks[v].spans / max(answered[v], 1) for v in sinks}

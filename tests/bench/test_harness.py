@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -294,3 +296,33 @@ def test_h2load_rows_speak_each_protocol(tmp_path: Path) -> None:
     for row, path in (("classify", "/classify"), ("v2_rest_binary", "/infer")):
         args = row_args(row, "http://127.0.0.1:1", 2, tmp_path)
         assert "--h1" in args and args[-1].endswith(path)
+
+
+@dataclass(frozen=True)
+class _Target:
+    classify_url: str
+    pid: int
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_rounds_warm_each_server_then_rotate_the_order(tmp_path: Path) -> None:
+    _Handler.protocol_version = "HTTP/1.1"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        bodies = loadgen.write_bodies(tmp_path / "b.jsonl", [{"text": "a"}])
+        url = f"http://127.0.0.1:{server.server_address[1]}/classify"
+        targets = {name: _Target(url, os.getpid()) for name in ("a", "b")}
+        runs = list(loadgen.run_rounds(targets, bodies, loadgen.Rounds(2, 0.3, 0.3, 2)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(rep, name) for rep, name, _ in runs] == [
+        (0, "a"), (0, "b"), (1, "a"), (1, "b"), (2, "b"), (2, "a"),
+    ]  # fmt: skip
+    assert all(r.wrk.ok_requests > 0 and r.wrk.errors == 0 for _, _, r in runs)
+    measured = [r for rep, _, r in runs if rep]
+    assert all(r.server_cpu_s > 0 for r in measured)  # charged to this process
+    assert measured[0].server_cpu_ms_per_request == pytest.approx(
+        1000 * measured[0].server_cpu_s / measured[0].wrk.ok_requests
+    )
