@@ -17,10 +17,12 @@ from moto.server import ThreadedMotoServer
 from app.main import create_app
 from app.plane.store.marker import MARKER_FILE, describe, marker_bytes, publish_folder
 from app.plane.store.objects import open_store
-from tests.app.conftest import make_settings, wait_ready
+from tests.app.conftest import make_settings, wait_ready, wait_until
 from tests.live_server import free_port
 from tests.s3_server import S3Server
 from training.artifact import METADATA_FILE
+
+UNFINISHED = "no completion marker: the upload is unfinished"
 
 
 def _as_version(source: Path, dest: Path, version: int) -> Path:
@@ -37,7 +39,7 @@ def _version(client: TestClient) -> int:
     return int(r.json()["version"])
 
 
-def test_serves_complete_versions_from_s3_and_moves_when_the_next_is_whole(
+def test_serves_complete_versions_from_s3_skipping_unfinished_and_mismatching_ones(
     tiny_model_repo: Path, tmp_path: Path, s3_env: S3Server
 ) -> None:
     url = f"s3://{s3_env.new_bucket()}/models"
@@ -55,11 +57,29 @@ def test_serves_complete_versions_from_s3_and_moves_when_the_next_is_whole(
             time.sleep(0.1)
         time.sleep(1.0)  # several polls
         assert _version(client) == 1
+        skipped = client.get("/models").json()["skipped"]
+        assert skipped == [{"name": "example", "version": 2, "reason": UNFINISHED}]
         store.write(f"example/2/{MARKER_FILE}", marker_bytes(describe(v2)))  # the upload ends
         deadline = time.monotonic() + 60
         while _version(client) != 2:
             assert time.monotonic() < deadline, "version 2 never served"
             time.sleep(0.1)
+        assert client.get("/models").json()["skipped"] == []
+
+        # Version 3 whole, then a file replaced by other bytes of the same size: skipped at
+        # every poll (named in /models and counted), never served.
+        v3 = _as_version(tiny_model_repo / "example" / "1", tmp_path / "v3", 3)
+        publish_folder(store, v3, "example/3")
+        size = (v3 / "saved_model.pb").stat().st_size
+        store.write("example/3/saved_model.pb", b"\0" * size)
+        wait_until(lambda: client.get("/models").json()["skipped"])
+        time.sleep(0.5)  # more polls
+        assert _version(client) == 2
+        [entry] = client.get("/models").json()["skipped"]
+        assert entry["version"] == 3 and "saved_model.pb does not match" in entry["reason"]
+        assert (
+            'textcls_store_versions_skipped_total{model="example"}' in client.get("/metrics").text
+        )
 
 
 def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
