@@ -14,14 +14,27 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.plane.store.marker import publish_folder
-from app.plane.store.objects import open_store
+from app.plane.store.marker import MarkerError, publish_folder, read_marker
+from app.plane.store.objects import ObjectStore, open_store
 from tests.app.cli.test_train import TINY_FLAGS
 from tests.s3_server import S3Server
 from tests.serve_process import serve_processes
 
 POLL_S = 0.3
 LOAD_S = 30.0
+
+
+def _wait_for_marker(store: ObjectStore, prefix: str, trainer: subprocess.Popen[str]) -> float:
+    """When the version's completion marker appeared (the moment it counts as published)."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            read_marker(store, prefix)
+            return time.monotonic()
+        except MarkerError:
+            assert trainer.poll() is None, trainer.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the trainer never published"
+            time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -51,24 +64,24 @@ def test_two_replicas_move_to_a_version_trained_into_the_store_without_a_failed_
         try:
             time.sleep(1.0)
             assert all(versions == {1} for versions in seen.values()), seen
-            trainer = subprocess.run(
+            trainer = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "train", "--model-dir", url, *TINY_FLAGS],
                 env={**os.environ, **env},
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
-                timeout=300,
             )
-            assert trainer.returncode == 0, trainer.stderr[-3000:]
-            assert trainer.stdout.strip().splitlines()[-1] == f"{url}/example/2"
-            published = time.monotonic()
+            published = _wait_for_marker(store, "example/2", trainer)
             # A poll interval, the download and the load (seconds on this shared machine).
             deadline = published + POLL_S + LOAD_S
             while not all(2 in versions for versions in seen.values()):
                 assert time.monotonic() < deadline, f"not every replica moved: {seen}"
                 time.sleep(0.05)
-            print(
-                f"both replicas on version 2 {time.monotonic() - published:.2f} s after publishing"
-            )
+            moved = time.monotonic() - published
+            print(f"both replicas on version 2 {moved:.2f} s after its marker")
+            output, _ = trainer.communicate(timeout=120)
+            assert trainer.returncode == 0, output[-3000:]
+            assert output.strip().splitlines()[-1] == f"{url}/example/2"
         finally:
             stop.set()
             for t in threads:
