@@ -64,7 +64,7 @@ def local_model(location: str) -> Iterator[Path]:
             if version is None:
                 version = published_versions(store, name)[-1]
             check_published(store, name, version)  # else the error names those there are
-            copy = fetch_version(store, name, version, Path(tmp))
+            copy = fetch_version(store, name, version, into=Path(tmp))
         except (*STORE_ERRORS, StateError) as exc:  # StateError: no such model
             raise store_failure(exc) from None
         yield copy

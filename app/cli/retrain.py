@@ -159,7 +159,7 @@ class StoreRepository:
             state = pub.read_state(self.store, name)
             pinned = settings.pinned_versions.get(name)
             self.stable = state.labels.get(ss.STABLE, pinned or versions[-1])
-            self.stable_dir = pub.fetch_version(self.store, name, self.stable, tmp / "stable")
+            self.stable_dir = pub.fetch_version(self.store, name, self.stable, into=tmp / "stable")
         except (*STORE_ERRORS, ss.StateError) as exc:
             raise store_failure(exc) from None
 

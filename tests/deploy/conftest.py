@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from app.config import Settings
-from tests.s3_server import s3_env, s3_server  # noqa: F401  (fixtures: a served store)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

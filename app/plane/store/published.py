@@ -134,7 +134,7 @@ def publish_next(store: ObjectStore, version_dir: Path) -> tuple[str, int]:
     raise StoreError(f"{store.url}/{meta.name}: could not claim a version number")
 
 
-def fetch_version(store: ObjectStore, name: str, version: int, into: Path) -> Path:
+def fetch_version(store: ObjectStore, name: str, version: int, *, into: Path) -> Path:
     """A verified local copy of ``name``/``version`` under ``into`` (``into/<digest>/<name>/
     <version>``); MarkerError if it is incomplete or does not match its marker."""
     prefix = f"{name}/{version}"
