@@ -12,6 +12,7 @@ succeed and return data.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -105,7 +106,8 @@ def add_lifecycle(model_path: Path, env: dict[str, str]) -> None:
     for version in ("1", "2"):
         push = ["push", str(model_path / version), "--to", store]
         subprocess.run([TEXTCLS, "models", *push], env=env, check=True, stdout=subprocess.DEVNULL)
-    unfinished = {"Key": "models/example/3/metadata.json", "Body": meta_file.read_bytes()}
+    metadata = (model_path / "2" / "metadata.json").read_bytes()
+    unfinished = {"Key": "models/example/3/metadata.json", "Body": metadata}
     s3_client(env).put_object(Bucket="dashboard", **unfinished)
     for args in (
         ["label", "example", "stable", "1"],
@@ -120,6 +122,8 @@ def start_s3() -> dict[str, str]:
     """moto's S3 server in a thread of this process, with a ``dashboard`` bucket; the AWS
     variables that point a client at it."""
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
 
     port = free_port()
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
