@@ -134,6 +134,18 @@ def publish_next(store: ObjectStore, version_dir: Path) -> tuple[str, int]:
     raise StoreError(f"{store.url}/{meta.name}: could not claim a version number")
 
 
+def newest_metadata(store: ObjectStore, name: str) -> Metadata | None:
+    """The metadata of ``name``'s newest complete version (None: it has none)."""
+    versions = published(store, name).get(name)
+    if not versions:
+        return None
+    key = f"{name}/{versions[-1]}/{METADATA_FILE}"
+    try:
+        return Metadata.model_validate_json(store.read(key).data)
+    except ValueError as exc:
+        raise ArtifactError(f"{store.url}/{key}: invalid metadata: {exc}") from exc
+
+
 def fetch_version(store: ObjectStore, name: str, version: int, *, into: Path) -> Path:
     """A verified local copy of ``name``/``version`` under ``into`` (``into/<digest>/<name>/
     <version>``); MarkerError if it is incomplete or does not match its marker."""

@@ -58,6 +58,9 @@ def test_train_publishes_the_next_version_and_predict_evaluate_read_it(
     assert json.loads(store.read(f"example/2/{METADATA_FILE}").data)["version"] == 2
     assert "saved_model.pb" in manifest and MARKER_FILE not in manifest
     assert pub.published(store) == {"example": [1, 2]}
+    newest = pub.newest_metadata(store, "example")  # what `textcls intents` reads
+    assert newest is not None and newest.version == 2
+    assert pub.newest_metadata(store, "nothing") is None
 
     code, out = run("predict", "--model", f"{url}/example", "where is my card")
     assert code == 0, out
