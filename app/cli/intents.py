@@ -14,6 +14,7 @@ import typer
 
 from app.cli.errors import fail
 from app.cli.logs import DatabaseUrl, engine_for
+from app.cli.remote import ModelDir
 from app.config import ConfigError, load_settings
 from app.predlog.intents import (
     FoundGroup,
@@ -117,12 +118,7 @@ def discover_command(
     save: Annotated[
         bool, typer.Option(help="Store the groups for the review page's New intents view.")
     ] = True,
-    model_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--model-dir", help="Model repository: a folder, s3:// or gs:// (default as serve)."
-        ),
-    ] = None,
+    model_dir: ModelDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Group the logged texts that fell back or are out of scope (further from every known

@@ -26,7 +26,7 @@ from typing import Annotated
 import typer
 
 from app.cli.errors import ExitCode, fail
-from app.cli.remote import STORE_ERRORS, open_or_fail, store_failure
+from app.cli.remote import STORE_ERRORS, ModelDir, open_or_fail, store_failure
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
 from app.plane.store import published as pub
@@ -39,14 +39,6 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModelDir = Annotated[
-    str | None,
-    typer.Option(
-        "--model-dir",
-        help="Model repository: a folder, or s3://bucket/prefix or gs://... "
-        "(default: TEXTCLS_MODEL_DIR, as serve).",
-    ),
-]
 Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
 # A local model folder, or the object store holding the models.
 Where = Path | ObjectStore

@@ -10,12 +10,24 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from app.cli.errors import ExitCode, fail
 from app.plane.serving_state import StateError
 from app.plane.store.marker import MarkerError
 from app.plane.store.objects import ObjectStore, StoreError, StoreUnavailable, is_remote, open_store
 from training.artifact import ArtifactError
+
+ModelDir = Annotated[
+    str | None,
+    typer.Option(
+        "--model-dir",
+        help="Model repository: a folder, or s3://bucket/prefix or gs://... "
+        "(default: TEXTCLS_MODEL_DIR, as serve).",
+    ),
+]
 
 # What a failed store operation exits with: the store away is a failure to retry; anything
 # else (a missing model, a bad URL, a version that does not match its marker, unusable

@@ -20,7 +20,7 @@ import typer
 
 from app.cli.errors import ExitCode, fail
 from app.cli.logs import DatabaseUrl, Since, engine_for, parse_since
-from app.cli.remote import STORE_ERRORS, open_or_fail, store_failure
+from app.cli.remote import STORE_ERRORS, ModelDir, open_or_fail, store_failure
 from app.config import ConfigError, Settings, load_settings
 from app.plane import serving_state as ss
 
@@ -63,12 +63,6 @@ def publish_candidate(candidate_dir: Path, model_path: Path) -> int:
 TestData = Annotated[
     Path | None,
     typer.Option(help="Fixed held-out file (default: the serving version's own test rows)."),
-]
-ModelDir = Annotated[
-    str | None,
-    typer.Option(
-        "--model-dir", help="Model repository: a folder, s3:// or gs:// (default as serve)."
-    ),
 ]
 AccuracyTolerance = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Accuracy the candidate may lose.")
