@@ -17,6 +17,7 @@ from moto.server import ThreadedMotoServer
 from app.main import create_app
 from app.plane.store.marker import MARKER_FILE, describe, marker_bytes, publish_folder
 from app.plane.store.objects import open_store
+from app.plane.store.published import read_default
 from tests.app.conftest import make_settings, wait_ready, wait_until
 from tests.live_server import free_port
 from tests.s3_server import S3Server
@@ -166,3 +167,11 @@ def test_an_edit_through_one_replica_reaches_the_other_and_concurrent_edits_both
         assert answers == {"shadow": 200, "beta": 200}
         labels = json.loads(store.read("example/serving.json").data)["labels"]
         assert labels == {"canary": 2, "shadow": 1, "beta": 3}
+
+        # The default model, recorded through one replica: in the store, then on the other.
+        r = a.put("/admin/default-model", json={"model": "example"}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert read_default(store) == "example"
+        recorded = store.read("serving.json").data  # b's mirror copies it at its next poll
+        wait_until(lambda: (replicas[1].model_dir / "serving.json").read_bytes() == recorded, 10)
+        assert b.get("/models").json()["default_model_source"] == "repository"
