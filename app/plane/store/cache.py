@@ -63,7 +63,13 @@ class VersionCache:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             (tmp / MARKER_FILE).write_bytes(marker_bytes(manifest))  # last: now it is whole
-            tmp.rename(dest)
+            try:
+                tmp.rename(dest)
+            except OSError:
+                # Another process sharing this cache (a worker of the same replica) put its
+                # own verified copy there first: that one serves.
+                if not (dest / MARKER_FILE).is_file():
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
