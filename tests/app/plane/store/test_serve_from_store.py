@@ -24,6 +24,8 @@ from tests.s3_server import S3Server
 from training.artifact import METADATA_FILE
 
 UNFINISHED = "no completion marker: the upload is unfinished"
+ADMIN_KEY = "admin-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _as_version(source: Path, dest: Path, version: int) -> Path:
@@ -97,7 +99,9 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
         monkeypatch.setenv(key, value)
     url = f"s3://{s3.new_bucket()}/models"
     publish_folder(open_store(url), tiny_model_repo / "example" / "1", "example/1")
-    settings = make_settings(url, cache_dir=tmp_path / "cache", poll_interval_s=0.2)
+    settings = make_settings(
+        url, cache_dir=tmp_path / "cache", poll_interval_s=0.2, admin_api_key=ADMIN_KEY
+    )
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         with caplog.at_level(logging.WARNING, "app.plane.store.mirror"):
@@ -107,6 +111,10 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
                 assert _version(client) == 1
                 assert client.get("/readyz").status_code == 200
         assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+        # An edit of the serving state cannot reach the store: 503, nothing changed here.
+        r = client.put("/admin/models/example/labels/beta", json={"version": 1}, headers=ADMIN)
+        assert r.status_code == 503 and "nothing was changed" in r.text, r.text
+        assert "beta" not in client.get("/models/example").json()["labels"]
         metrics = client.get("/metrics").text
         assert "textcls_store_up 0.0" in metrics
         assert "textcls_store_errors_total" in metrics
@@ -114,10 +122,6 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         assert _version(client) == 1
-
-
-ADMIN_KEY = "admin-key-0123456789"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def test_an_edit_through_one_replica_reaches_the_other_and_concurrent_edits_both_land(
