@@ -1,14 +1,18 @@
 """CI: every Grafana dashboard query, run by a real Prometheus against a real ``textcls serve``.
 
 Usage: python .ci/dashboard_live.py PROMETHEUS_BINARY. Trains a small model on the bundled
-example, serves it on 127.0.0.1, sends known traffic (single and batch requests, bad input, an
-unknown model, feedback), lets Prometheus scrape it every second, then runs each query of
-deploy/grafana/textcls.json through Prometheus's HTTP API: each must succeed and return data.
+example, publishes it to an S3 bucket on moto's server (as a fleet serves its models, so the
+store and cache panels have data; one more version is left without its completion marker, so
+the skipped-versions panel has some), serves it on 127.0.0.1, sends known traffic (single and
+batch requests, bad input, an unknown model, feedback), lets Prometheus scrape it every second,
+then runs each query of deploy/grafana/textcls.json through Prometheus's HTTP API: each must
+succeed and return data.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -89,13 +93,22 @@ def send_traffic(base: str, seconds: float) -> None:
 
 def add_lifecycle(model_path: Path, env: dict[str, str]) -> None:
     """Version 2 (a copy of 1) as canary at 50% and as shadow, so the lifecycle panels have
-    data: half the requests answered by each version, the stable half shadowed."""
+    data: half the requests answered by each version, the stable half shadowed. Both versions
+    are pushed to the store, and the labels set there, by the CLI; version 3 is one file with
+    no completion marker yet (an upload in progress), which the service skips at every poll."""
     shutil.copytree(model_path / "1", model_path / ".tmp-2")
     meta_file = model_path / ".tmp-2" / "metadata.json"
     meta = json.loads(meta_file.read_text())
     meta["version"] = 2
     meta_file.write_text(json.dumps(meta))
     (model_path / ".tmp-2").rename(model_path / "2")
+    store = env["TEXTCLS_MODEL_DIR"]
+    for version in ("1", "2"):
+        push = ["push", str(model_path / version), "--to", store]
+        subprocess.run([TEXTCLS, "models", *push], env=env, check=True, stdout=subprocess.DEVNULL)
+    metadata = (model_path / "2" / "metadata.json").read_bytes()
+    unfinished = {"Key": "models/example/3/metadata.json", "Body": metadata}
+    s3_client(env).put_object(Bucket="dashboard", **unfinished)
     for args in (
         ["label", "example", "stable", "1"],
         ["label", "example", "canary", "2"],
@@ -103,6 +116,37 @@ def add_lifecycle(model_path: Path, env: dict[str, str]) -> None:
         ["label", "example", "shadow", "2"],
     ):
         subprocess.run([TEXTCLS, "models", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def start_s3() -> dict[str, str]:
+    """moto's S3 server in a thread of this process, with a ``dashboard`` bucket; the AWS
+    variables that point a client at it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+
+    port = free_port()
+    ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    s3_client(env).create_bucket(Bucket="dashboard")
+    return env
+
+
+def s3_client(env: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def check_queries(prometheus: str) -> list[str]:
@@ -146,20 +190,21 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 def main() -> None:
     prometheus_bin = sys.argv[1]
     tmp = Path(tempfile.mkdtemp(prefix="textcls-dashboard-"))
+    s3 = start_s3()
     env = dict(
         os.environ,
-        TEXTCLS_MODEL_DIR=str(tmp / "models"),
         TEXTCLS_DATABASE_URL=f"sqlite:///{tmp / 'log.db'}",
         TEXTCLS_LOG_SPILL_PATH=str(tmp / "spill.jsonl"),
         # The drift panels need a measured window within the traffic this script sends.
         TEXTCLS_DRIFT_MIN_TEXTS="20",
     )
     subprocess.run(
-        [TEXTCLS, "train", "--epochs", "2", "--quiet"],
+        [TEXTCLS, "train", "--epochs", "2", "--quiet", "--model-dir", str(tmp / "models")],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    env.update(s3, TEXTCLS_MODEL_DIR="s3://dashboard/models", TEXTCLS_CACHE_DIR=str(tmp / "cache"))
     add_lifecycle(tmp / "models" / "example", env)
     app_port, prom_port = free_port(), free_port()
     base, prometheus = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{prom_port}"

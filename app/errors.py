@@ -121,5 +121,13 @@ class LogStoreUnavailable(Unavailable):
         super().__init__(detail, retry_after_s=retry_after_s)
 
 
+class ModelStoreUnavailable(Unavailable):
+    """An edit of the serving state could not be written to the object store (unreachable, or
+    other writers kept changing it); nothing was changed."""
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+
+
 class DeviceError(Exception):
     """The requested inference device cannot be used; a start-up error, not a request's."""

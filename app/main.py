@@ -165,6 +165,7 @@ def _lifespan(
 
             mirror = await start_mirror(settings, app_metrics)
             repository.versions.store = mirror.store  # admin edits: conditional writes there
+            app.state.services.mirror = mirror  # /models shows the versions it skips
             interval = settings.poll_interval_s
             if interval > 0:
                 follower = asyncio.create_task(follow(mirror, repository, interval))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.gcs_server import gcs_env, gcs_server  # noqa: F401  (fixtures)
 from tests.model_factory import train_tiny_model
 from tests.redis_server import key_prefix, own_redis, redis_url  # noqa: F401  (fixtures)
+from tests.s3_server import s3_env, s3_server  # noqa: F401  (fixtures)
 
 # gRPC listens on 8001 by default: servers started by tests (in-process or as subprocesses,
 # which inherit this) keep it off unless a test chooses a free port, so they never collide.

@@ -237,18 +237,27 @@ def read_default_model(model_dir: Path) -> str | None:
     the file when it is unreadable or invalid."""
     path = repository_state_path(model_dir)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return default_model_of(path.read_bytes(), str(path))
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise ArtifactError(f"{path}: unreadable: {exc}") from exc
+
+
+def default_model_of(data: bytes, where: str) -> str | None:
+    """The default model a repository state document records (None: none); ArtifactError
+    naming ``where`` (a file or an object store key) when it is invalid."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{where}: unreadable: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: not a schema_version {SCHEMA_VERSION} JSON object")
+        raise ArtifactError(f"{where}: not a schema_version {SCHEMA_VERSION} JSON object")
     default = raw.get("default_model")
     if default is None:
         return None
     if not isinstance(default, str) or not _NAME_RE.match(default):
-        raise ArtifactError(f"{path}: invalid default_model {default!r}")
+        raise ArtifactError(f"{where}: invalid default_model {default!r}")
     return default
 
 
@@ -300,10 +309,14 @@ def repository_locked(model_dir: Path) -> contextlib.AbstractContextManager[None
     return file_lock(model_dir / f"{REPOSITORY_STATE_FILE}.lock")
 
 
-def _write_repository_state(model_dir: Path, default: str) -> None:
+def repository_state_bytes(default: str) -> bytes:
+    """The repository state document recording ``default`` (a file here, or an object)."""
     body = {"schema_version": SCHEMA_VERSION, "default_model": default, "updated_at": utc_now_iso()}
-    data = (json.dumps(body, indent=2) + "\n").encode("utf-8")
-    replace_file_atomically(repository_state_path(model_dir), data)
+    return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+
+def _write_repository_state(model_dir: Path, default: str) -> None:
+    replace_file_atomically(repository_state_path(model_dir), repository_state_bytes(default))
 
 
 def write_default_model(model_dir: Path, name: str) -> None:

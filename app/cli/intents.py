@@ -14,6 +14,7 @@ import typer
 
 from app.cli.errors import fail
 from app.cli.logs import DatabaseUrl, engine_for
+from app.cli.remote import ModelDir
 from app.config import ConfigError, load_settings
 from app.predlog.intents import (
     FoundGroup,
@@ -47,14 +48,23 @@ def _when(value: str | None, flag: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _newest(model_dir: Path | None, name: str) -> Metadata | None:
-    """The newest version's metadata (None: no version here)."""
+def _newest(model_dir: str | None, name: str) -> Metadata | None:
+    """The newest version's metadata (None: no version here), in a folder or a store."""
     from training.artifact import ArtifactError, read_metadata, version_path, versions
 
     try:
-        root = model_dir or load_settings().model_dir
+        settings = load_settings(**({"model_dir": model_dir} if model_dir else {}))
     except ConfigError as exc:
         raise fail(str(exc)) from None
+    if settings.model_store is not None:
+        from app.cli.remote import STORE_ERRORS, open_or_fail, store_failure
+        from app.plane.store.published import newest_metadata
+
+        try:
+            return newest_metadata(open_or_fail(settings.model_store), name)
+        except STORE_ERRORS as exc:
+            raise store_failure(exc) from None
+    root = settings.model_dir
     found = versions(root / name)
     if not found:
         return None
@@ -108,9 +118,7 @@ def discover_command(
     save: Annotated[
         bool, typer.Option(help="Store the groups for the review page's New intents view.")
     ] = True,
-    model_dir: Annotated[
-        Path | None, typer.Option("--model-dir", help="Model repository (default as serve).")
-    ] = None,
+    model_dir: ModelDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Group the logged texts that fell back or are out of scope (further from every known

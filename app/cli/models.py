@@ -9,6 +9,11 @@ within ``TEXTCLS_POLL_INTERVAL_S``. The CLI checks that a version exists and tha
 reads; it does not load TensorFlow, so a version whose SavedModel is broken is only found by
 the servers, which then keep serving what they served (the admin routes load before writing
 and answer 409 instead).
+
+With ``--model-dir s3://...`` (or ``gs://``, or TEXTCLS_MODEL_DIR set to one), the same
+commands read and edit the store's ``serving.json`` files by conditional writes, the way the
+replicas' admin routes do, so an edit here and one through any replica never lose one
+another; a version counts there once its completion marker is there.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from typing import Annotated
 import typer
 
 from app.cli.errors import ExitCode, fail
+from app.cli.remote import STORE_ERRORS, ModelDir, open_or_fail, store_failure
 from app.config import ConfigError, load_settings
 from app.plane import serving_state as ss
+from app.plane.store import published as pub
+from app.plane.store.objects import ObjectStore, is_remote
 from training.artifact import ArtifactError, read_default_model, write_default_model
 
 models_app = typer.Typer(
@@ -31,27 +39,28 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModelDir = Annotated[
-    Path | None,
-    typer.Option("--model-dir", help="Model repository (default: TEXTCLS_MODEL_DIR, as serve)."),
-]
 Name = Annotated[str, typer.Argument(help="Model name (a folder of the model repository).")]
+# A local model folder, or the object store holding the models.
+Where = Path | ObjectStore
 
 
-def _model_dir(model_dir: Path | None) -> Path:
-    if model_dir is not None:
-        return model_dir
+def _where(model_dir: str | None) -> Where:
+    if model_dir is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        model_dir = settings.model_store or str(settings.model_dir)
+    return open_or_fail(model_dir) if is_remote(model_dir) else Path(model_dir)
+
+
+def _recorded_default(where: Where) -> str | None:
     try:
-        return load_settings().model_dir
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-
-
-def _recorded_default(model_dir: Path) -> str | None:
-    try:
-        return read_default_model(model_dir)
+        return read_default_model(where) if isinstance(where, Path) else pub.read_default(where)
     except ArtifactError as exc:
         raise fail(str(exc)) from None
+    except STORE_ERRORS as exc:
+        raise store_failure(exc) from None
 
 
 def _show(name: str, state: ss.ServingState, as_json: bool, *, default: str | None = None) -> None:
@@ -75,25 +84,31 @@ def _show(name: str, state: ss.ServingState, as_json: bool, *, default: str | No
 
 
 def edit(
-    model_dir: Path, name: str, change: Callable[[ss.ServingState], ss.ServingState]
+    where: Where, name: str, change: Callable[[ss.ServingState], ss.ServingState]
 ) -> ss.ServingState:
-    """Apply ``change`` to the model's state under the state lock and write it."""
-    path = ss.model_path_of(model_dir, name)
+    """Apply ``change`` to the model's state and write it: under the state lock in a folder,
+    by a conditional write in an object store (the replicas' admin routes write the same)."""
+    if not isinstance(where, Path):
+        pub.published_versions(where, name)  # UnknownModel unless it has a version
+        return pub.edit_state(where, name, change)
+    path = ss.model_path_of(where, name)
     with ss.locked(path):
         return ss.write_state(path, change(ss.read_state(path)))
 
 
 def _edit(
-    model_dir: Path | None,
+    where: Where,
     name: str,
     change: Callable[[ss.ServingState], ss.ServingState],
     *,
     as_json: bool,
 ) -> None:
     try:
-        state = edit(_model_dir(model_dir), name, change)
+        state = edit(where, name, change)
     except ss.StateError as exc:
         raise fail(str(exc)) from None
+    except STORE_ERRORS as exc:
+        raise store_failure(exc) from None
     except OSError as exc:
         raise fail(f"cannot write the serving state: {exc}", ExitCode.FAILED) from None
     _show(name, state, as_json)
@@ -112,14 +127,17 @@ def label_command(
     as_json: AsJson = False,
 ) -> None:
     """Point LABEL at VERSION (e.g. `stable 3`, `shadow 4`, `canary 4`)."""
-    folder = _model_dir(model_dir)
+    where = _where(model_dir)
 
     def change(state: ss.ServingState) -> ss.ServingState:
-        ss.check_version_on_disk(folder, name, version)
-        ss.check_metadata(folder, name, version)
+        if isinstance(where, Path):
+            ss.check_version_on_disk(where, name, version)
+            ss.check_metadata(where, name, version)
+        else:
+            pub.check_published(where, name, version)
         return ss.with_label(state, label, version)
 
-    _edit(folder, name, change, as_json=as_json)
+    _edit(where, name, change, as_json=as_json)
 
 
 @models_app.command("unlabel")
@@ -131,7 +149,7 @@ def unlabel_command(
     as_json: AsJson = False,
 ) -> None:
     """Remove LABEL (removing `canary` also sets its share to 0)."""
-    _edit(model_dir, name, lambda state: ss.without_label(state, label), as_json=as_json)
+    _edit(_where(model_dir), name, lambda state: ss.without_label(state, label), as_json=as_json)
 
 
 @models_app.command("traffic")
@@ -145,25 +163,30 @@ def traffic_command(
     as_json: AsJson = False,
 ) -> None:
     """Send a share of the traffic that names no version to the `canary` version."""
-    _edit(model_dir, name, lambda state: ss.with_canary_share(state, canary), as_json=as_json)
+    _edit(_where(model_dir), name, lambda s: ss.with_canary_share(s, canary), as_json=as_json)
 
 
 @models_app.command("rollback")
 def rollback_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
     """At once: all traffic to `stable`, canary share 0, `shadow` cleared."""
-    _edit(model_dir, name, ss.rolled_back, as_json=as_json)
+    _edit(_where(model_dir), name, ss.rolled_back, as_json=as_json)
 
 
 @models_app.command("show")
 def show_command(name: Name, model_dir: ModelDir = None, as_json: AsJson = False) -> None:
     """Print the model's labels and traffic."""
-    folder = _model_dir(model_dir)
+    where = _where(model_dir)
     try:
-        path = ss.model_path_of(folder, name)
-        state = ss.read_state(path)
+        if isinstance(where, Path):
+            state = ss.read_state(ss.model_path_of(where, name))
+        else:
+            pub.published_versions(where, name)  # UnknownModel unless it has a version
+            state = pub.read_state(where, name)
     except ss.StateError as exc:
         raise fail(str(exc)) from None
-    _show(name, state, as_json, default=_recorded_default(folder))
+    except STORE_ERRORS as exc:
+        raise store_failure(exc) from None
+    _show(name, state, as_json, default=_recorded_default(where))
 
 
 @models_app.command("default")
@@ -179,19 +202,25 @@ def default_command(
 
     TEXTCLS_DEFAULT_MODEL, when a server sets it, overrides what is recorded here.
     """
-    folder = _model_dir(model_dir)
+    where = _where(model_dir)
     if name is not None:
         try:
-            write_default_model(folder, name)
+            if isinstance(where, Path):
+                write_default_model(where, name)
+            else:
+                pub.write_default(where, name)
         except ArtifactError as exc:
             raise fail(str(exc)) from None
+        except STORE_ERRORS as exc:
+            raise store_failure(exc) from None
         except OSError as exc:
             raise fail(f"cannot write the default model: {exc}", ExitCode.FAILED) from None
-    default = _recorded_default(folder)
+    default = _recorded_default(where)
     if as_json:
         typer.echo(json.dumps({"default_model": default}))
     elif default is None:
-        typer.echo(f"no default model recorded in {folder}: with one model, it is the default")
+        shown = where if isinstance(where, Path) else where.url
+        typer.echo(f"no default model recorded in {shown}: with one model, it is the default")
     else:
         typer.echo(f"default model {default}")
 

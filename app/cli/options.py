@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +20,9 @@ def _is_list(d: Declared) -> bool:
 
 
 def _option_type(d: Declared) -> Any:
-    """What the option parses: lists as comma-separated text, Literal choices as text."""
-    if _is_list(d) or typing.get_origin(d.type) is typing.Literal:
+    """What the option parses: lists as comma-separated text, Literal choices as text, a
+    path as text (a Path would turn the URL s3://bucket into s3:/bucket)."""
+    if _is_list(d) or typing.get_origin(d.type) is typing.Literal or d.type is Path:
         return str
     return d.type
 
@@ -62,6 +64,8 @@ def values_of(settings: type, given: dict[str, Any]) -> dict[str, Any]:
     for d in declared(settings):
         if _is_list(d) and d.name in out:
             out[d.name] = parse_list(d, out[d.name])
+        elif d.type is Path and out.get(d.name) is not None:
+            out[d.name] = Path(out[d.name])
     return out
 
 

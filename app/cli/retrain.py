@@ -11,14 +11,16 @@ passes, labelled ``candidate``; it then serves nothing until labelled ``shadow``
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
 from app.cli.errors import ExitCode, fail
 from app.cli.logs import DatabaseUrl, Since, engine_for, parse_since
+from app.cli.remote import STORE_ERRORS, ModelDir, open_or_fail, store_failure
 from app.config import ConfigError, Settings, load_settings
 from app.plane import serving_state as ss
 
@@ -62,9 +64,6 @@ TestData = Annotated[
     Path | None,
     typer.Option(help="Fixed held-out file (default: the serving version's own test rows)."),
 ]
-ModelDir = Annotated[
-    Path | None, typer.Option("--model-dir", help="Model repository (default as serve).")
-]
 AccuracyTolerance = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Accuracy the candidate may lose.")
 ]
@@ -96,29 +95,88 @@ def _corrections(database_url: str | None, name: str, since: str | None) -> list
     return [Correction(e.text or "", e.label, e.predicted_label) for e in found.examples]
 
 
-def _publish(model_path: Path, stable: int, *, candidate_dir: Path, report_dir: Path) -> int:
-    """Publish the candidate with its report, labelled ``candidate``, under the state lock;
-    label ``stable`` first if nothing is, so the new version does not go live on its own."""
-    with ss.locked(model_path):
-        current = ss.read_state(model_path)
-        if ss.STABLE not in current.labels:
-            ss.write_state(model_path, ss.with_label(current, ss.STABLE, stable))
-        version = publish_candidate(candidate_dir, model_path)
-        shutil.copytree(report_dir, model_path / str(version) / "report" / "retrain")
-        ss.write_state(model_path, ss.with_label(ss.read_state(model_path), ss.CANDIDATE, version))
-    return version
+class Repository(Protocol):
+    """Where the serving version is read from and the candidate is published to."""
+
+    stable: int
+    stable_dir: Path
+
+    def staging(self, run_id: str) -> Path: ...
+
+    def publish(self, candidate_dir: Path, report_dir: Path) -> int: ...
 
 
-def _serving(model_dir: Path | None, name: str) -> tuple[Settings, Path, int]:
-    """The service settings, the model's folder and its serving version."""
-    try:
-        settings = load_settings(**({"model_dir": model_dir} if model_dir else {}))
-        model_path = ss.model_path_of(settings.model_dir, name)
-        state = ss.read_state(model_path)
-        stable = serving_version(model_path, state, settings.pinned_versions.get(name))
-    except (ConfigError, ss.StateError) as exc:
-        raise fail(str(exc)) from None
-    return settings, model_path, stable
+class LocalRepository:
+    """A model folder: the candidate is staged inside it (ignored by the repository: not a
+    number) and published under the state lock."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        try:
+            self.model_path = ss.model_path_of(settings.model_dir, name)
+            state = ss.read_state(self.model_path)
+            pinned = settings.pinned_versions.get(name)
+            self.stable = serving_version(self.model_path, state, pinned)
+        except ss.StateError as exc:
+            raise fail(str(exc)) from None
+        self.stable_dir = self.model_path / str(self.stable)
+
+    def staging(self, run_id: str) -> Path:
+        return self.model_path / f".tmp-retrain-{run_id}"
+
+    def publish(self, candidate_dir: Path, report_dir: Path) -> int:
+        """Publish the candidate with its report, labelled ``candidate``, under the state
+        lock; label ``stable`` first if nothing is, so it does not go live on its own."""
+        model_path = self.model_path
+        with ss.locked(model_path):
+            current = ss.read_state(model_path)
+            if ss.STABLE not in current.labels:
+                ss.write_state(model_path, ss.with_label(current, ss.STABLE, self.stable))
+            version = publish_candidate(candidate_dir, model_path)
+            shutil.copytree(report_dir, model_path / str(version) / "report" / "retrain")
+            labelled = ss.with_label(ss.read_state(model_path), ss.CANDIDATE, version)
+            ss.write_state(model_path, labelled)
+        return version
+
+
+class StoreRepository:
+    """An object store: the serving version is copied (verified) to ``tmp``, the candidate
+    staged there and published as the next version (marker last); the labels change by
+    conditional writes, as the replicas' admin routes change them."""
+
+    def __init__(self, settings: Settings, name: str, tmp: Path) -> None:
+        from app.plane.store import published as pub
+
+        assert settings.model_store is not None
+        self.store, self.name, self.tmp = open_or_fail(settings.model_store), name, tmp
+        try:
+            versions = pub.published_versions(self.store, name)
+            state = pub.read_state(self.store, name)
+            pinned = settings.pinned_versions.get(name)
+            self.stable = state.labels.get(ss.STABLE, pinned or versions[-1])
+            self.stable_dir = pub.fetch_version(self.store, name, self.stable, into=tmp / "stable")
+        except (*STORE_ERRORS, ss.StateError) as exc:
+            raise store_failure(exc) from None
+
+    def staging(self, run_id: str) -> Path:
+        return self.tmp / f".tmp-retrain-{run_id}"
+
+    def publish(self, candidate_dir: Path, report_dir: Path) -> int:
+        from app.plane.store import published as pub
+
+        stable = self.stable
+        shutil.copytree(report_dir, candidate_dir / "report" / "retrain")
+        try:
+            pub.edit_state(self.store, self.name, lambda s: _stable_kept(s, stable))
+            _, version = pub.publish_next(self.store, candidate_dir)
+            pub.edit_state(self.store, self.name, lambda s: ss.with_label(s, ss.CANDIDATE, version))
+        except (*STORE_ERRORS, ss.StateError) as exc:
+            raise store_failure(exc) from None
+        return version
+
+
+def _stable_kept(state: ss.ServingState, stable: int) -> ss.ServingState:
+    """``stable`` labelled unless a version is already."""
+    return state if ss.STABLE in state.labels else ss.with_label(state, ss.STABLE, stable)
 
 
 def _judge(job: RetrainJob, report_dir: Path) -> Path:
@@ -161,28 +219,37 @@ def retrain_command(
     from training.gate import Tolerance
     from training.retrain import RetrainJob
 
-    settings, model_path, stable = _serving(model_dir, name)
-    corrections = _corrections(database_url or settings.database_url, name, since)
-    typer.echo(f"{len(corrections)} corrected texts of {name!r}; serving version {stable}")
-    run_id = uuid.uuid4().hex[:8]
-    staging = model_path / f".tmp-retrain-{run_id}"
-    report_dir = out or Path("retrain-reports") / f"{name}-{run_id}"
-    tolerance = Tolerance(
-        accuracy=accuracy_tolerance, macro_f1=f1_tolerance, fallback_rate=fallback_tolerance
-    )
-    job = RetrainJob(
-        stable_dir=model_path / str(stable),
-        original=data,
-        corrections=corrections,
-        staging=staging,
-        test_data=test_data,
-        tolerance=tolerance,
-    )
     try:
-        candidate_dir = _judge(job, report_dir)
-        version = _publish(model_path, stable, candidate_dir=candidate_dir, report_dir=report_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        settings = load_settings(**({"model_dir": model_dir} if model_dir else {}))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="textcls-retrain-") as tmp:
+        where: Repository = (
+            LocalRepository(settings, name)
+            if settings.model_store is None
+            else StoreRepository(settings, name, Path(tmp))
+        )
+        corrections = _corrections(database_url or settings.database_url, name, since)
+        typer.echo(
+            f"{len(corrections)} corrected texts of {name!r}; serving version {where.stable}"
+        )
+        run_id = uuid.uuid4().hex[:8]
+        report_dir = out or Path("retrain-reports") / f"{name}-{run_id}"
+        tolerance = Tolerance(
+            accuracy=accuracy_tolerance, macro_f1=f1_tolerance, fallback_rate=fallback_tolerance
+        )
+        job = RetrainJob(
+            stable_dir=where.stable_dir,
+            original=data,
+            corrections=corrections,
+            staging=where.staging(run_id),
+            test_data=test_data,
+            tolerance=tolerance,
+        )
+        try:
+            version = where.publish(_judge(job, report_dir), report_dir)
+        finally:
+            shutil.rmtree(job.staging, ignore_errors=True)
     typer.echo(
         f"published version {version}, labelled candidate; next: textcls models label "
         f"{name} shadow {version} (or canary {version})"

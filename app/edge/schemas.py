@@ -197,6 +197,15 @@ class ModelInfo(BaseModel):
     )
 
 
+class SkippedVersion(BaseModel):
+    name: str
+    version: int
+    reason: str = Field(
+        description="Why the object store's version is not loaded: no completion marker yet "
+        "(an upload in progress) or files that do not match it; tried again every poll."
+    )
+
+
 class ModelsResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -212,6 +221,11 @@ class ModelsResponse(BaseModel):
         "folder's serving.json (textcls models default NAME); only model: the only one.",
     )
     models: list[ModelInfo]
+    skipped: list[SkippedVersion] = Field(
+        default_factory=list,
+        description="Versions in the object store that this replica does not load (empty "
+        "with a local model folder).",
+    )
 
 
 class HealthResponse(BaseModel):

@@ -12,13 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.artifact import (
     ArtifactError,
     read_default_model,
     record_default_if_first,
     repository_state_stamp,
+    write_default_model,
 )
+
+if TYPE_CHECKING:
+    from app.plane.store.objects import ObjectStore
 
 # The repository's log: these lines read as its own.
 log = logging.getLogger("app.plane.repository")
@@ -51,6 +56,21 @@ class DefaultModel:
             self.error = str(exc)
             return
         self.recorded, self.error, self._stamp = recorded, None, stamp
+
+    def write(self, name: str, store: ObjectStore | None) -> None:
+        """Record ``name`` as the default: in the object store first when the models are in
+        one (a conditional write, which every replica's mirror copies at its next poll), then
+        in the local folder; ArtifactError unless it is a model there."""
+        if store is not None:
+            from app.errors import ModelStoreUnavailable
+            from app.plane.store.objects import StoreError
+            from app.plane.store.published import write_default
+
+            try:
+                write_default(store, name)
+            except StoreError as exc:
+                raise ModelStoreUnavailable(f"{exc}; nothing was changed") from exc
+        write_default_model(self.model_dir, name)
 
     def record_first(self, name: str) -> None:
         """With none recorded, record ``name``, the only model, now that it serves."""

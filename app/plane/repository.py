@@ -43,7 +43,6 @@ from training.artifact import (
     model_names,
     version_path,
     versions,
-    write_default_model,
 )
 
 log = logging.getLogger(__name__)
@@ -303,7 +302,7 @@ class ModelRepository:
                     "nothing was changed"
                 )
             try:
-                await asyncio.to_thread(write_default_model, self.settings.model_dir, name)
+                await asyncio.to_thread(self.default.write, name, self.versions.store)
             except ArtifactError as exc:
                 raise ModelNotFound(str(exc)) from None
             await asyncio.to_thread(self.default.read)

@@ -13,6 +13,7 @@ from app.plane.repository import ModelRepository
 
 if TYPE_CHECKING:
     from app.plane.explainer import Explainer
+    from app.plane.store.mirror import StoreMirror
     from app.predlog.writer import PredictionLogWriter
 
 
@@ -25,3 +26,4 @@ class Services:
     classifier: Classifier
     log_writer: PredictionLogWriter | None = None
     explainer: Explainer | None = None
+    mirror: StoreMirror | None = None  # the object store's mirror, when the models are in one

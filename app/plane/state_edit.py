@@ -9,16 +9,14 @@ the file (and every replica) as it was.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
-from app.errors import VersionUnloadable
+from app.errors import ModelStoreUnavailable, VersionUnloadable
 from app.plane import serving_state as ss
 from app.plane.routing import ModelEntry
-from app.plane.store.objects import ObjectStore, update
+from app.plane.store.objects import StoreError
+from app.plane.store.published import edit_state
 from app.plane.version_loader import VersionLoader
 
 
@@ -55,30 +53,16 @@ async def write_edit(
                 )
             entry.preloaded[version] = model
         if versions.store is not None:
-            new = await asyncio.to_thread(_write_to_store, versions.store, name, change)
+            try:
+                new = await asyncio.to_thread(edit_state, versions.store, name, change)
+            except StoreError as exc:
+                raise ModelStoreUnavailable(f"{exc}; nothing was changed") from exc
         return await asyncio.to_thread(ss.write_state, model_path, new)
     except BaseException:
         await release_preloaded(entry)
         raise
     finally:
         await asyncio.to_thread(lock.release)
-
-
-def _write_to_store(
-    store: ObjectStore, name: str, change: Callable[[ss.ServingState], ss.ServingState]
-) -> ss.ServingState:
-    """``change`` applied to the store's ``<name>/serving.json`` without a lock: written only
-    if nobody wrote since it was read, else applied again to the newer state."""
-    written: list[ss.ServingState] = []
-
-    def apply(current: bytes | None) -> bytes:
-        state = ss.from_json(json.loads(current)) if current else ss.ServingState()
-        new = replace(change(state), updated_at=datetime.now(UTC).isoformat())
-        written.append(new)
-        return (json.dumps(new.to_json(), indent=2) + "\n").encode("utf-8")
-
-    update(store, f"{name}/{ss.STATE_FILE}", apply)
-    return written[-1]
 
 
 async def release_preloaded(entry: ModelEntry) -> None:

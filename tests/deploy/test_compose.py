@@ -145,3 +145,24 @@ def test_gpu_override_builds_the_gpu_image_and_reserves_a_gpu() -> None:
     (device,) = textcls["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert override["services"]["migrate"]["image"] == textcls["image"]
+
+
+def test_the_fleet_reads_its_models_from_the_compose_store(compose: dict[str, Any]) -> None:
+    """The fleet profile's replicas serve s3://BUCKET from the minio service, the bucket and
+    the first versions are put there before they start, and no models folder is mounted."""
+    services = compose["services"]
+    fleet = services["textcls-fleet"]
+    env = fleet["environment"]
+    url = env["TEXTCLS_MODEL_DIR"]
+    bucket = url.removeprefix("s3://").split("/")[0]
+    assert url.startswith("s3://") and bucket
+    assert urlsplit(env["AWS_ENDPOINT_URL"]).hostname == "minio"
+    assert "fleet" in services["minio"]["profiles"]
+    assert f"mc mb --ignore-existing store/{bucket}" in " ".join(
+        services["models-bucket"]["command"]
+    )
+    assert f"--to {url}" in " ".join(services["models-publish"]["command"])
+    started = fleet["depends_on"]["models-publish"]["condition"]
+    assert started == "service_completed_successfully"
+    assert not any(target == "/models" for target in bind_mounts(fleet))
+    assert env["TEXTCLS_CACHE_DIR"].startswith("/data/")

@@ -13,6 +13,7 @@ import promql_parser
 import pytest
 
 from tests.deploy.conftest import DEPLOY
+from tests.s3_server import S3Server
 
 DASHBOARD = DEPLOY / "grafana" / "textcls.json"
 
@@ -49,6 +50,13 @@ FAMILIES = {
     "textcls_shadow_dropped_total": "counter",
     # Drift of live traffic against the version's training reference.
     "textcls_drift": "gauge",
+    # A fleet on an object store (issue 33): store health, versions fetched and skipped, cache.
+    "textcls_store_up": "gauge",
+    "textcls_store_errors_total": "counter",
+    "textcls_store_versions_fetched_total": "counter",
+    "textcls_store_versions_skipped_total": "counter",
+    "textcls_cache_bytes": "gauge",
+    "textcls_cache_evictions_total": "counter",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -194,15 +202,22 @@ def exposed_families(body: str) -> dict[str, str]:
 
 
 def test_metrics_endpoint_exposes_every_dashboard_family(
-    tiny_model_repo: Path, tmp_path: Path
+    tiny_model_repo: Path, tmp_path: Path, s3_env: S3Server
 ) -> None:
+    """Served from an S3 repository (moto's server), as a fleet is: the store and cache
+    families exist only there; every other family is the same as with a local folder."""
     from fastapi.testclient import TestClient
 
     from app.config import load_settings
     from app.main import create_app
+    from app.plane.store.marker import publish_folder
+    from app.plane.store.objects import open_store
 
+    url = f"s3://{s3_env.new_bucket()}/models"
+    publish_folder(open_store(url), tiny_model_repo / "example" / "1", "example/1")
     settings = load_settings(
-        model_dir=tiny_model_repo,
+        model_dir=url,
+        cache_dir=tmp_path / "cache",
         database_url=f"sqlite:///{tmp_path / 'log.db'}",
         log_spill_path=tmp_path / "spill.jsonl",
         poll_interval_s=0,

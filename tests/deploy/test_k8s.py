@@ -192,3 +192,27 @@ def test_migrate_job_runs_a_real_command() -> None:
     (c,) = job["spec"]["template"]["spec"]["containers"]
     textcls_help(*c["args"])
     assert c["args"] == ["db", "upgrade"]
+
+
+def test_fleet_overlay_serves_from_the_store_it_deploys() -> None:
+    """The replicas read s3://BUCKET from the MinIO Service the overlay runs, the Job creates
+    that bucket, the credentials come from one Secret, and the shared models claim is gone."""
+    fleet = objects_in(K8S / "fleet")
+    config = fleet[("ConfigMap", "textcls-config")]["data"]
+    bucket = config["TEXTCLS_MODEL_DIR"].removeprefix("s3://").split("/")[0]
+    assert config["TEXTCLS_MODEL_DIR"].startswith("s3://") and bucket
+    endpoint = re.fullmatch(r"http://([\w-]+):(\d+)", config["AWS_ENDPOINT_URL"])
+    assert endpoint, config["AWS_ENDPOINT_URL"]
+    service = fleet[("Service", endpoint.group(1))]
+    assert int(endpoint.group(2)) in [p["port"] for p in service["spec"]["ports"]]
+    (mc,) = fleet[("Job", "textcls-models-bucket")]["spec"]["template"]["spec"]["containers"]
+    assert f"mc mb --ignore-existing store/{bucket}" in " ".join(mc["args"])
+    secret = fleet[("Secret", "textcls-store")]["stringData"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret)
+    textcls = container(fleet[("Deployment", "textcls")])
+    refs = [e["secretRef"]["name"] for e in textcls["envFrom"] if "secretRef" in e]
+    assert "textcls-store" in refs
+    mounts = {m["mountPath"] for m in textcls["volumeMounts"]}
+    assert config["TEXTCLS_CACHE_DIR"] in mounts
+    patches = " ".join(p.get("patch", "") for p in kustomization(K8S / "fleet")["patches"])
+    assert "name: textcls-models\n$patch: delete" in patches

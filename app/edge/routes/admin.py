@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.edge.admin_auth import authenticate_admin
-from app.edge.deps import RepositoryDep
+from app.edge.deps import RepositoryDep, ServicesDep
 from app.edge.routes.models import describe, list_models
 from app.edge.schemas import ModelInfo, ModelsResponse, ModelVersion
 from app.errors import InvalidInput, ModelNotFound, StateConflict, VersionNotFound
@@ -92,8 +92,8 @@ async def rollback(name: str, repo: RepositoryDep) -> ModelInfo:
 
 
 @router.put("/default-model", response_model=ModelsResponse, responses=ERRORS)
-async def put_default_model(body: DefaultModelBody, repo: RepositoryDep) -> ModelsResponse:
+async def put_default_model(body: DefaultModelBody, services: ServicesDep) -> ModelsResponse:
     """Choose the model answering requests that name none, for every replica and restart
     (TEXTCLS_DEFAULT_MODEL, when set, still overrides it)."""
-    await repo.set_default(body.model)
-    return await list_models(repo)
+    await services.repository.set_default(body.model)
+    return await list_models(services)

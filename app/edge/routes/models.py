@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from app.edge.deps import RepositoryDep
-from app.edge.schemas import DriftInfo, ModelInfo, ModelsResponse
+from app.edge.deps import RepositoryDep, ServicesDep
+from app.edge.schemas import DriftInfo, ModelInfo, ModelsResponse, SkippedVersion
 from app.errors import ModelNotFound
 from app.plane import drift
 from app.plane.repository import ModelRepository
@@ -56,15 +56,21 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
 
 
 @router.get("", response_model=ModelsResponse)
-async def list_models(repo: RepositoryDep) -> ModelsResponse:
-    """Every model in the repository, with what it serves and what failed to load."""
+async def list_models(services: ServicesDep) -> ModelsResponse:
+    """Every model in the repository, with what it serves and what failed to load, and the
+    object store's versions skipped (unfinished or not matching their completion marker)."""
+    repo = services.repository
     models = [describe(repo, e) for _, e in sorted(repo.entries.items())]
     default, source = repo.default_model()
+    skipped = services.mirror.skipped if services.mirror is not None else {}
     return ModelsResponse(
         device=repo.device.kind,
         default_model=default,
         default_model_source=source,  # type: ignore[arg-type]
         models=models,
+        skipped=[
+            SkippedVersion(name=n, version=v, reason=r) for (n, v), r in sorted(skipped.items())
+        ],
     )
 
 

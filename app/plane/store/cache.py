@@ -63,7 +63,13 @@ class VersionCache:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             (tmp / MARKER_FILE).write_bytes(marker_bytes(manifest))  # last: now it is whole
-            tmp.rename(dest)
+            try:
+                tmp.rename(dest)
+            except OSError:
+                # Another process sharing this cache (a worker of the same replica) put its
+                # own verified copy there first: that one serves.
+                if not (dest / MARKER_FILE).is_file():
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
@@ -88,10 +94,19 @@ class VersionCache:
             sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
         )
 
+    def _copies(self) -> dict[Path, int]:
+        """Each cached version folder and its size in bytes."""
+        copies = [p for p in self.root.glob("*/*") if p.is_dir() and p.name.isdigit()]
+        return {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in copies}
+
+    def size(self) -> int:
+        """Bytes of the cached version copies."""
+        return sum(self._copies().values())
+
     def evict(self, in_use: set[Path]) -> list[Path]:
         """Remove least recently used copies not in ``in_use`` until under ``max_bytes``."""
-        copies = [p for p in self.root.glob("*/*") if p.is_dir() and p.name.isdigit()]
-        sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in copies}
+        sizes = self._copies()
+        copies = list(sizes)
         total = sum(sizes.values())
         removed = []
         for copy in sorted(copies, key=lambda p: p.stat().st_mtime):

@@ -29,6 +29,7 @@ async def start_mirror(settings: Settings, metrics: Metrics) -> StoreMirror:
         raise AssertionError(f"the mirror {cache.root} is not model_dir {settings.model_dir}")
     mirror = StoreMirror(cache, metrics.registry)
     result = await asyncio.to_thread(mirror.sync)
+    mirror.cache_bytes.set(await asyncio.to_thread(cache.size))
     if not result.reachable:
         cached = {name: cache.verified(name) for name in cache.names()}
         log.warning("starting from the verified cached copies in %s: %s", cache.root, cached)
@@ -49,6 +50,6 @@ async def follow(mirror: StoreMirror, repository: ModelRepository, interval_s: f
                 for s in [e.serving, *e.others.values()]
                 if s is not None
             }
-            await asyncio.to_thread(mirror.cache.evict, in_use)
+            await asyncio.to_thread(mirror.evict, in_use)
         except Exception:  # a fault here must not end following the store for good
             log.exception("following the model store failed; retrying in %s s", interval_s)

@@ -2,12 +2,12 @@
 
 Each ``sync`` (one per poll) lists the store, downloads every complete version not yet cached
 (``VersionCache``: checked against its completion marker), copies each model's other files
-(``serving.json`` and the like) when they changed, and leaves the result under ``root`` in the
-model folder layout (``root/<name>/<version>/``), which the model repository serves as it
-serves a local folder. A version without its marker, or whose files do not match it, is
-skipped: named in the log once, kept in ``skipped`` (for /models), counted, and tried again
-at the next sync. A store that cannot be reached leaves the mirror as it was (what is loaded
-keeps serving), is logged once per outage, and counted.
+(``serving.json`` and the like) and the repository's own ``serving.json`` when they changed,
+and leaves the result under ``root`` in the model folder layout (``root/<name>/<version>/``),
+which the model repository serves as it serves a local folder. A version without its marker,
+or whose files do not match it, is skipped: named in the log once, kept in ``skipped`` (for
+/models), counted, and tried again at the next sync. A store that cannot be reached leaves
+the mirror as it was (what is loaded keeps serving), is logged once per outage, and counted.
 """
 
 from __future__ import annotations
@@ -64,6 +64,23 @@ class StoreMirror:
             ["model"],
             registry=registry,
         )
+        self.versions_fetched = Counter(
+            metric_name("store_versions_fetched"),
+            "Versions downloaded from the model store and verified against their marker.",
+            ["model"],
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            metric_name("cache_bytes"),
+            "Bytes of verified version copies in this replica's cache (TEXTCLS_CACHE_DIR).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.cache_evictions = Counter(
+            metric_name("cache_evictions"),
+            "Version copies removed from the cache to keep it under TEXTCLS_CACHE_MAX_BYTES.",
+            registry=registry,
+        )
         self.store_up.set(1)
 
     def sync(self) -> SyncResult:
@@ -94,7 +111,7 @@ class StoreMirror:
             parts = key.split("/", 2)
             if len(parts) == 3 and parts[1].isdigit():
                 versions.setdefault((parts[0], int(parts[1])), {})[parts[2]] = size
-            elif len(parts) == 2 and self._copy_model_file(key):
+            elif len(parts) <= 2 and self._copy_model_file(key):
                 result.changed.append(key)
         for (name, version), files in sorted(versions.items()):
             if (self.cache.path(name, version) / MARKER_FILE).is_file():
@@ -106,6 +123,7 @@ class StoreMirror:
                 check_sizes(manifest, files)
                 self.cache.fetch(name, version, manifest)
                 result.fetched.append((name, version))
+                self.versions_fetched.labels(name).inc()
             except MarkerError as exc:
                 reason = str(exc)
                 result.skipped[(name, version)] = reason
@@ -114,7 +132,8 @@ class StoreMirror:
                     log.warning("model %s version %s skipped: %s", name, version, reason)
 
     def _copy_model_file(self, key: str) -> bool:
-        """A model's own file (``serving.json``): copied when its token changed (True)."""
+        """A model's own file (``<name>/serving.json``) or the repository's (``serving.json``,
+        the default model): copied when its token changed (True)."""
         blob = self.store.read(key)
         if self._tokens.get(key) == blob.token:
             return False
@@ -125,6 +144,11 @@ class StoreMirror:
         tmp.replace(target)  # a reader sees the old file or the new
         self._tokens[key] = blob.token
         return True
+
+    def evict(self, in_use: set[Path]) -> None:
+        """Keep the cache under its bound (``VersionCache.evict``), and say its size."""
+        self.cache_evictions.inc(len(self.cache.evict(in_use)))
+        self.cache_bytes.set(self.cache.size())
 
     def path_of(self, name: str) -> Path:
         """The mirrored folder of model ``name``."""

@@ -51,7 +51,8 @@ class FsspecStore:
                     "retries": {"max_attempts": 1},
                 },
             )
-        return fsspec.filesystem("gcs", skip_instance_cache=True)
+        # version_aware: a read of "key#generation" reads that generation (the token read).
+        return fsspec.filesystem("gcs", skip_instance_cache=True, version_aware=True)
 
     def _full(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root

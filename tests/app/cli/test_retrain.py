@@ -16,6 +16,9 @@ from typer.testing import CliRunner
 from app.cli.models import register as register_models
 from app.cli.retrain import register
 from app.plane import serving_state as ss
+from app.plane.store import published as pub
+from app.plane.store.marker import publish_folder, read_marker
+from app.plane.store.objects import open_store
 from app.predlog.engine import create_db_engine
 from app.predlog.feedback import record_feedback
 from app.predlog.inserts import insert_rows
@@ -23,6 +26,7 @@ from app.predlog.migrate import upgrade
 from app.predlog.records import to_row
 from tests.app.predlog.factories import make_record
 from tests.model_factory import tiny_config
+from tests.s3_server import S3Server
 from training.artifact import read_metadata, versions
 from training.data import EXAMPLE_TEST, EXAMPLE_TRAIN
 from training.train import train
@@ -122,6 +126,25 @@ def test_feedback_fixing_a_planted_error_passes_and_is_labelled_candidate(
     )
     assert (models / "example" / "2" / "report" / "retrain" / "comparison.md").is_file()
     assert not [p for p in (models / "example").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_retrain_on_s3_publishes_the_candidate_and_labels_in_the_store(
+    planted: tuple[Path, Path, list[str]], tmp_path: Path, s3_env: S3Server
+) -> None:
+    data, models, flipped = planted
+    store_url = f"s3://{s3_env.new_bucket()}/models"
+    store = open_store(store_url)
+    publish_folder(store, models / "example" / "1", "example/1")
+    url, engine = _db(tmp_path)
+    _log_feedback(engine, [(t, PLANTED_TO, PLANTED_FROM) for t in flipped])
+    engine.dispose()
+    args = ["retrain", "--name", "example", "--data", str(data), "--model-dir", store_url]
+    result = runner.invoke(_cli(), [*args, "--database-url", url, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "published version 2, labelled candidate" in result.output
+    assert pub.published(store) == {"example": [1, 2]}
+    assert pub.read_state(store, "example").labels == {"stable": 1, "candidate": 2}
+    assert "report/retrain/comparison.md" in read_marker(store, "example/2")
 
 
 def test_shuffled_feedback_is_refused_with_exit_3(

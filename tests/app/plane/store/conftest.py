@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.plane.store.objects import ObjectStore, open_store
-from tests.s3_server import S3Server, s3_env, s3_server  # noqa: F401  (fixtures)
+from tests.s3_server import S3Server
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -4,6 +4,7 @@ folder and on S3 (moto's server)."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,33 @@ def test_the_cache_stays_under_its_bound_keeping_versions_in_use(
     removed = cache.evict(in_use={copies[0]})
     assert removed == [copies[1]]  # the oldest not in use
     assert cache.verified("example") == [1, 3]
+
+
+def test_two_processes_sharing_a_cache_fetch_one_version_at_once(
+    tmp_path: Path, store: ObjectStore
+) -> None:
+    """Workers of one replica share its cache: both download, the second rename finds the
+    first's verified copy and uses it."""
+    publish_folder(store, _version_folder(tmp_path), "example/1")
+    manifest = read_marker(store, "example/1")
+    caches = [VersionCache(tmp_path / "cache", store, max_bytes=1 << 30) for _ in (0, 1)]
+    start = threading.Barrier(2)
+    got: list[Path | Exception] = []
+
+    def fetch(cache: VersionCache) -> None:
+        start.wait()
+        try:
+            got.append(cache.fetch("example", 1, manifest))
+        except Exception as exc:  # reported by the assertion below
+            got.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(c,)) for c in caches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [caches[0].path("example", 1)] * 2
+    assert caches[0].verified("example") == [1]
+    assert not [
+        p for p in caches[0].path("example", 1).parent.iterdir() if p.name.startswith(".tmp")
+    ]

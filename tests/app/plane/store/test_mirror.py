@@ -44,6 +44,7 @@ def test_complete_versions_are_mirrored_and_the_rest_skipped_until_whole(
     v1 = _folder(tmp_path, 1)
     publish_folder(s3, v1, "example/1")
     s3.write("example/serving.json", b'{"labels": {"stable": 1}}')
+    s3.write("serving.json", b'{"default_model": "example"}')  # the repository's own state
     # Version 2 half uploaded (no marker yet); version 3 whole but tampered after its marker.
     v2 = _folder(tmp_path, 2)
     s3.write("example/2/saved_model.pb", (v2 / "saved_model.pb").read_bytes())
@@ -63,6 +64,7 @@ def test_complete_versions_are_mirrored_and_the_rest_skipped_until_whole(
     assert describe(mirror.path_of("example") / "1") == describe(v1)
     assert not (mirror.path_of("example") / "2").exists()
     assert (mirror.path_of("example") / "serving.json").read_bytes() == b'{"labels": {"stable": 1}}'
+    assert (mirror.root / "serving.json").read_bytes() == b'{"default_model": "example"}'
 
     publish_folder(s3, v2, "example/2")  # the upload finishes: the next sync takes it
     s3.write("example/serving.json", b'{"labels": {"stable": 2}}')

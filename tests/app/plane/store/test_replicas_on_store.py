@@ -1,11 +1,12 @@
-"""Two ``textcls serve`` processes on one ``s3://`` repository (moto's server): a version
-pushed while both serve under load reaches both within a poll interval plus its load, with no
-failed request."""
+"""Two ``textcls serve`` processes on one ``s3://`` repository (moto's server): ``textcls train
+--model-dir s3://...`` publishes version 2 while both serve version 1 under load; both move to
+it within a poll interval plus its load, with no failed request."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,17 +14,31 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.plane.store.marker import publish_folder
-from app.plane.store.objects import open_store
+from app.plane.store.marker import MarkerError, publish_folder, read_marker
+from app.plane.store.objects import ObjectStore, open_store
+from tests.app.cli.test_train import TINY_FLAGS
 from tests.s3_server import S3Server
 from tests.serve_process import serve_processes
-from training.artifact import METADATA_FILE
 
 POLL_S = 0.3
+LOAD_S = 30.0
+
+
+def _wait_for_marker(store: ObjectStore, prefix: str, trainer: subprocess.Popen[str]) -> float:
+    """When the version's completion marker appeared (the moment it counts as published)."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            read_marker(store, prefix)
+            return time.monotonic()
+        except MarkerError:
+            assert trainer.poll() is None, trainer.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the trainer never published"
+            time.sleep(0.05)
 
 
 @pytest.mark.slow
-def test_two_replicas_move_to_a_pushed_version_under_load_without_a_failed_request(
+def test_two_replicas_move_to_a_version_trained_into_the_store_without_a_failed_request(
     tiny_model_repo: Path, tmp_path: Path, s3_env: S3Server
 ) -> None:
     url = f"s3://{s3_env.new_bucket()}/models"
@@ -48,15 +63,25 @@ def test_two_replicas_move_to_a_pushed_version_under_load_without_a_failed_reque
             t.start()
         try:
             time.sleep(1.0)
-            v2 = tmp_path / "v2"
-            shutil.copytree(tiny_model_repo / "example" / "1", v2)
-            meta = json.loads((v2 / METADATA_FILE).read_text())
-            (v2 / METADATA_FILE).write_text(json.dumps({**meta, "version": 2}))
-            publish_folder(store, v2, "example/2")  # what `textcls models push` does
-            deadline = time.monotonic() + 60
+            assert all(versions == {1} for versions in seen.values()), seen
+            trainer = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "train", "--model-dir", url, *TINY_FLAGS],
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            published = _wait_for_marker(store, "example/2", trainer)
+            # A poll interval, the download and the load (seconds on this shared machine).
+            deadline = published + POLL_S + LOAD_S
             while not all(2 in versions for versions in seen.values()):
                 assert time.monotonic() < deadline, f"not every replica moved: {seen}"
-                time.sleep(0.1)
+                time.sleep(0.05)
+            moved = time.monotonic() - published
+            print(f"both replicas on version 2 {moved:.2f} s after its marker")
+            output, _ = trainer.communicate(timeout=120)
+            assert trainer.returncode == 0, output[-3000:]
+            assert output.strip().splitlines()[-1] == f"{url}/example/2"
         finally:
             stop.set()
             for t in threads:

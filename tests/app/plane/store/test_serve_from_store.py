@@ -17,10 +17,15 @@ from moto.server import ThreadedMotoServer
 from app.main import create_app
 from app.plane.store.marker import MARKER_FILE, describe, marker_bytes, publish_folder
 from app.plane.store.objects import open_store
-from tests.app.conftest import make_settings, wait_ready
+from app.plane.store.published import read_default
+from tests.app.conftest import make_settings, wait_ready, wait_until
 from tests.live_server import free_port
 from tests.s3_server import S3Server
 from training.artifact import METADATA_FILE
+
+UNFINISHED = "no completion marker: the upload is unfinished"
+ADMIN_KEY = "admin-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _as_version(source: Path, dest: Path, version: int) -> Path:
@@ -37,7 +42,7 @@ def _version(client: TestClient) -> int:
     return int(r.json()["version"])
 
 
-def test_serves_complete_versions_from_s3_and_moves_when_the_next_is_whole(
+def test_serves_complete_versions_from_s3_skipping_unfinished_and_mismatching_ones(
     tiny_model_repo: Path, tmp_path: Path, s3_env: S3Server
 ) -> None:
     url = f"s3://{s3_env.new_bucket()}/models"
@@ -55,11 +60,29 @@ def test_serves_complete_versions_from_s3_and_moves_when_the_next_is_whole(
             time.sleep(0.1)
         time.sleep(1.0)  # several polls
         assert _version(client) == 1
+        skipped = client.get("/models").json()["skipped"]
+        assert skipped == [{"name": "example", "version": 2, "reason": UNFINISHED}]
         store.write(f"example/2/{MARKER_FILE}", marker_bytes(describe(v2)))  # the upload ends
         deadline = time.monotonic() + 60
         while _version(client) != 2:
             assert time.monotonic() < deadline, "version 2 never served"
             time.sleep(0.1)
+        assert client.get("/models").json()["skipped"] == []
+
+        # Version 3 whole, then a file replaced by other bytes of the same size: skipped at
+        # every poll (named in /models and counted), never served.
+        v3 = _as_version(tiny_model_repo / "example" / "1", tmp_path / "v3", 3)
+        publish_folder(store, v3, "example/3")
+        size = (v3 / "saved_model.pb").stat().st_size
+        store.write("example/3/saved_model.pb", b"\0" * size)
+        wait_until(lambda: client.get("/models").json()["skipped"])
+        time.sleep(0.5)  # more polls
+        assert _version(client) == 2
+        [entry] = client.get("/models").json()["skipped"]
+        assert entry["version"] == 3 and "saved_model.pb does not match" in entry["reason"]
+        assert (
+            'textcls_store_versions_skipped_total{model="example"}' in client.get("/metrics").text
+        )
 
 
 def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
@@ -76,7 +99,9 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
         monkeypatch.setenv(key, value)
     url = f"s3://{s3.new_bucket()}/models"
     publish_folder(open_store(url), tiny_model_repo / "example" / "1", "example/1")
-    settings = make_settings(url, cache_dir=tmp_path / "cache", poll_interval_s=0.2)
+    settings = make_settings(
+        url, cache_dir=tmp_path / "cache", poll_interval_s=0.2, admin_api_key=ADMIN_KEY
+    )
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         with caplog.at_level(logging.WARNING, "app.plane.store.mirror"):
@@ -86,6 +111,10 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
                 assert _version(client) == 1
                 assert client.get("/readyz").status_code == 200
         assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+        # An edit of the serving state cannot reach the store: 503, nothing changed here.
+        r = client.put("/admin/models/example/labels/beta", json={"version": 1}, headers=ADMIN)
+        assert r.status_code == 503 and "nothing was changed" in r.text, r.text
+        assert "beta" not in client.get("/models/example").json()["labels"]
         metrics = client.get("/metrics").text
         assert "textcls_store_up 0.0" in metrics
         assert "textcls_store_errors_total" in metrics
@@ -93,10 +122,6 @@ def test_a_stopped_store_fails_no_request_and_a_restart_serves_the_cached_copy(
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         assert _version(client) == 1
-
-
-ADMIN_KEY = "admin-key-0123456789"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def test_an_edit_through_one_replica_reaches_the_other_and_concurrent_edits_both_land(
@@ -146,3 +171,11 @@ def test_an_edit_through_one_replica_reaches_the_other_and_concurrent_edits_both
         assert answers == {"shadow": 200, "beta": 200}
         labels = json.loads(store.read("example/serving.json").data)["labels"]
         assert labels == {"canary": 2, "shadow": 1, "beta": 3}
+
+        # The default model, recorded through one replica: in the store, then on the other.
+        r = a.put("/admin/default-model", json={"model": "example"}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert read_default(store) == "example"
+        recorded = store.read("serving.json").data  # b's mirror copies it at its next poll
+        wait_until(lambda: (replicas[1].model_dir / "serving.json").read_bytes() == recorded, 10)
+        assert b.get("/models").json()["default_model_source"] == "repository"
