@@ -37,7 +37,7 @@ intents_app = typer.Typer(help="Intents no label covers yet.", no_args_is_help=T
 # group's nearest label.
 LABEL_TEXTS = 20
 # Distinct logged texts read at most (the hand-offs first): bounds the encoder's time.
-READ_LIMIT = 4000
+READ_LIMIT = 3000
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
