@@ -6,7 +6,9 @@ texts it stands for (itself, its near-duplicates, and texts similar to it: a lab
 of many alike is worth more than a label for a one-off), ``u * (1 + DENSITY_WEIGHT * ln(n))``:
 uncertainty leads, and among texts about as uncertain the one standing for more comes first
 (a heavier weight picks easy, common texts too often: docs/results/support-loop.md).
-Near-duplicates (the same words once lower-cased, numbers blanked) are one item with a count.
+Near-duplicates (the same words once lower-cased, numbers blanked) are one item with a count,
+and an item alike to one ranked above it waits until every item that is not: a page of labels
+covers different questions rather than one question phrased many ways.
 """
 
 from __future__ import annotations
