@@ -36,8 +36,6 @@ intents_app = typer.Typer(help="Intents no label covers yet.", no_args_is_help=T
 # Texts of each known label placed in the space, for the out-of-scope judgement and each
 # group's nearest label.
 LABEL_TEXTS = 20
-# Distinct logged texts read at most (the hand-offs first): bounds the encoder's time.
-READ_LIMIT = 3000
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
@@ -153,7 +151,7 @@ def discover_command(
 @dataclass(frozen=True, kw_only=True)
 class Found:
     """The window's logged texts (``logged`` of them), the ones read (``rows``: all, or a
-    sample past READ_LIMIT distinct texts) and the groups, whose members index ``rows``."""
+    sample past the space's read limit) and the groups, whose members index ``rows``."""
 
     logged: int
     rows: list[LoggedText]
@@ -172,7 +170,7 @@ def _discover(
     logged = logged_texts(engine, where)
     known = training_sample(meta) or label_examples(engine, where, LABEL_TEXTS)
     fell_back = [True] * len(logged) if every else [r.fallback for r in logged]
-    kept = sample([r.text for r in logged], fell_back, READ_LIMIT)
+    kept = sample([r.text for r in logged], fell_back, space.read_limit or len(logged))
     rows = [logged[i] for i in kept]
     texts, picked = [r.text for r in rows], [fell_back[i] for i in kept]
     clusters = discover(texts, picked, known, space, min_size=min_size)

@@ -34,6 +34,8 @@ OUT_OF_SCOPE_QUANTILE = 0.2
 # similar, on average, than its DENSITY_K nearest known-label texts.
 DENSITY_K = 5
 DENSITY_MARGIN = 0.05
+# Logged texts at least this similar are copies of one message, not a crowd.
+NEAR_COPY = 0.95
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,9 +154,10 @@ def out_of_scope(rows: np.ndarray, placed: np.ndarray) -> np.ndarray:
 
     - far: its nearest known text is less similar than the OUT_OF_SCOPE_QUANTILE of the known
       texts' own nearest neighbours (leave-one-out);
-    - crowded elsewhere: its DENSITY_K nearest other rows are more similar, on average, by
-      DENSITY_MARGIN than its DENSITY_K nearest known texts; a new question arrives as many
-      alike messages that no known label's texts resemble as closely.
+    - crowded elsewhere: its nearest other rows are more similar, on average, by
+      DENSITY_MARGIN than its DENSITY_K nearest known texts (as many rows as known texts
+      per text of each); a new question arrives as many alike messages that no known
+      label's texts resemble as closely.
     """
     if len(placed) < 2 or len(rows) == 0:
         return np.zeros(len(rows), dtype=bool)
@@ -163,19 +166,25 @@ def out_of_scope(rows: np.ndarray, placed: np.ndarray) -> np.ndarray:
     limit = float(np.quantile(among.max(axis=1), OUT_OF_SCOPE_QUANTILE))
     known = _top_mean(rows, placed, DENSITY_K, skip_self=False)
     far = _top_mean(rows, placed, 1, skip_self=False) < limit
-    if len(rows) <= DENSITY_K:
+    # As many logged neighbours as known ones per text of each: the same density on both
+    # sides gives the same similarity, however many more texts the log holds.
+    k = round(DENSITY_K * len(rows) / len(placed))
+    if not 1 <= k < len(rows):
         return far
-    crowded = _top_mean(rows, rows, DENSITY_K, skip_self=True) - known > DENSITY_MARGIN
+    crowded = _top_mean(rows, rows, k, skip_self=True) - known > DENSITY_MARGIN
     return np.asarray(far | crowded)
 
 
 def _top_mean(rows: np.ndarray, others: np.ndarray, k: int, *, skip_self: bool) -> np.ndarray:
     """Each row's mean similarity to its ``k`` most similar ``others`` (``skip_self``: the
-    rows themselves, each one's own row left out), in blocks to bound memory."""
+    rows themselves, each one's own row and its near-copies left out), in blocks to bound
+    memory."""
     out = []
     for i in range(0, len(rows), 2048):
         sims = rows[i : i + 2048] @ others.T
         if skip_self:
+            # A copy with a word changed (an order number) is the same message again.
+            sims[sims >= NEAR_COPY] = -np.inf
             sims[np.arange(len(sims)), np.arange(i, i + len(sims))] = -np.inf
         top = -np.partition(-sims, k - 1, axis=1)[:, :k]
         out.append(top.mean(axis=1))
