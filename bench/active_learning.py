@@ -66,14 +66,20 @@ def _accuracy(version: Path, test_rows: list[tuple[str, str]]) -> float:
     return float(np.mean([p == lab for p, (_, lab) in zip(pred, test_rows, strict=True)]))
 
 
-def _pick(version: Path, pool: list[tuple[str, str]], n: int, strategy: str) -> list[int]:
-    """``teach``: the review queue's order; ``margin``: uncertainty alone (for comparison)."""
+def _pick(
+    version: Path, pool: list[tuple[str, str]], n: int, strategy: str, density: float | None
+) -> list[int]:
+    """``teach``: the review queue's order; ``teach-nospread``: the same without moving items
+    alike to a higher one down; ``margin``: uncertainty alone (for comparison)."""
     probs = SavedClassifier(version).predict([t for t, _ in pool])
     top2 = -np.sort(-probs, axis=1)[:, :2]
     uncertainty = 1.0 - (top2[:, 0] - top2[:, 1])
     if strategy == "margin":
         return np.argsort(-uncertainty, kind="stable")[:n].tolist()
-    ranked = rank_for_teaching([t for t, _ in pool], uncertainty.tolist())
+    options: dict[str, Any] = {"spread": strategy != "teach-nospread"}
+    if density is not None:
+        options["density_weight"] = density
+    ranked = rank_for_teaching([t for t, _ in pool], uncertainty.tolist(), **options)
     return [g[0] for g in ranked.groups[:n]]
 
 
@@ -86,10 +92,11 @@ def run(seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         by_label.setdefault(lab, []).append(i)
     start = sorted(i for ids in by_label.values() for i in rng.sample(ids, 10))
     out: dict[str, Any] = {"seed": seed}
+    first = _fit([train_rows[i] for i in start], test, args.arch, seed, root)
+    first_accuracy = _accuracy(first, test_rows)
     for strategy in args.strategies:
-        labelled = list(start)
-        version = _fit([train_rows[i] for i in labelled], test, args.arch, seed, root)
-        curve = [{"labels": len(labelled), "accuracy": _accuracy(version, test_rows)}]
+        labelled, version = list(start), first
+        curve = [{"labels": len(labelled), "accuracy": first_accuracy}]
         for _ in range(args.rounds):
             chosen = set(labelled)
             pool_ids = [i for i in range(len(train_rows)) if i not in chosen]
@@ -97,7 +104,8 @@ def run(seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             if strategy == "random":
                 picked = rng.sample(pool_ids, args.per_round)
             else:
-                picked = [pool_ids[k] for k in _pick(version, pool, args.per_round, strategy)]
+                ranked = _pick(version, pool, args.per_round, strategy, args.density)
+                picked = [pool_ids[k] for k in ranked]
             labelled += picked
             version = _fit([train_rows[i] for i in labelled], test, args.arch, seed, root)
             curve.append({"labels": len(labelled), "accuracy": _accuracy(version, test_rows)})
@@ -113,6 +121,7 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=200)
     ap.add_argument("--arch", default="ngram")
     ap.add_argument("--strategies", nargs="+", default=["teach", "random"])
+    ap.add_argument("--density", type=float, default=None)
     ap.add_argument("--out", type=Path, default=Path("bench/results/active-learning.json"))
     args = ap.parse_args()
     started = time.monotonic()
@@ -121,6 +130,7 @@ def main() -> None:
     result = {
         "arch": args.arch,
         "rounds": args.rounds,
+        "density_weight": args.density,
         "per_round": args.per_round,
         "runs": runs,
         "gain_points": [

@@ -8,7 +8,9 @@ Trains a model on BANKING77's training file without 5 of its labels, then:
 - drift: feeds the service's drift window (app.plane.drift) with 1,000 test texts of the known
   labels, then with 1,000 texts half from Chinese takeaway reviews, and reports each signal.
 
-Usage: python -m bench.support_loop [--space auto|tfidf] [--out bench/results/support-loop.json]
+Usage: python -m bench.support_loop [--space auto|tfidf] [--models DIR]
+[--out bench/results/support-loop.json]. ``--models``: keep the trained model there and reuse
+it on the next run (the training takes minutes); default: a temporary folder.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from app.plane.ranking import descending_order, rank
 from app.predlog.engine import create_db_engine
 from app.predlog.inserts import insert_rows
 from app.predlog.migrate import upgrade
-from training.artifact import read_metadata
+from training.artifact import read_metadata, versions
 from training.config import TrainConfig
 from training.scoring import SavedClassifier
 from training.train import train
@@ -168,28 +170,33 @@ def drift(version: Path, test: list[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
+def _model(
+    models: Path, train_rows: list[tuple[str, str]], test_rows: list[tuple[str, str]]
+) -> Path:
+    """The model trained without HELD_OUT in ``models`` (trained there first if absent)."""
+    found = versions(models / "banking77")
+    if found:
+        return models / "banking77" / str(found[-1])
+    models.mkdir(parents=True, exist_ok=True)
+    data = _write(models / "train.csv", [r for r in train_rows if r[1] not in HELD_OUT])
+    test = _write(models / "test.csv", [r for r in test_rows if r[1] not in HELD_OUT])
+    config = TrainConfig(
+        data=data, test_data=test, model_dir=models, name="banking77", arch="ngram", verbose=False
+    )
+    return train(config, log=lambda _m: None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--space", default="auto")
+    ap.add_argument("--models", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("bench/results/support-loop.json"))
     args = ap.parse_args()
     train_rows, test_rows = _read(DATA / "train.csv"), _read(DATA / "test.csv")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = _write(root / "train.csv", [r for r in train_rows if r[1] not in HELD_OUT])
-        test = _write(root / "test.csv", [r for r in test_rows if r[1] not in HELD_OUT])
         started = time.monotonic()
-        version = train(
-            TrainConfig(
-                data=data,
-                test_data=test,
-                model_dir=root / "models",
-                name="banking77",
-                arch="ngram",
-                verbose=False,
-            ),
-            log=lambda _m: None,
-        )
+        version = _model(args.models or root / "models", train_rows, test_rows)
         result = {
             "held_out_labels": list(HELD_OUT),
             "arch": "ngram",

@@ -24,7 +24,7 @@ from app.predlog.intents import (
     store_groups,
 )
 from app.predlog.review import LogFilter
-from training.discovery.clusters import MAX_TEXTS, Cluster, discover
+from training.discovery.clusters import MAX_TEXTS, Cluster, discover, sample
 from training.discovery.space import Space, choose_space
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 intents_app = typer.Typer(help="Intents no label covers yet.", no_args_is_help=True)
 
-# Texts of each known label placed in the space, for each group's nearest label.
+# Texts of each known label placed in the space, for the out-of-scope judgement and each
+# group's nearest label.
 LABEL_TEXTS = 20
 
 
@@ -157,6 +158,10 @@ def discover_command(
 
 @dataclass(frozen=True, kw_only=True)
 class Found:
+    """The window's logged texts (``logged`` of them), the ones read (``rows``: all, or a
+    sample past the space's read limit) and the groups, whose members index ``rows``."""
+
+    logged: int
     rows: list[LoggedText]
     clusters: list[Cluster]
 
@@ -170,11 +175,14 @@ def _discover(
     min_size: int,
     every: bool,
 ) -> Found:
-    rows = logged_texts(engine, where)
+    logged = logged_texts(engine, where)
     known = training_sample(meta) or label_examples(engine, where, LABEL_TEXTS)
-    fell_back = [True] * len(rows) if every else [r.fallback for r in rows]
-    clusters = discover([r.text for r in rows], fell_back, known, space, min_size=min_size)
-    return Found(rows=rows, clusters=clusters)
+    fell_back = [True] * len(logged) if every else [r.fallback for r in logged]
+    kept = sample([r.text for r in logged], fell_back, space.read_limit or len(logged))
+    rows = [logged[i] for i in kept]
+    texts, picked = [r.text for r in rows], [fell_back[i] for i in kept]
+    clusters = discover(texts, picked, known, space, min_size=min_size)
+    return Found(logged=len(logged), rows=rows, clusters=clusters)
 
 
 def _body(
@@ -185,9 +193,11 @@ def _body(
     return {
         "model": model,
         "space": space,
-        "texts": len(found.rows),
+        "texts": found.logged,
+        "read": len(found.rows),
         "out_of_scope": "fallback, or further from the known labels' training texts than "
-        "nearly all of them are from each other",
+        "nearly all of them are from each other, or closer to other logged texts than to "
+        "those",
         "since": start.isoformat() if start else None,
         "until": end.isoformat() if end else None,
         "clusters": [
@@ -208,9 +218,11 @@ def _body(
 def _summary(body: dict[str, Any], min_size: int, seconds: float, *, stored: bool) -> None:
     clusters = body["clusters"]
     grouped = sum(c["size"] for c in clusters)
+    read = "" if body["read"] == body["texts"] else f" (read {body['read']}, hand-offs first)"
     typer.echo(
-        f"{body['texts']} texts in {body['space']}: {len(clusters)} groups of {min_size}+ "
-        f"hold {grouped} ({seconds:.1f}s)" + ("; stored for the review page" if stored else "")
+        f"{body['texts']} texts{read} in {body['space']}: {len(clusters)} groups of "
+        f"{min_size}+ hold {grouped} ({seconds:.1f}s)"
+        + ("; stored for the review page" if stored else "")
     )
     for c in clusters[:20]:
         near = c["nearest_label"]

@@ -148,20 +148,7 @@ def _unlogged(
             text=text,
             model=unlogged.model,
         )
-        session.add(row)
-        session.flush()
-        return StoredFeedback(
-            id=row.id,
-            request_id=request_id,
-            index=index,
-            label=label,
-            created_at=row.created_at,
-            source=source,
-            model=unlogged.model,
-            version=None,
-            predicted_label=None,
-            text=text,
-        )
+        return _stored(session, row, None)
 
 
 def _record(
@@ -191,20 +178,26 @@ def _record(
         )
         if text is not None:
             row.text = text
-        session.add(row)
-        session.flush()
-        return StoredFeedback(
-            id=row.id,
-            request_id=request_id,
-            index=index,
-            label=label,
-            created_at=row.created_at,
-            source=source,
-            model=prediction.model,
-            version=prediction.version,
-            predicted_label=prediction.label,
-            text=text,
-        )
+        return _stored(session, row, prediction)
+
+
+def _stored(session: Session, row: Feedback, prediction: PredictionLog | None) -> StoredFeedback:
+    """``row`` written (its id assigned) and returned with the prediction it corrects (None:
+    the prediction was not logged; the row's own model then)."""
+    session.add(row)
+    session.flush()
+    return StoredFeedback(
+        id=row.id,
+        request_id=row.request_id,
+        index=row.index,
+        label=row.label,
+        created_at=row.created_at,
+        source=row.source,
+        model=prediction.model if prediction else row.model,
+        version=prediction.version if prediction else None,
+        predicted_label=prediction.label if prediction else None,
+        text=row.text,
+    )
 
 
 def feedback_history(engine: Engine, request_id: str, index: int) -> list[str]:

@@ -6,7 +6,9 @@ texts it stands for (itself, its near-duplicates, and texts similar to it: a lab
 of many alike is worth more than a label for a one-off), ``u * (1 + DENSITY_WEIGHT * ln(n))``:
 uncertainty leads, and among texts about as uncertain the one standing for more comes first
 (a heavier weight picks easy, common texts too often: docs/results/support-loop.md).
-Near-duplicates (the same words once lower-cased, numbers blanked) are one item with a count.
+Near-duplicates (the same words once lower-cased, numbers blanked) are one item with a count,
+and an item alike to one ranked above it waits until every item that is not: a page of labels
+covers different questions rather than one question phrased many ways.
 """
 
 from __future__ import annotations
@@ -64,15 +66,38 @@ class Ranked:
     stands_for: list[int]
 
 
-def rank_for_teaching(texts: Sequence[str | None], uncertainties: Sequence[float]) -> Ranked:
-    """Near-duplicate groups of ``texts``, most valuable first (ties: the order given)."""
+def rank_for_teaching(
+    texts: Sequence[str | None],
+    uncertainties: Sequence[float],
+    *,
+    density_weight: float = DENSITY_WEIGHT,
+    spread: bool = True,
+) -> Ranked:
+    """Near-duplicate groups of ``texts``, most valuable first (ties: the order given); with
+    ``spread``, a group alike to one ranked above it waits until every group that is not."""
     by_key: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
         by_key.setdefault(duplicate_key(text, f"\0{i}"), []).append(i)
     groups = list(by_key.values())
     counts = np.array([len(g) for g in groups], dtype=np.float64)
-    vectors = np.zeros((len(groups), HASH_DIM), dtype=np.float32)
-    for row, (key, _members) in enumerate(by_key.items()):
+    alike = _alike(list(by_key))
+    stands_for = counts + alike.astype(np.float64) @ counts
+    u = np.array([max(uncertainties[i] for i in g) for g in groups])
+    scores = u * (1.0 + density_weight * np.log(stands_for))
+    order = np.argsort(-scores, kind="stable")
+    if spread:
+        order = _spread(order, alike)
+    return Ranked(
+        groups=[groups[k] for k in order],
+        scores=[round(float(scores[k]), 6) for k in order],
+        stands_for=[int(stands_for[k]) for k in order],
+    )
+
+
+def _alike(keys: Sequence[str]) -> np.ndarray:
+    """Whether each pair of near-duplicate keys is alike (cosine of hashed word counts)."""
+    vectors = np.zeros((len(keys), HASH_DIM), dtype=np.float32)
+    for row, key in enumerate(keys):
         if not key.startswith("\0"):
             for word in key.split():
                 vectors[row, zlib.crc32(word.encode()) % HASH_DIM] += 1.0
@@ -80,15 +105,21 @@ def rank_for_teaching(texts: Sequence[str | None], uncertainties: Sequence[float
     vectors /= np.maximum(norms, 1e-12)
     alike = (vectors @ vectors.T) >= SIMILAR
     np.fill_diagonal(alike, False)
-    stands_for = counts + alike.astype(np.float64) @ counts
-    u = np.array([max(uncertainties[i] for i in g) for g in groups])
-    scores = u * (1.0 + DENSITY_WEIGHT * np.log(stands_for))
-    order = np.argsort(-scores, kind="stable")
-    return Ranked(
-        groups=[groups[k] for k in order],
-        scores=[round(float(scores[k]), 6) for k in order],
-        stands_for=[int(stands_for[k]) for k in order],
-    )
+    return alike
+
+
+def _spread(order: np.ndarray, alike: np.ndarray) -> np.ndarray:
+    """``order`` with each group alike to one kept above it moved after all kept ones (in
+    their order): a page of labels covers different questions, not one phrased ten ways."""
+    covered = np.zeros(len(order), dtype=bool)
+    first, later = [], []
+    for k in order:
+        if covered[k]:
+            later.append(k)
+        else:
+            first.append(k)
+            covered |= alike[k]
+    return np.array(first + later, dtype=np.int64)
 
 
 def teach_queue(

@@ -1,5 +1,6 @@
 """The teach-most queue order: uncertainty times the texts an item stands for, near-duplicates
-collapsed into one item with a count; on SQLite and PostgreSQL."""
+collapsed into one item with a count, items alike to a higher one moved down; on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -53,8 +54,14 @@ def test_an_uncertain_text_standing_for_many_comes_first() -> None:
     assert ranked.stands_for[0] == 4  # three duplicates and one similar text
     order = [texts[g[0]] for g in ranked.groups]
     assert order.index("purple monkey dishwasher") < order.index("cancel my order 7")
-    assert ranked.scores == sorted(ranked.scores, reverse=True)
+    # The text alike to the first item waits until every item not alike to one above it.
+    assert order[-1] == "my parcel is lost i think"
+    assert ranked.scores[:3] == sorted(ranked.scores[:3], reverse=True)
     assert sorted(i for g in ranked.groups for i in g) == list(range(len(texts)))
+    # Without spreading, the order is the scores' alone.
+    plain = rank_for_teaching(texts, u, spread=False)
+    assert plain.scores == sorted(plain.scores, reverse=True)
+    assert [texts[g[0]] for g in plain.groups][2] == "my parcel is lost i think"
 
 
 def test_queue_collapses_duplicates_and_skips_reviewed(engine: Engine) -> None:
