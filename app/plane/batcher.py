@@ -26,6 +26,7 @@ from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel
+from app.plane.plan import lower_thread_priority
 from app.plane.ranking import RankedPrediction, descending_order, rank
 from app.plane.tracing import sampled_span_context, trace_batch
 
@@ -85,6 +86,7 @@ class Batcher:
         max_queue_texts: int,
         metrics: Metrics | None = None,
         threads: int = 1,
+        nice: int = 0,
         drift: DriftWindow | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -94,6 +96,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
+        self.nice = nice
         self._cond = threading.Condition()
         self._pending: deque[_Item] = deque()
         self._pending_texts = 0
@@ -201,6 +204,7 @@ class Batcher:
             return batch
 
     def _run(self) -> None:
+        lower_thread_priority(self.nice)
         while (batch := self._take_batch()) is not None:
             self._run_batch(batch)
 

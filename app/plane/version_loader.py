@@ -19,6 +19,7 @@ from app.plane.batcher import Batcher
 from app.plane.device import Device
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel, LoadError
+from app.plane.plan import choose_plan
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
 
@@ -89,18 +90,20 @@ class VersionLoader:
             self.metrics.model_reloads.labels(entry.name, "failure").inc()
 
     def serving_for(self, model: LoadedModel) -> Serving:
-        s = self.settings
+        """The version's own batch queue and inference threads, sized by its measured cost."""
+        plan = choose_plan(model.name, model.ms_per_text, self.settings)
         batcher = Batcher(
             model,
-            max_batch_size=s.max_batch_size,
-            max_batch_wait_s=s.max_batch_wait_ms / 1000,
-            max_queue_texts=s.max_queue_texts,
+            max_batch_size=plan.max_batch_size,
+            max_batch_wait_s=plan.max_batch_wait_ms / 1000,
+            max_queue_texts=self.settings.max_queue_texts,
             metrics=self.metrics,
-            threads=s.inference_threads,
+            threads=plan.inference_threads,
+            nice=plan.nice,
             drift=self._drift_window(model),
             tracer=self.tracer,
         )
-        return Serving(model, batcher)
+        return Serving(model, batcher, plan)
 
     def _drift_window(self, model: LoadedModel) -> DriftWindow | None:
         """The version's drift window, when its artifact has reference statistics."""

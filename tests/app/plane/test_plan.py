@@ -1,0 +1,168 @@
+"""Per-model batching: each version has its own queue and threads, sized by its measured cost,
+so a slow model's batch never holds a fast model's texts; bad overrides are start-up errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.config import ConfigError, ModelBatching, load_settings
+from app.plane.batcher import Batcher
+from app.plane.device import CPU
+from app.plane.loaded_model import LoadedModel
+from app.plane.plan import EXPENSIVE_NICE, choose_plan
+
+
+class HeldModel(LoadedModel):
+    """The real tiny model, whose model calls wait until ``release_calls`` is set: a model
+    slower than any timeout a test could pick."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("slow", 1, path, device=CPU)
+        self.in_call = threading.Event()
+        self.release_calls = threading.Event()
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        if self.ready:  # warm-up at load runs straight through
+            self.in_call.set()
+            self.release_calls.wait()
+        return super().predict(texts)
+
+
+@pytest.fixture(scope="module")
+def fast(tiny_model_repo: Path) -> Iterator[LoadedModel]:
+    m = LoadedModel("fast", 1, tiny_model_repo / "example" / "1", device=CPU)
+    m.load()
+    yield m
+    m.release()
+
+
+def test_a_busy_slow_model_does_not_hold_a_fast_models_texts(
+    fast: LoadedModel, tiny_model_repo: Path
+) -> None:
+    """While the slow model's thread is inside a model call that cannot finish, every request
+    to the fast model beside it is answered; the slow request is answered once released."""
+    slow = HeldModel(tiny_model_repo / "example" / "1")
+    slow.load()
+    plan = choose_plan("slow", 50.0, load_settings(model_dir=tiny_model_repo))
+
+    async def run() -> tuple[bool, bool, int]:
+        slow_b = Batcher(
+            slow,
+            max_batch_size=plan.max_batch_size,
+            max_batch_wait_s=0.001,
+            max_queue_texts=100,
+            threads=plan.inference_threads,
+            nice=plan.nice,
+        )
+        fast_b = Batcher(fast, max_batch_size=8, max_batch_wait_s=0.001, max_queue_texts=100)
+        try:
+            held = slow_b.submit(["stuck behind nothing"])
+            queued = slow_b.submit(["queued behind the held batch"])
+            assert await asyncio.to_thread(slow.in_call.wait, 30)
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(fast_b.submit([f"lost card {i}"]) for i in range(20))), 60
+            )
+            slow_waiting = not held.done() and not queued.done() and slow.in_call.is_set()
+            slow.release_calls.set()
+            await asyncio.wait_for(asyncio.gather(held, queued), 60)
+            return slow_waiting, all(a.probabilities.shape[0] == 1 for a in answers), len(answers)
+        finally:
+            slow.release_calls.set()
+            await asyncio.to_thread(slow_b.close)
+            await asyncio.to_thread(fast_b.close)
+
+    try:
+        slow_waiting, answered, n = asyncio.run(run())
+    finally:
+        slow.release()
+    assert slow_waiting and answered and n == 20
+
+
+def test_an_expensive_model_runs_one_thread_at_a_lower_priority(fast: LoadedModel) -> None:
+    """The expensive plan's single inference thread is niced; a cheap model's threads are not."""
+
+    async def niceness(batcher: Batcher) -> list[int]:
+        await batcher.submit(["a text"])  # each thread has started and set its priority
+        return [os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in batcher._threads]
+
+    async def run() -> tuple[list[int], list[int]]:
+        cheap = Batcher(fast, max_batch_size=8, max_batch_wait_s=0.001, max_queue_texts=10)
+        dear = Batcher(
+            fast, max_batch_size=4, max_batch_wait_s=0.001, max_queue_texts=10, nice=EXPENSIVE_NICE
+        )
+        try:
+            return await niceness(cheap), await niceness(dear)
+        finally:
+            await asyncio.to_thread(cheap.close)
+            await asyncio.to_thread(dear.close)
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    cheap, dear = asyncio.run(run())
+    assert cheap == [own]
+    assert dear == [min(19, own + EXPENSIVE_NICE)]
+
+
+def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
+    s = load_settings(model_dir=tmp_path, max_batch_size=32, inference_threads=2)
+    cheap = choose_plan("ngram", 0.1, s)
+    assert (cheap.expensive, cheap.max_batch_size, cheap.inference_threads, cheap.nice) == (
+        False,
+        32,
+        2,
+        0,
+    )
+    dear = choose_plan("e5", 10.0, s)  # 200 ms of work per batch: 20 texts
+    assert (dear.expensive, dear.max_batch_size, dear.inference_threads, dear.nice) == (
+        True,
+        20,
+        1,
+        EXPENSIVE_NICE,
+    )
+    assert choose_plan("e5", 500.0, s).max_batch_size == 4  # never under 4 texts
+    assert choose_plan("e5", 2.0, s).max_batch_size == 32  # never over the setting
+
+
+def test_overrides_replace_only_the_fields_they_name(tmp_path: Path) -> None:
+    s = load_settings(
+        model_dir=tmp_path,
+        model_batching={"e5": ModelBatching(max_batch_size=64, nice=0)},
+        expensive_ms_per_text=5.0,
+    )
+    plan = choose_plan("e5", 10.0, s)
+    assert (plan.max_batch_size, plan.nice, plan.inference_threads) == (64, 0, 1)
+    assert plan.overridden == ("max_batch_size", "nice")
+    assert plan.as_dict()["overridden"] == ["max_batch_size", "nice"]
+    assert choose_plan("e5", 4.0, s).expensive is False  # under the threshold set
+
+
+@pytest.mark.parametrize(
+    "value,problem",
+    [
+        ('{"e5": {"max_batch_size": 0}}', "TEXTCLS_MODEL_BATCHING.E5.MAX_BATCH_SIZE"),
+        ('{"e5": {"inference_threads": 17}}', "less than or equal to 16"),
+        ('{"e5": {"nice": -1}}', "greater than or equal to 0"),
+        ('{"e5": {"batch": 8}}', "Extra inputs are not permitted"),
+        ('{"e5": 8}', "valid dictionary"),
+        ("{e5", "TEXTCLS_MODEL_BATCHING"),
+    ],
+)
+def test_bad_model_batching_is_a_clear_error(
+    value: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEXTCLS_MODEL_BATCHING", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert problem in str(info.value)
+
+
+def test_a_threshold_of_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTCLS_EXPENSIVE_MS_PER_TEXT", "0")
+    with pytest.raises(ConfigError, match="TEXTCLS_EXPENSIVE_MS_PER_TEXT: Input should be greater"):
+        load_settings()
