@@ -33,7 +33,8 @@ class ModelBatching(pydantic.BaseModel):
     max_batch_size: int | None = Field(None, ge=1, le=4096)
     max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
     inference_threads: int | None = Field(None, ge=1, le=16)
-    nice: int | None = Field(None, ge=0, le=19)
+    expensive: bool | None = None
+    max_hold_ms: float | None = Field(None, ge=0, le=60_000)
 
 
 class Settings(BaseSettings):
@@ -81,12 +82,12 @@ class Settings(BaseSettings):
     )
     expensive_ms_per_text: float = Field(
         2.0, gt=0, description="A model costing this much per text or more at warm-up is served "
-        "as expensive: one inference thread at a lower CPU priority, smaller batches.",
+        "as expensive: one inference thread, smaller batches, after cheap models' texts.",
     )  # fmt: skip
     model_batching: dict[str, ModelBatching] = Field(
         default_factory=dict,
         description='Per-model overrides of the measured plan, as JSON: {"e5": '
-        '{"max_batch_size": 16, "inference_threads": 1, "max_batch_wait_ms": 5, "nice": 0}}.',
+        '{"max_batch_size": 16, "inference_threads": 1, "expensive": true, "max_hold_ms": 500}}.',
     )
     max_queue_texts: int = Field(
         4096, ge=1, description="Texts waiting per model before /classify answers 503."

@@ -6,7 +6,8 @@ oldest arrived), runs the model, sorts and ranks the whole batch at once (one ve
 ``rank`` per distinct top_k/threshold, instead of one per request on the event loop), counts
 the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop
 never runs TensorFlow. The queue is bounded in texts; over the bound ``submit`` raises
-QueueFull at once instead of holding memory.
+QueueFull at once instead of holding memory. A ``gate`` (app.plane.cheap_first) makes an
+expensive model's batches wait while cheap models beside it have texts in hand.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import numpy as np
 from app.errors import InferenceFailed, ModelNotReady, QueueFull
 from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
+from app.plane.cheap_first import CheapFirst, Gate
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel
-from app.plane.plan import lower_thread_priority
 from app.plane.ranking import RankedPrediction, descending_order, rank
 from app.plane.tracing import sampled_span_context, trace_batch
 
@@ -86,7 +87,7 @@ class Batcher:
         max_queue_texts: int,
         metrics: Metrics | None = None,
         threads: int = 1,
-        nice: int = 0,
+        gate: Gate | None = None,
         drift: DriftWindow | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -96,7 +97,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
-        self.nice = nice
+        self.gate = gate or CheapFirst().cheap()  # alone: counts its texts, never waits
         self._cond = threading.Condition()
         self._pending: deque[_Item] = deque()
         self._pending_texts = 0
@@ -160,6 +161,7 @@ class Batcher:
                     f"(limit {self.max_queue_texts}); retry shortly"
                 )
             was_idle = not self._pending
+            self.gate.accepted(len(texts))
             self._pending.extend(items)
             self._pending_texts += len(texts)
             # Wake the thread only when it may act: it was idle, or a batch is now full.
@@ -204,9 +206,12 @@ class Batcher:
             return batch
 
     def _run(self) -> None:
-        lower_thread_priority(self.nice)
         while (batch := self._take_batch()) is not None:
-            self._run_batch(batch)
+            self.gate.turn()  # an expensive model's batch waits while cheap texts are in hand
+            try:
+                self._run_batch(batch)
+            finally:
+                self.gate.answered(sum(len(item.texts) for item in batch))
 
     def _run_batch(self, batch: list[_Item]) -> None:
         texts = [t for item in batch for t in item.texts]

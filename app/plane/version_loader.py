@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from app.config import Settings
 from app.metrics import Metrics
 from app.plane.batcher import Batcher
+from app.plane.cheap_first import CheapFirst
 from app.plane.device import Device
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel, LoadError
@@ -54,6 +55,8 @@ class VersionLoader:
         self.tracer: Tracer | None = None
         # The object store holding the models (and their serving state), when it is one.
         self.store: ObjectStore | None = None
+        # Cheap models' texts go before expensive models' batches, across all models here.
+        self.cheap_first = CheapFirst()
 
     async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
         """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
@@ -99,7 +102,11 @@ class VersionLoader:
             max_queue_texts=self.settings.max_queue_texts,
             metrics=self.metrics,
             threads=plan.inference_threads,
-            nice=plan.nice,
+            gate=(
+                self.cheap_first.expensive(plan.max_hold_ms / 1000)
+                if plan.expensive
+                else self.cheap_first.cheap()
+            ),
             drift=self._drift_window(model),
             tracer=self.tracer,
         )

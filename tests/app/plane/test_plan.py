@@ -4,7 +4,6 @@ so a slow model's batch never holds a fast model's texts; bad overrides are star
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +13,18 @@ import pytest
 
 from app.config import ConfigError, ModelBatching, load_settings
 from app.plane.batcher import Batcher
+from app.plane.cheap_first import CheapFirst, Gate
 from app.plane.device import CPU
 from app.plane.loaded_model import LoadedModel
-from app.plane.plan import EXPENSIVE_NICE, choose_plan
+from app.plane.plan import EXPENSIVE_MAX_HOLD_MS, choose_plan
 
 
 class HeldModel(LoadedModel):
     """The real tiny model, whose model calls wait until ``release_calls`` is set: a model
     slower than any timeout a test could pick."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__("slow", 1, path, device=CPU)
+    def __init__(self, path: Path, name: str = "slow") -> None:
+        super().__init__(name, 1, path, device=CPU)
         self.in_call = threading.Event()
         self.release_calls = threading.Event()
 
@@ -59,7 +59,6 @@ def test_a_busy_slow_model_does_not_hold_a_fast_models_texts(
             max_batch_wait_s=0.001,
             max_queue_texts=100,
             threads=plan.inference_threads,
-            nice=plan.nice,
         )
         fast_b = Batcher(fast, max_batch_size=8, max_batch_wait_s=0.001, max_queue_texts=100)
         try:
@@ -85,46 +84,87 @@ def test_a_busy_slow_model_does_not_hold_a_fast_models_texts(
     assert slow_waiting and answered and n == 20
 
 
-def test_an_expensive_model_runs_one_thread_at_a_lower_priority(fast: LoadedModel) -> None:
-    """The expensive plan's single inference thread is niced; a cheap model's threads are not."""
+def _gated(model: LoadedModel, gate: Gate, size: int = 8) -> Batcher:
+    return Batcher(
+        model, max_batch_size=size, max_batch_wait_s=0.001, max_queue_texts=100, gate=gate
+    )
 
-    async def niceness(batcher: Batcher) -> list[int]:
-        await batcher.submit(["a text"])  # each thread has started and set its priority
-        return [os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in batcher._threads]
 
-    async def run() -> tuple[list[int], list[int]]:
-        cheap = Batcher(fast, max_batch_size=8, max_batch_wait_s=0.001, max_queue_texts=10)
-        dear = Batcher(
-            fast, max_batch_size=4, max_batch_wait_s=0.001, max_queue_texts=10, nice=EXPENSIVE_NICE
-        )
+def test_an_expensive_batch_waits_while_a_cheap_model_holds_texts(tiny_model_repo: Path) -> None:
+    """Cheap first: while a cheap model's batch is in its model call, an expensive model's
+    queued batch does not start; it starts once the cheap texts are answered."""
+    path = tiny_model_repo / "example" / "1"
+    cheap, dear = HeldModel(path, "cheap"), HeldModel(path, "dear")
+    cheap.load()
+    dear.load()
+    dear.release_calls.set()  # the expensive model itself is not held, only gated
+    shared = CheapFirst()
+
+    async def run() -> tuple[bool, int, bool]:
+        cheap_b, dear_b = _gated(cheap, shared.cheap()), _gated(dear, shared.expensive(600))
         try:
-            return await niceness(cheap), await niceness(dear)
+            held = cheap_b.submit(["a cheap text"])
+            assert await asyncio.to_thread(cheap.in_call.wait, 30)
+            waiting = dear_b.submit(["an expensive text"])
+            while shared.held == 0:  # its thread has taken the batch and waits for its turn
+                await asyncio.sleep(0.01)
+            gated = not dear.in_call.is_set() and not waiting.done()
+            in_hand = shared.cheap_texts
+            cheap.release_calls.set()
+            await asyncio.wait_for(asyncio.gather(held, waiting), 60)
+            return gated, in_hand, dear.in_call.is_set()
         finally:
-            await asyncio.to_thread(cheap.close)
-            await asyncio.to_thread(dear.close)
+            cheap.release_calls.set()
+            await asyncio.to_thread(cheap_b.close)
+            await asyncio.to_thread(dear_b.close)
 
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    cheap, dear = asyncio.run(run())
-    assert cheap == [own]
-    assert dear == [min(19, own + EXPENSIVE_NICE)]
+    try:
+        gated, in_hand, ran = asyncio.run(run())
+    finally:
+        cheap.release()
+        dear.release()
+    assert gated and in_hand == 1 and ran
+    assert shared.cheap_texts == 0 and shared.forced == 0
+
+
+def test_an_expensive_batch_is_never_held_past_max_hold(tiny_model_repo: Path) -> None:
+    """A cheap model that never lets go does not starve the expensive one: at max_hold its
+    batch starts anyway, counted as forced."""
+    path = tiny_model_repo / "example" / "1"
+    cheap = HeldModel(path, "cheap")
+    cheap.load()
+    shared = CheapFirst()
+
+    async def run() -> int:
+        cheap_b = _gated(cheap, shared.cheap())
+        dear_b = _gated(cheap, shared.expensive(0.0))  # any model: only the gate matters
+        try:
+            held = cheap_b.submit(["a cheap text"])
+            assert await asyncio.to_thread(cheap.in_call.wait, 30)
+            cheap.in_call.clear()
+            answer = dear_b.submit(["an expensive text"])
+            assert await asyncio.to_thread(cheap.in_call.wait, 30)  # its model call began
+            cheap.release_calls.set()
+            await asyncio.wait_for(asyncio.gather(held, answer), 60)
+            return shared.forced
+        finally:
+            cheap.release_calls.set()
+            await asyncio.to_thread(cheap_b.close)
+            await asyncio.to_thread(dear_b.close)
+
+    try:
+        assert asyncio.run(run()) == 1
+    finally:
+        cheap.release()
 
 
 def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
     s = load_settings(model_dir=tmp_path, max_batch_size=32, inference_threads=2)
     cheap = choose_plan("ngram", 0.1, s)
-    assert (cheap.expensive, cheap.max_batch_size, cheap.inference_threads, cheap.nice) == (
-        False,
-        32,
-        2,
-        0,
-    )
+    assert (cheap.expensive, cheap.max_batch_size, cheap.inference_threads) == (False, 32, 2)
     dear = choose_plan("e5", 10.0, s)  # 200 ms of work per batch: 20 texts
-    assert (dear.expensive, dear.max_batch_size, dear.inference_threads, dear.nice) == (
-        True,
-        20,
-        1,
-        EXPENSIVE_NICE,
-    )
+    assert (dear.expensive, dear.max_batch_size, dear.inference_threads) == (True, 20, 1)
+    assert dear.max_hold_ms == EXPENSIVE_MAX_HOLD_MS
     assert choose_plan("e5", 500.0, s).max_batch_size == 4  # never under 4 texts
     assert choose_plan("e5", 2.0, s).max_batch_size == 32  # never over the setting
 
@@ -132,14 +172,18 @@ def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
 def test_overrides_replace_only_the_fields_they_name(tmp_path: Path) -> None:
     s = load_settings(
         model_dir=tmp_path,
-        model_batching={"e5": ModelBatching(max_batch_size=64, nice=0)},
+        model_batching={
+            "e5": ModelBatching(max_batch_size=64, max_hold_ms=50),
+            "tiny": ModelBatching(expensive=True),
+        },
         expensive_ms_per_text=5.0,
     )
     plan = choose_plan("e5", 10.0, s)
-    assert (plan.max_batch_size, plan.nice, plan.inference_threads) == (64, 0, 1)
-    assert plan.overridden == ("max_batch_size", "nice")
-    assert plan.as_dict()["overridden"] == ["max_batch_size", "nice"]
+    assert (plan.max_batch_size, plan.max_hold_ms, plan.inference_threads) == (64, 50, 1)
+    assert plan.overridden == ("max_batch_size", "max_hold_ms")
+    assert plan.as_dict()["overridden"] == ["max_batch_size", "max_hold_ms"]
     assert choose_plan("e5", 4.0, s).expensive is False  # under the threshold set
+    assert choose_plan("tiny", 0.01, s).inference_threads == 1  # expensive by the setting
 
 
 @pytest.mark.parametrize(
@@ -147,7 +191,8 @@ def test_overrides_replace_only_the_fields_they_name(tmp_path: Path) -> None:
     [
         ('{"e5": {"max_batch_size": 0}}', "TEXTCLS_MODEL_BATCHING.E5.MAX_BATCH_SIZE"),
         ('{"e5": {"inference_threads": 17}}', "less than or equal to 16"),
-        ('{"e5": {"nice": -1}}', "greater than or equal to 0"),
+        ('{"e5": {"max_hold_ms": -1}}', "greater than or equal to 0"),
+        ('{"e5": {"expensive": "maybe"}}', "valid boolean"),
         ('{"e5": {"batch": 8}}', "Extra inputs are not permitted"),
         ('{"e5": 8}', "valid dictionary"),
         ("{e5", "TEXTCLS_MODEL_BATCHING"),

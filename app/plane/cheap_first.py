@@ -1,0 +1,81 @@
+"""Cheap models first: an expensive model's batch waits while a cheap model has texts in hand.
+
+Every model version has its own queue and inference threads (app.plane.batcher), but they share
+the CPU cores and TensorFlow's thread pools, and a batch cannot be interrupted once it runs. An
+e5 batch holds both cores of a small machine for ~200 ms; an n-gram batch beside it would wait.
+So one ``CheapFirst`` per process counts the texts its cheap models have accepted and not yet
+answered, and an expensive model's inference thread starts a batch only when that count is 0,
+or once it has waited ``max_hold_s`` (so a steady cheap load slows it but never starves it).
+
+Each batcher holds a view: ``cheap()`` counts its texts in and out and never waits;
+``expensive(max_hold_s)`` counts nothing and waits for its turn before each batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class CheapFirst:
+    """The texts cheap models hold, process-wide, and the turns of the expensive ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._cheap_texts = 0
+        self.held = 0  # expensive batches that waited for cheap texts to be answered
+        self.forced = 0  # of those, batches that started at max_hold_s with cheap texts left
+
+    @property
+    def cheap_texts(self) -> int:
+        """Texts accepted by cheap models and not answered yet."""
+        return self._cheap_texts
+
+    def cheap(self) -> Gate:
+        return Gate(self, counts=True, max_hold_s=0.0)
+
+    def expensive(self, max_hold_s: float) -> Gate:
+        return Gate(self, counts=False, max_hold_s=max_hold_s)
+
+    def _add(self, n: int) -> None:
+        with self._cond:
+            self._cheap_texts += n
+            if self._cheap_texts == 0:
+                self._cond.notify_all()
+
+    def _wait_turn(self, max_hold_s: float) -> None:
+        with self._cond:
+            if self._cheap_texts == 0:
+                return
+            self.held += 1
+            deadline = time.monotonic() + max_hold_s
+            while self._cheap_texts > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.forced += 1
+                    return
+                self._cond.wait(remaining)
+
+
+class Gate:
+    """One batcher's view of the process's CheapFirst (see the module)."""
+
+    def __init__(self, shared: CheapFirst, *, counts: bool, max_hold_s: float) -> None:
+        self.shared = shared
+        self.counts = counts
+        self.max_hold_s = max_hold_s
+
+    def accepted(self, n: int) -> None:
+        """``n`` texts were queued (the event loop, on submit)."""
+        if self.counts:
+            self.shared._add(n)
+
+    def answered(self, n: int) -> None:
+        """``n`` texts got their answer or error (an inference thread, after a batch)."""
+        if self.counts:
+            self.shared._add(-n)
+
+    def turn(self) -> None:
+        """Before a batch: an expensive model's thread waits while cheap texts are in hand."""
+        if not self.counts:
+            self.shared._wait_turn(self.max_hold_s)
