@@ -4,7 +4,9 @@ Every model version has its own queue and inference threads (app.plane.batcher),
 the CPU cores and TensorFlow's thread pools, and a batch cannot be interrupted once it runs. An
 e5 batch holds both cores of a small machine for ~200 ms; an n-gram batch beside it would wait.
 So one ``CheapFirst`` per process counts the texts its cheap models have accepted and not yet
-answered, and an expensive model's inference thread starts a batch only when that count is 0,
+answered, and an expensive model's inference thread starts a batch only when that count has
+been 0 for ``QUIET_S`` (under a steady load the count touches 0 between a batch's answers and
+the clients' next requests; a batch slipped into that gap would hold the cores all the same),
 or once it has waited ``max_hold_s`` (so a steady cheap load slows it but never starves it).
 
 Each batcher holds a view: ``cheap()`` counts its texts in and out and never waits;
@@ -16,6 +18,9 @@ from __future__ import annotations
 import threading
 import time
 
+# How long the cheap models must have held no texts before an expensive batch starts.
+QUIET_S = 0.05
+
 
 class CheapFirst:
     """The texts cheap models hold, process-wide, and the turns of the expensive ones."""
@@ -23,6 +28,7 @@ class CheapFirst:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._cheap_texts = 0
+        self._last_busy = 0.0  # monotonic time the cheap models last held texts
         self.held = 0  # expensive batches that waited for cheap texts to be answered
         self.forced = 0  # of those, batches that started at max_hold_s with cheap texts left
 
@@ -40,21 +46,30 @@ class CheapFirst:
     def _add(self, n: int) -> None:
         with self._cond:
             self._cheap_texts += n
+            self._last_busy = time.monotonic()
             if self._cheap_texts == 0:
                 self._cond.notify_all()
 
+    def _quiet_for(self, now: float) -> float:
+        """Seconds the cheap models must still stay idle for (0: quiet now)."""
+        if self._cheap_texts > 0:
+            return QUIET_S
+        return max(0.0, self._last_busy + QUIET_S - now)
+
     def _wait_turn(self, max_hold_s: float) -> None:
         with self._cond:
-            if self._cheap_texts == 0:
+            now = time.monotonic()
+            if self._quiet_for(now) == 0:
                 return
             self.held += 1
-            deadline = time.monotonic() + max_hold_s
-            while self._cheap_texts > 0:
-                remaining = deadline - time.monotonic()
+            deadline = now + max_hold_s
+            while (wait := self._quiet_for(now)) > 0:
+                remaining = deadline - now
                 if remaining <= 0:
                     self.forced += 1
                     return
-                self._cond.wait(remaining)
+                self._cond.wait(min(wait, remaining))
+                now = time.monotonic()
 
 
 class Gate:

@@ -6,8 +6,8 @@ model: ~10 ms on 2 CPU cores, against well under 1 ms for an n-gram model) is se
 
 - one inference thread: it runs one batch at a time, and that batch already has all of
   TensorFlow's intra-op threads (two batches in flight would only split the same cores);
-- batches of at most ``EXPENSIVE_BATCH_MS`` of measured work, so no batch of it holds the
-  cores for long, and a request of it waits for a bounded batch;
+- batches of about ``EXPENSIVE_BATCH_MS`` of measured work (at least ``EXPENSIVE_MIN_BATCH``
+  texts), so no batch of it holds the cores for long: a batch cannot be interrupted;
 - cheap models first (app.plane.cheap_first): its next batch starts when the cheap models
   beside it have no texts in hand, or after ``max_hold_ms`` (``EXPENSIVE_MAX_HOLD_MS``).
 
@@ -25,11 +25,11 @@ from app.config import Settings
 
 log = logging.getLogger(__name__)
 
-# Measured work one batch of an expensive model may hold: at ~10 ms/text, 20 texts.
-EXPENSIVE_BATCH_MS = 200.0
-EXPENSIVE_MIN_BATCH = 4
+# Measured work one batch of an expensive model may hold: at ~10 ms/text, 10 texts.
+EXPENSIVE_BATCH_MS = 100.0
+EXPENSIVE_MIN_BATCH = 8
 # Longest an expensive model's batch waits for cheap models' texts to be answered.
-EXPENSIVE_MAX_HOLD_MS = 1000.0
+EXPENSIVE_MAX_HOLD_MS = 2000.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -162,10 +162,10 @@ def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
     s = load_settings(model_dir=tmp_path, max_batch_size=32, inference_threads=2)
     cheap = choose_plan("ngram", 0.1, s)
     assert (cheap.expensive, cheap.max_batch_size, cheap.inference_threads) == (False, 32, 2)
-    dear = choose_plan("e5", 10.0, s)  # 200 ms of work per batch: 20 texts
+    dear = choose_plan("e5", 5.0, s)  # 100 ms of work per batch: 20 texts
     assert (dear.expensive, dear.max_batch_size, dear.inference_threads) == (True, 20, 1)
     assert dear.max_hold_ms == EXPENSIVE_MAX_HOLD_MS
-    assert choose_plan("e5", 500.0, s).max_batch_size == 4  # never under 4 texts
+    assert choose_plan("e5", 500.0, s).max_batch_size == 8  # never under 8 texts
     assert choose_plan("e5", 2.0, s).max_batch_size == 32  # never over the setting
 
 
