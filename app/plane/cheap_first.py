@@ -10,7 +10,9 @@ the clients' next requests; a batch slipped into that gap would hold the cores a
 or once it has waited ``max_hold_s`` (so a steady cheap load slows it but never starves it).
 
 Each batcher holds a view: ``cheap()`` counts its texts in and out and never waits;
-``expensive(max_hold_s)`` counts nothing and waits for its turn before each batch.
+``expensive(max_hold_s, forced_batch)`` counts nothing and waits for its turn before each
+batch. It first takes at most ``forced_batch`` texts; on a quiet turn the batch fills up to its
+full size, on a forced one it stays that small, so it holds the busy cores briefly.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class CheapFirst:
     def cheap(self) -> Gate:
         return Gate(self, counts=True, max_hold_s=0.0)
 
-    def expensive(self, max_hold_s: float) -> Gate:
-        return Gate(self, counts=False, max_hold_s=max_hold_s)
+    def expensive(self, max_hold_s: float, forced_batch: int) -> Gate:
+        return Gate(self, counts=False, max_hold_s=max_hold_s, forced_batch=forced_batch)
 
     def _add(self, n: int) -> None:
         with self._cond:
@@ -56,29 +58,34 @@ class CheapFirst:
             return QUIET_S
         return max(0.0, self._last_busy + QUIET_S - now)
 
-    def _wait_turn(self, max_hold_s: float) -> None:
+    def _wait_turn(self, max_hold_s: float) -> bool:
+        """Wait for the cheap models to be quiet; False if ``max_hold_s`` ran out first."""
         with self._cond:
             now = time.monotonic()
             if self._quiet_for(now) == 0:
-                return
+                return True
             self.held += 1
             deadline = now + max_hold_s
             while (wait := self._quiet_for(now)) > 0:
                 remaining = deadline - now
                 if remaining <= 0:
                     self.forced += 1
-                    return
+                    return False
                 self._cond.wait(min(wait, remaining))
                 now = time.monotonic()
+            return True
 
 
 class Gate:
     """One batcher's view of the process's CheapFirst (see the module)."""
 
-    def __init__(self, shared: CheapFirst, *, counts: bool, max_hold_s: float) -> None:
+    def __init__(
+        self, shared: CheapFirst, *, counts: bool, max_hold_s: float, forced_batch: int = 0
+    ) -> None:
         self.shared = shared
         self.counts = counts
         self.max_hold_s = max_hold_s
+        self.forced_batch = forced_batch
 
     def accepted(self, n: int) -> None:
         """``n`` texts were queued (the event loop, on submit)."""
@@ -90,7 +97,13 @@ class Gate:
         if self.counts:
             self.shared._add(-n)
 
-    def turn(self) -> None:
-        """Before a batch: an expensive model's thread waits while cheap texts are in hand."""
-        if not self.counts:
-            self.shared._wait_turn(self.max_hold_s)
+    def first_take(self, full: int) -> int:
+        """Texts to take into a batch before its turn: ``full``, or the forced size."""
+        return full if self.counts else max(1, min(full, self.forced_batch))
+
+    def turn(self, full: int) -> int:
+        """Before a batch: an expensive model's thread waits while cheap texts are in hand.
+        The batch's size now: ``full`` if quiet (or cheap), else the forced size."""
+        if self.counts or self.shared._wait_turn(self.max_hold_s):
+            return full
+        return self.first_take(full)

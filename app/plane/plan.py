@@ -6,10 +6,11 @@ model: ~10 ms on 2 CPU cores, against well under 1 ms for an n-gram model) is se
 
 - one inference thread: it runs one batch at a time, and that batch already has all of
   TensorFlow's intra-op threads (two batches in flight would only split the same cores);
-- batches of about ``EXPENSIVE_BATCH_MS`` of measured work (at least ``EXPENSIVE_MIN_BATCH``
-  texts), so no batch of it holds the cores for long: a batch cannot be interrupted;
 - cheap models first (app.plane.cheap_first): its next batch starts when the cheap models
-  beside it have no texts in hand, or after ``max_hold_ms`` (``EXPENSIVE_MAX_HOLD_MS``).
+  beside it have been idle for a moment, with up to ``max_batch_size`` texts; or, while they
+  stay busy, after ``max_hold_ms`` (``EXPENSIVE_MAX_HOLD_MS``) with ``forced_batch_size`` texts,
+  about ``EXPENSIVE_BATCH_MS`` of measured work (at least ``EXPENSIVE_MIN_BATCH``), since a
+  batch cannot be interrupted once it holds the cores.
 
 Every other model gets the service-wide settings. ``TEXTCLS_MODEL_BATCHING`` overrides any field
 per model name (``expensive`` too). The plan is logged at load and shown by
@@ -41,6 +42,7 @@ class BatchPlan:
     inference_threads: int
     expensive: bool
     max_hold_ms: float  # expensive only: the longest wait for cheap models' texts
+    forced_batch_size: int  # expensive only: a batch's texts when its wait ran out
     ms_per_text: float  # measured at warm-up on a full batch of short texts
     overridden: tuple[str, ...] = ()  # fields set by TEXTCLS_MODEL_BATCHING
 
@@ -57,13 +59,11 @@ def choose_plan(name: str, ms_per_text: float, settings: Settings) -> BatchPlan:
     override = s.model_batching.get(name)
     given = override.model_dump(exclude_none=True) if override is not None else {}
     expensive = given.get("expensive", ms_per_text >= s.expensive_ms_per_text)
-    if expensive:
-        fits = int(EXPENSIVE_BATCH_MS / max(ms_per_text, 1e-6))
-        size, threads = max(EXPENSIVE_MIN_BATCH, min(s.max_batch_size, fits)), 1
-    else:
-        size, threads = s.max_batch_size, s.inference_threads
+    fits = int(EXPENSIVE_BATCH_MS / max(ms_per_text, 1e-6))
+    threads = 1 if expensive else s.inference_threads
     fields: dict[str, object] = {
-        "max_batch_size": size,
+        "max_batch_size": s.max_batch_size,
+        "forced_batch_size": max(EXPENSIVE_MIN_BATCH, min(s.max_batch_size, fits)),
         "max_batch_wait_ms": s.max_batch_wait_ms,
         "inference_threads": threads,
         "expensive": expensive,

@@ -103,7 +103,7 @@ class VersionLoader:
             metrics=self.metrics,
             threads=plan.inference_threads,
             gate=(
-                self.cheap_first.expensive(plan.max_hold_ms / 1000)
+                self.cheap_first.expensive(plan.max_hold_ms / 1000, plan.forced_batch_size)
                 if plan.expensive
                 else self.cheap_first.cheap()
             ),

@@ -92,7 +92,8 @@ def _gated(model: LoadedModel, gate: Gate, size: int = 8) -> Batcher:
 
 def test_an_expensive_batch_waits_while_a_cheap_model_holds_texts(tiny_model_repo: Path) -> None:
     """Cheap first: while a cheap model's batch is in its model call, an expensive model's
-    queued batch does not start; it starts once the cheap texts are answered."""
+    queued batch does not start; it starts once the cheap texts are answered, filled up to
+    its full size (past the forced size, 1 here)."""
     path = tiny_model_repo / "example" / "1"
     cheap, dear = HeldModel(path, "cheap"), HeldModel(path, "dear")
     cheap.load()
@@ -100,73 +101,75 @@ def test_an_expensive_batch_waits_while_a_cheap_model_holds_texts(tiny_model_rep
     dear.release_calls.set()  # the expensive model itself is not held, only gated
     shared = CheapFirst()
 
-    async def run() -> tuple[bool, int, bool]:
-        cheap_b, dear_b = _gated(cheap, shared.cheap()), _gated(dear, shared.expensive(600))
+    async def run() -> tuple[bool, int, bool, list[int]]:
+        cheap_b, dear_b = _gated(cheap, shared.cheap()), _gated(dear, shared.expensive(600, 1))
         try:
             held = cheap_b.submit(["a cheap text"])
             assert await asyncio.to_thread(cheap.in_call.wait, 30)
-            waiting = dear_b.submit(["an expensive text"])
+            waiting = asyncio.gather(*(dear_b.submit([f"expensive {i}"]) for i in range(3)))
             while shared.held == 0:  # its thread has taken the batch and waits for its turn
                 await asyncio.sleep(0.01)
             gated = not dear.in_call.is_set() and not waiting.done()
             in_hand = shared.cheap_texts
             cheap.release_calls.set()
-            await asyncio.wait_for(asyncio.gather(held, waiting), 60)
-            return gated, in_hand, dear.in_call.is_set()
+            _, answers = await asyncio.wait_for(asyncio.gather(held, waiting), 60)
+            return gated, in_hand, dear.in_call.is_set(), [a.batch_size for a in answers]
         finally:
             cheap.release_calls.set()
             await asyncio.to_thread(cheap_b.close)
             await asyncio.to_thread(dear_b.close)
 
     try:
-        gated, in_hand, ran = asyncio.run(run())
+        gated, in_hand, ran, sizes = asyncio.run(run())
     finally:
         cheap.release()
         dear.release()
     assert gated and in_hand == 1 and ran
+    assert sizes == [3, 3, 3]  # one model call: the quiet turn filled the batch up
     assert shared.cheap_texts == 0 and shared.forced == 0
 
 
 def test_an_expensive_batch_is_never_held_past_max_hold(tiny_model_repo: Path) -> None:
     """A cheap model that never lets go does not starve the expensive one: at max_hold its
-    batch starts anyway, counted as forced."""
+    batch starts anyway, counted as forced, with the forced size (2 texts) only."""
     path = tiny_model_repo / "example" / "1"
     cheap = HeldModel(path, "cheap")
     cheap.load()
     shared = CheapFirst()
 
-    async def run() -> int:
+    async def run() -> tuple[int, list[int]]:
         cheap_b = _gated(cheap, shared.cheap())
-        dear_b = _gated(cheap, shared.expensive(0.0))  # any model: only the gate matters
+        dear_b = _gated(cheap, shared.expensive(0.0, 2))  # any model: only the gate matters
         try:
             held = cheap_b.submit(["a cheap text"])
             assert await asyncio.to_thread(cheap.in_call.wait, 30)
             cheap.in_call.clear()
-            answer = dear_b.submit(["an expensive text"])
+            answers = asyncio.gather(*(dear_b.submit([f"expensive {i}"]) for i in range(3)))
             assert await asyncio.to_thread(cheap.in_call.wait, 30)  # its model call began
             cheap.release_calls.set()
-            await asyncio.wait_for(asyncio.gather(held, answer), 60)
-            return shared.forced
+            _, done = await asyncio.wait_for(asyncio.gather(held, answers), 60)
+            return shared.forced, [a.batch_size for a in done]
         finally:
             cheap.release_calls.set()
             await asyncio.to_thread(cheap_b.close)
             await asyncio.to_thread(dear_b.close)
 
     try:
-        assert asyncio.run(run()) == 1
+        forced, sizes = asyncio.run(run())
     finally:
         cheap.release()
+    assert forced >= 1 and sizes[:2] == [2, 2]
 
 
 def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
     s = load_settings(model_dir=tmp_path, max_batch_size=32, inference_threads=2)
     cheap = choose_plan("ngram", 0.1, s)
     assert (cheap.expensive, cheap.max_batch_size, cheap.inference_threads) == (False, 32, 2)
-    dear = choose_plan("e5", 5.0, s)  # 100 ms of work per batch: 20 texts
-    assert (dear.expensive, dear.max_batch_size, dear.inference_threads) == (True, 20, 1)
-    assert dear.max_hold_ms == EXPENSIVE_MAX_HOLD_MS
-    assert choose_plan("e5", 500.0, s).max_batch_size == 8  # never under 8 texts
-    assert choose_plan("e5", 2.0, s).max_batch_size == 32  # never over the setting
+    dear = choose_plan("e5", 5.0, s)  # a forced batch holds 100 ms of work: 20 texts
+    assert (dear.expensive, dear.forced_batch_size, dear.inference_threads) == (True, 20, 1)
+    assert dear.max_batch_size == 32 and dear.max_hold_ms == EXPENSIVE_MAX_HOLD_MS
+    assert choose_plan("e5", 500.0, s).forced_batch_size == 8  # never under 8 texts
+    assert choose_plan("e5", 2.0, s).forced_batch_size == 32  # never over max_batch_size
 
 
 def test_overrides_replace_only_the_fields_they_name(tmp_path: Path) -> None:
