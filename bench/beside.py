@@ -47,6 +47,9 @@ def _measure(server: RunningServer, bodies: dict[str, Path], duration_s: float) 
     return {
         "expensive_alone_texts_per_s": dear.texts_per_s,
         "expensive_alone_p99_ms": dear.wrk.latency_us["p99"] / 1000,
+        "expensive_alone_server_cpu_ms_per_text": dear.server_cpu_s
+        * 1000
+        / max(dear.wrk.ok_requests, 1),
         "cheap_alone_texts_per_s": alone.texts_per_s,
         "cheap_beside_texts_per_s": beside.texts_per_s,
         "cheap_beside_p99_ms": beside.wrk.latency_us["p99"] / 1000,

@@ -121,6 +121,7 @@ def _model_rows(
                         "p50_ms": res.wrk.latency_us["p50"] / 1000,
                         "p99_ms": res.wrk.latency_us["p99"] / 1000,
                         "errors": res.wrk.errors,
+                        "server_cpu_ms_per_text": _cpu_ms_per_text(res),
                     }
                 )
                 limits = ", ".join(f"b{b} {m['limit'][str(b)][-1]:,.0f}" for b in BATCHES)
@@ -130,11 +131,20 @@ def _model_rows(
         stop_all(servers)
 
 
+def _cpu_ms_per_text(res: loadgen.LoadResult) -> float:
+    """The server's CPU per answered text: its cost whatever CPU share it got meanwhile."""
+    answered = res.wrk.ok_requests * res.texts_per_request
+    return res.server_cpu_s * 1000 / answered if answered else float("nan")
+
+
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "limit_texts_per_s": {b: statistics.median(v) for b, v in m["limit"].items()},
         "classify_64conn_texts_per_s": statistics.median(h["texts_per_s"] for h in m["http"]),
         "classify_64conn_p99_ms": statistics.median(h["p99_ms"] for h in m["http"]),
+        "classify_server_cpu_ms_per_text": statistics.median(
+            h["server_cpu_ms_per_text"] for h in m["http"]
+        ),
         "rss_mib": m["rss_mib"],
         "cold_start_s": m["cold_start_s"],
     }
