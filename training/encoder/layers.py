@@ -73,7 +73,11 @@ class SentencePieceTokens(keras.layers.Layer):
         import tensorflow_text as tf_text
 
         self.tokenizer = tf_text.SentencepieceTokenizer(
-            model=self.sp_model, out_type=tf.int32, add_bos=True, add_eos=True
+            model=self.sp_model,
+            out_type=tf.int32,
+            add_bos=True,
+            add_eos=True,
+            name="use_sentencepiece",  # distinct from e5's (E5Tokens.renew says why)
         )
 
     def call(self, text: tf.Tensor) -> tf.RaggedTensor:
