@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # Hard upper bounds of the integers a request may carry, declared in the API schemas: every
 # integer that reaches the database or numpy is bounded where it is parsed, so an out-of-range
@@ -22,6 +24,17 @@ REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")  # model repositories in an object
 
 class ConfigError(Exception):
     """A setting is invalid; the message names the environment variable."""
+
+
+class ModelBatching(pydantic.BaseModel):
+    """One model's overrides of its measured batching plan (app.plane.plan); unset: measured."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    max_batch_size: int | None = Field(None, ge=1, le=4096)
+    max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
+    inference_threads: int | None = Field(None, ge=1, le=16)
+    expensive: bool | None = None
+    max_hold_ms: float | None = Field(None, ge=0, le=60_000)
 
 
 class Settings(BaseSettings):
@@ -66,6 +79,15 @@ class Settings(BaseSettings):
         le=16,
         description="Model calls in flight at once per model: with 2, a batch fills and "
         "starts while the previous one runs.",
+    )
+    expensive_ms_per_text: float = Field(
+        2.0, gt=0, description="A model costing this much per text or more at warm-up is served "
+        "as expensive: one inference thread, smaller batches, after cheap models' texts.",
+    )  # fmt: skip
+    model_batching: dict[str, ModelBatching] = Field(
+        default_factory=dict,
+        description='Per-model overrides of the measured plan, as JSON: {"e5": '
+        '{"max_batch_size": 16, "inference_threads": 1, "expensive": true, "max_hold_ms": 500}}.',
     )
     max_queue_texts: int = Field(
         4096, ge=1, description="Texts waiting per model before /classify answers 503."
@@ -283,3 +305,6 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(p) for p in err["loc"])
             problems.append(f"TEXTCLS_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
+    except SettingsError as exc:  # a JSON setting that is not JSON: name its variable
+        name = re.sub(r'.*field "(\w+)".*', lambda m: f"TEXTCLS_{m[1].upper()}", str(exc))
+        raise ConfigError(f"invalid configuration:\n  {name}: not valid JSON") from exc

@@ -61,9 +61,19 @@ def banking77_rows(folder: Path, shots: int, dev_per_label: int, seed: int) -> t
 
 def waimai_rows(folder: Path, seed: int, dev_share: float = 0.15) -> tuple[Rows, Rows]:
     """waimai_train.csv split (1 - dev_share) / dev_share, stratified by label, with ``seed``."""
+    return zh_rows(folder / "waimai_train.csv", seed, dev_share)
+
+
+def zh_rows(path: Path, seed: int, dev_share: float = 0.15, max_rows: int = 0) -> tuple[Rows, Rows]:
+    """A zh_reviews train file (``max_rows`` of it drawn once, stratified, seed 0; 0: all)
+    split (1 - dev_share) / dev_share, stratified by label, with ``seed``."""
     from sklearn.model_selection import train_test_split
 
-    rows = read_rows(folder / "waimai_train.csv", "text", "label")
+    rows = read_rows(path, "text", "label")
+    if 0 < max_rows < len(rows):
+        rows, _ = train_test_split(
+            rows, train_size=max_rows, random_state=0, stratify=[lab for _, lab in rows]
+        )
     train, dev = train_test_split(
         rows, test_size=dev_share, random_state=seed, stratify=[lab for _, lab in rows]
     )

@@ -1,9 +1,12 @@
-"""``python -m bench.encoder NGRAM_VERSION ENCODER_VERSION``: the encoder beside ngram, one run.
+"""``python -m bench.encoder NGRAM_VERSION ENCODER_VERSION...``: encoder models beside ngram.
 
-For each model: in-process texts/s of the signature at batch 1/32/256 (bench.limit), then
+For each model (keyed by architecture and encoders: ngram, encoder-use, encoder-e5,
+encoder-use+e5): in-process texts/s of the signature at batch 1/32/256 (bench.limit), then
 ``textcls serve`` on a repository holding only that model: cold start, RSS after warm-up, and
-single texts at 64 connections (wrk) with p50/p99. Rows interleave the two models over ``--reps``
-so that machine noise hits both; the result goes to bench/results/encoder-<UTC time>.json.
+single texts at 64 connections (wrk) with p50/p99. Rows interleave the models over ``--reps``
+so that machine noise hits all. Given an ngram model and an e5 one, the "ngram beside busy e5"
+rows follow (bench.beside; ``--no-beside`` skips them). The result goes to
+bench/results/encoder-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen, texts
+from bench.beside import beside_rows
 from bench.limit import SignatureRunner
 from bench.servers import REPO_ROOT, RunningServer, ServerSpec, stop_all
 from training.artifact import read_metadata
@@ -26,7 +30,9 @@ CONNECTIONS = 64
 BATCHES = (1, 32, 256)
 
 
-def _serve_spec(key: str, model_dir: Path, work: Path) -> ServerSpec:
+def _serve_spec(
+    key: str, model_dir: Path, work: Path, env: dict[str, str] | None = None
+) -> ServerSpec:
     argv = [
         sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "{port}",
         "--model-dir", str(model_dir),
@@ -36,44 +42,63 @@ def _serve_spec(key: str, model_dir: Path, work: Path) -> ServerSpec:
         "TEXTCLS_LOG_PREDICTIONS": "false",
         "TEXTCLS_DATABASE_URL": f"sqlite:///{work / 'unused.db'}",
         "TEXTCLS_LOG_SPILL_PATH": str(work / f"{key}.spill.jsonl"),
+        **(env or {}),
     }
     return ServerSpec(key, f"textcls serve ({key})", argv, env)
 
 
-def _repo_of(version_dir: Path, work: Path, key: str) -> Path:
-    """A model repository holding only ``version_dir`` (a symlink): the server loads one model."""
+def _repo_of(version_dirs: list[Path], work: Path, key: str) -> Path:
+    """A model repository holding only ``version_dirs`` (symlinks): the models the server loads."""
     repo = work / f"models-{key}"
-    (repo / version_dir.parent.name).mkdir(parents=True)
-    (repo / version_dir.parent.name / version_dir.name).symlink_to(version_dir.resolve())
+    for version_dir in version_dirs:
+        (repo / version_dir.parent.name).mkdir(parents=True)
+        (repo / version_dir.parent.name / version_dir.name).symlink_to(version_dir.resolve())
     return repo
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.encoder", description=__doc__)
-    p.add_argument("versions", nargs="+", type=Path, help="Version folders (e.g. ngram, encoder).")
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--duration", type=float, default=6.0)
-    p.add_argument("--limit-seconds", type=float, default=3.0)
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
-    args = p.parse_args(argv)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    work = REPO_ROOT / "bench" / ".work" / f"encoder-{stamp}"
-    work.mkdir(parents=True)
-    test_texts = texts.read_texts(texts.data_dir(args.data) / "test.csv")
-    bodies = loadgen.write_bodies(work / "single.jsonl", texts.single_bodies(test_texts))
-    models: dict[str, dict[str, Any]] = {}
-    for v in args.versions:
-        meta = read_metadata(v)
-        models[f"{meta.arch}"] = {"version_dir": str(v), "arch": meta.arch, "limit": {}, "http": []}
+def _key(version_dir: Path) -> str:
+    """ngram, cnn ... or encoder-<its encoders joined by +> (encoder-use, encoder-use+e5)."""
+    meta = read_metadata(version_dir)
+    if meta.arch != "encoder":
+        return meta.arch
+    encoders = meta.params.get("encoders") or ["use"]
+    if isinstance(encoders, str):
+        encoders = encoders.split(",")
+    return "encoder-" + "+".join(encoders)
 
+
+def _beside(
+    models: dict[str, dict[str, Any]], work: Path, test_texts: list[str], **run: Any
+) -> Any:
+    """bench.beside's rows for the ngram model and the first model with e5, if both are here."""
+    e5 = next((k for k in models if k.startswith("encoder-") and "e5" in k), None)
+    if "ngram" not in models or e5 is None:
+        return None
+    dirs = {
+        role: Path(models[k]["version_dir"]) for role, k in (("cheap", "ngram"), ("expensive", e5))
+    }
+    names = {role: d.parent.name for role, d in dirs.items()}
+    repo = _repo_of(list(dirs.values()), work, "beside")
+    one_class = {"TEXTCLS_MODEL_BATCHING": json.dumps({names["expensive"]: {"expensive": False}})}
+    specs = {
+        "cheap first": _serve_spec("beside-cheap-first", repo, work),
+        "one class": _serve_spec("beside-one-class", repo, work, one_class),
+    }
+    return {"expensive_key": e5, **beside_rows(specs, names, test_texts, work, **run)}
+
+
+def _model_rows(
+    models: dict[str, dict[str, Any]], work: Path, test_texts: list[str], args: Any
+) -> None:
+    """Each model alone: cold start, RSS, in-process limits and /classify, reps interleaved."""
+    bodies = loadgen.write_bodies(work / "single.jsonl", texts.single_bodies(test_texts))
     runners = {k: SignatureRunner(Path(m["version_dir"])) for k, m in models.items()}
     servers: list[RunningServer] = []
     try:
         started: dict[str, RunningServer] = {}
         for key, m in models.items():
             server = RunningServer(
-                _serve_spec(key, _repo_of(Path(m["version_dir"]), work, key), work), work
+                _serve_spec(key, _repo_of([Path(m["version_dir"])], work, key), work), work
             )
             servers.append(server)
             m["cold_start_s"] = server.start()
@@ -96,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                         "p50_ms": res.wrk.latency_us["p50"] / 1000,
                         "p99_ms": res.wrk.latency_us["p99"] / 1000,
                         "errors": res.wrk.errors,
+                        "server_cpu_ms_per_text": _cpu_ms_per_text(res),
                     }
                 )
                 limits = ", ".join(f"b{b} {m['limit'][str(b)][-1]:,.0f}" for b in BATCHES)
@@ -103,19 +129,59 @@ def main(argv: list[str] | None = None) -> int:
                       f"p99 {res.wrk.latency_us['p99'] / 1000:.1f} ms", flush=True)  # fmt: skip
     finally:
         stop_all(servers)
-    summary = {
-        key: {
-            "limit_texts_per_s": {b: statistics.median(v) for b, v in m["limit"].items()},
-            "classify_64conn_texts_per_s": statistics.median(h["texts_per_s"] for h in m["http"]),
-            "classify_64conn_p99_ms": statistics.median(h["p99_ms"] for h in m["http"]),
-            "rss_mib": m["rss_mib"],
-            "cold_start_s": m["cold_start_s"],
-        }
-        for key, m in models.items()
+
+
+def _cpu_ms_per_text(res: loadgen.LoadResult) -> float:
+    """The server's CPU per answered text: its cost whatever CPU share it got meanwhile."""
+    answered = res.wrk.ok_requests * res.texts_per_request
+    return res.server_cpu_s * 1000 / answered if answered else float("nan")
+
+
+def _summary(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "limit_texts_per_s": {b: statistics.median(v) for b, v in m["limit"].items()},
+        "classify_64conn_texts_per_s": statistics.median(h["texts_per_s"] for h in m["http"]),
+        "classify_64conn_p99_ms": statistics.median(h["p99_ms"] for h in m["http"]),
+        "classify_server_cpu_ms_per_text": statistics.median(
+            h["server_cpu_ms_per_text"] for h in m["http"]
+        ),
+        "rss_mib": m["rss_mib"],
+        "cold_start_s": m["cold_start_s"],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.encoder", description=__doc__)
+    p.add_argument("versions", nargs="+", type=Path, help="Version folders (e.g. ngram, encoder).")
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--duration", type=float, default=6.0)
+    p.add_argument("--limit-seconds", type=float, default=3.0)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    p.add_argument("--no-beside", action="store_true", help="Skip the ngram-beside-e5 rows.")
+    p.add_argument("--no-models", action="store_true", help="Only the ngram-beside-e5 rows.")
+    args = p.parse_args(argv)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    work = REPO_ROOT / "bench" / ".work" / f"encoder-{stamp}"
+    work.mkdir(parents=True)
+    test_texts = texts.read_texts(texts.data_dir(args.data) / "test.csv")
+    models: dict[str, dict[str, Any]] = {
+        _key(v): {"version_dir": str(v), "arch": read_metadata(v).arch, "limit": {}, "http": []}
+        for v in args.versions
+    }
+    if not args.no_models:
+        _model_rows(models, work, test_texts, args)
+    beside = None
+    if not args.no_beside:
+        beside = _beside(models, work, test_texts, reps=args.reps, duration_s=args.duration)
+    summary = {k: _summary(m) for k, m in models.items() if m["http"]}
+    if beside is not None:
+        summary["ngram beside busy e5"] = beside["summary"]
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"encoder-{stamp}.json"
-    out.write_text(json.dumps({"summary": summary, "runs": models}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"summary": summary, "runs": models, "beside": beside}, indent=2) + "\n"
+    )
     print(json.dumps(summary, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -128,9 +128,10 @@ class TrainConfig:
                 "--validation kfold takes no --val-data and runs with --strategy default"
             )
         if self.arch == "encoder":
-            from training.encoder.weights import EncoderUnavailable, require_extra
+            from training.encoder.e5_weights import require_encoders
+            from training.encoder.weights import EncoderUnavailable
 
             try:
-                require_extra()
+                require_encoders(self.params.encoders)
             except EncoderUnavailable as exc:
                 raise SettingError(str(exc)) from None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from training.settings import recorded_params, setting
+
+# --encoders: the pretrained sentence encoders the encoder architecture can put beside its
+# n-gram features (training.architectures.encoder.ENCODER_LAYERS builds each).
+ENCODERS = ("use", "e5")
 
 
 @dataclass(kw_only=True)
@@ -39,6 +43,18 @@ class ModelParams:
     # corpora, at up to twice the training time (docs/results/accuracy.md).
     fine_tune: bool = setting(
         False, help="encoder: train its DAN layers (after the frozen token CNN) with the head."
+    )
+
+    encoders: Sequence[str] = setting(
+        ("use",),
+        choices=ENCODERS,
+        help="encoder: comma-separated pretrained encoders whose features go side by side "
+        "beside the n-grams: use (USE multilingual v3, fast), e5 (multilingual-e5-small, "
+        "12 layers, ~20x slower to encode).",
+    )
+    e5_prefix: Literal["query", "passage"] = setting(
+        "query",
+        help='encoder with e5: the prefix e5 reads before each text ("query: " or "passage: ").',
     )
 
     def as_dict(self) -> dict[str, Any]:

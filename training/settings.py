@@ -112,8 +112,16 @@ def _set(obj: Any, path: tuple[str, ...], value: Any) -> None:
 def check_value(d: Declared, value: Any) -> None:
     """SettingError when ``value`` is outside what ``d`` allows."""
     allowed = d.allowed()
-    if allowed is not None and value not in allowed:
-        raise SettingError(f"unknown {d.option} {value!r}; use one of {', '.join(allowed)}")
+    items = list(value) if isinstance(value, tuple | list) else [value]
+    if allowed is not None:
+        unknown = [item for item in items if item not in allowed]
+        if unknown:
+            raise SettingError(
+                f"unknown {d.option} {unknown[0]!r}; use one of {', '.join(allowed)}"
+            )
+        if len(set(items)) < len(items):
+            shown = ",".join(map(str, items))
+            raise SettingError(f"{d.option} {shown!r} names a value twice")
     if isinstance(value, bool) or not isinstance(value, int | float):
         values = list(value) if isinstance(value, tuple | list) else []
     else:

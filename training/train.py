@@ -43,7 +43,7 @@ def train(cfg: TrainConfig, log: Log = _print, features: Any | None = None) -> P
     prep = prepare(cfg, log)
     cfg = replace(cfg, arch=prep.arch)
     if features is None:
-        features = architectures.get(cfg.arch).make_features()
+        features = architectures.get(cfg.arch).make_features(cfg.params)
     if prep.validation == "kfold":
         trained = _kfold_then_refit(cfg, prep, log, features)
     else:

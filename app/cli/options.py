@@ -47,14 +47,17 @@ def parameter(d: Declared) -> inspect.Parameter:
     )
 
 
-def parse_list(d: Declared, value: Any) -> tuple[int, ...]:
-    """A comma-separated option back to the integers its setting holds."""
+def parse_list(d: Declared, value: Any) -> tuple[Any, ...]:
+    """A comma-separated option back to the values its setting holds (its default's type:
+    integers, or names)."""
+    kind = type(d.default[0]) if d.default else str
     try:
-        items = tuple(int(v) for v in str(value).split(",") if v.strip())
+        items = tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
     except ValueError:
         items = ()
     if not items:
-        raise typer.BadParameter(f"{d.option}: expected comma-separated integers, got {value!r}")
+        what = "integers" if kind is int else "names"
+        raise typer.BadParameter(f"{d.option}: expected comma-separated {what}, got {value!r}")
     return items
 
 

@@ -190,6 +190,12 @@ class ModelInfo(BaseModel):
     created_at: str | None = None
     loaded_at: str | None = None
     failures: list[VersionFailureInfo] = []
+    batching: dict[str, Any] | None = Field(
+        default=None,
+        description="How the primary version is batched: measured ms_per_text, expensive, "
+        "max_batch_size, max_batch_wait_ms, inference_threads, nice, and the fields "
+        "TEXTCLS_MODEL_BATCHING overrode.",
+    )
     drift: DriftInfo | None = Field(
         default=None,
         description="The primary version's live traffic against its training reference "

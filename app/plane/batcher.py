@@ -1,12 +1,10 @@
 """Dynamic batching: gather texts from concurrent requests into one model call per batch.
 
-Requests enqueue from the event loop and await a future; ONE inference thread per model
-version takes up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the
-oldest arrived), runs the model, sorts and ranks the whole batch at once (one vectorised
-``rank`` per distinct top_k/threshold, instead of one per request on the event loop), counts
-the predictions, and resolves the futures with a single ``call_soon_threadsafe``. The loop
-never runs TensorFlow. The queue is bounded in texts; over the bound ``submit`` raises
-QueueFull at once instead of holding memory.
+Requests enqueue from the event loop and await a future; the version's inference threads take
+up to ``max_batch_size`` texts (waiting at most ``max_batch_wait`` after the oldest), run the
+model, rank the batch at once, and resolve the futures with one ``call_soon_threadsafe``: the
+loop never runs TensorFlow. Over ``max_queue_texts`` queued, ``submit`` raises QueueFull. A
+``gate`` (app.plane.cheap_first) holds an expensive model's batches for cheap models' texts.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import numpy as np
 from app.errors import InferenceFailed, ModelNotReady, QueueFull
 from app.metrics import Metrics
 from app.plane.batch_metrics import BatchMetrics
+from app.plane.cheap_first import CheapFirst, Gate
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel
 from app.plane.ranking import RankedPrediction, descending_order, rank
@@ -85,6 +84,7 @@ class Batcher:
         max_queue_texts: int,
         metrics: Metrics | None = None,
         threads: int = 1,
+        gate: Gate | None = None,
         drift: DriftWindow | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -94,13 +94,13 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.max_queue_texts = max_queue_texts
+        self.gate = gate or CheapFirst().cheap()  # alone: counts its texts, never waits
         self._cond = threading.Condition()
         self._pending: deque[_Item] = deque()
         self._pending_texts = 0
         self._closed = False
         self._m = BatchMetrics(metrics, model) if metrics is not None else None
-        # More than one thread: a batch can fill and start while the previous one still runs,
-        # so the event loop's work and the model's overlap instead of taking turns.
+        # Several threads: a batch fills and starts while the previous one still runs.
         self._threads = [
             threading.Thread(
                 target=self._run, name=f"infer-{model.name}-v{model.version}-{i}", daemon=True
@@ -157,6 +157,7 @@ class Batcher:
                     f"(limit {self.max_queue_texts}); retry shortly"
                 )
             was_idle = not self._pending
+            self.gate.accepted(len(texts))
             self._pending.extend(items)
             self._pending_texts += len(texts)
             # Wake the thread only when it may act: it was idle, or a batch is now full.
@@ -176,7 +177,7 @@ class Batcher:
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _take_batch(self) -> list[_Item] | None:
+    def _take_batch(self, limit: int) -> list[_Item] | None:
         with self._cond:
             while True:
                 while not self._pending and not self._closed:
@@ -184,25 +185,34 @@ class Batcher:
                 if not self._pending:
                     return None  # closed and drained
                 deadline = self._pending[0].enqueued + self.max_batch_wait_s
-                while self._pending_texts < self.max_batch_size and not self._closed:
+                while self._pending_texts < limit and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or not self._pending:
                         break
                     self._cond.wait(remaining)
                 if self._pending:
                     break  # else another thread took them while this one waited
-            batch: list[_Item] = []
-            size = 0
-            while self._pending and size + len(self._pending[0].texts) <= self.max_batch_size:
-                item = self._pending.popleft()
-                batch.append(item)
-                size += len(item.texts)
-            self._pending_texts -= size
-            return batch
+            return self._pop(limit)
+
+    def _pop(self, limit: int, size: int = 0) -> list[_Item]:
+        """Queued items up to ``limit`` texts with ``size`` already taken; hold the lock."""
+        batch: list[_Item] = []
+        while self._pending and size + len(self._pending[0].texts) <= limit:
+            batch.append(item := self._pending.popleft())
+            size += len(item.texts)
+        self._pending_texts -= sum(len(i.texts) for i in batch)
+        return batch
 
     def _run(self) -> None:
-        while (batch := self._take_batch()) is not None:
-            self._run_batch(batch)
+        full = self.max_batch_size
+        while (batch := self._take_batch(self.gate.first_take(full))) is not None:
+            if (limit := self.gate.turn(full)) > (taken := sum(len(i.texts) for i in batch)):
+                with self._cond:
+                    batch += self._pop(limit, taken)
+            try:
+                self._run_batch(batch)
+            finally:  # the texts' answers (or errors) are out: cheap models' count goes down
+                self.gate.answered(sum(len(item.texts) for item in batch))
 
     def _run_batch(self, batch: list[_Item]) -> None:
         texts = [t for item in batch for t in item.texts]

@@ -14,15 +14,17 @@ from app.errors import InvalidInput, ModelNotFound, ModelNotReady, VersionNotFou
 from app.plane import serving_state as ss
 from app.plane.batcher import Batcher
 from app.plane.loaded_model import LoadedModel
+from app.plane.plan import BatchPlan
 from app.plane.traffic import Route, UnknownLabel, choose
 
 
 @dataclass(frozen=True, slots=True)
 class Serving:
-    """The version answering a model's requests, with its batch queue."""
+    """The version answering a model's requests, with its batch queue and how it batches."""
 
     model: LoadedModel
     batcher: Batcher
+    plan: BatchPlan | None = None
 
 
 @dataclass(slots=True, kw_only=True)

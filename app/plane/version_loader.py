@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from app.config import Settings
 from app.metrics import Metrics
 from app.plane.batcher import Batcher
+from app.plane.cheap_first import CheapFirst
 from app.plane.device import Device
 from app.plane.drift import DriftWindow
 from app.plane.loaded_model import LoadedModel, LoadError
+from app.plane.plan import choose_plan
 from app.plane.routing import ModelEntry, Serving, VersionFailure
 from training.artifact import version_path
 
@@ -53,6 +55,8 @@ class VersionLoader:
         self.tracer: Tracer | None = None
         # The object store holding the models (and their serving state), when it is one.
         self.store: ObjectStore | None = None
+        # Cheap models' texts go before expensive models' batches, across all models here.
+        self.cheap_first = CheapFirst()
 
     async def load(self, entry: ModelEntry, version: int) -> LoadedModel | None:
         """Load and warm up ``version`` (or take the one an admin edit loaded); None if it
@@ -89,18 +93,24 @@ class VersionLoader:
             self.metrics.model_reloads.labels(entry.name, "failure").inc()
 
     def serving_for(self, model: LoadedModel) -> Serving:
-        s = self.settings
+        """The version's own batch queue and inference threads, sized by its measured cost."""
+        plan = choose_plan(model.name, model.ms_per_text, self.settings)
         batcher = Batcher(
             model,
-            max_batch_size=s.max_batch_size,
-            max_batch_wait_s=s.max_batch_wait_ms / 1000,
-            max_queue_texts=s.max_queue_texts,
+            max_batch_size=plan.max_batch_size,
+            max_batch_wait_s=plan.max_batch_wait_ms / 1000,
+            max_queue_texts=self.settings.max_queue_texts,
             metrics=self.metrics,
-            threads=s.inference_threads,
+            threads=plan.inference_threads,
+            gate=(
+                self.cheap_first.expensive(plan.max_hold_ms / 1000, plan.forced_batch_size)
+                if plan.expensive
+                else self.cheap_first.cheap()
+            ),
             drift=self._drift_window(model),
             tracer=self.tracer,
         )
-        return Serving(model, batcher)
+        return Serving(model, batcher, plan)
 
     def _drift_window(self, model: LoadedModel) -> DriftWindow | None:
         """The version's drift window, when its artifact has reference statistics."""

@@ -248,7 +248,7 @@ def test_kfold_training_encodes_each_distinct_text_once(
     share one encode of each text: the encoder runs on (train | test) texts, once each."""
     import csv
 
-    from training.architectures.encoder import EncoderFeatures
+    from training.architectures.encoder import EncoderFeatures, EncoderStack
     from training.stages import kfold
 
     monkeypatch.setattr(kfold, "KFOLD_MIN_STEPS", 1)  # 3 epochs per fold, not 1,600
@@ -277,7 +277,7 @@ def test_kfold_training_encodes_each_distinct_text_once(
         epochs=3,
     )
     encoder = CountingEncoder(returns="pooled", name="use_multilingual")
-    features = EncoderFeatures(encoder)
+    features = EncoderFeatures(EncoderStack({"use": encoder}))
     path = train(cfg, log=lambda _m: None, features=features)
     distinct = {r["text"] for r in train_rows + test_rows}
     meta = json.loads((path / "metadata.json").read_text())

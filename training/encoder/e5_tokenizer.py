@@ -144,7 +144,12 @@ class E5Tokens(keras.layers.Layer):
         across seeds needs this after each (as SentencePieceTokens does)."""
         import tensorflow_text as tf_text
 
-        self.tokenizer = tf_text.SentencepieceTokenizer(model=self.sp_model, out_type=tf.int32)
+        # Its own op name: a SavedModel with USE's tokenizer beside it would otherwise make
+        # both kernel-owned models under one shared name on load, and one text would be
+        # tokenized with the other's pieces.
+        self.tokenizer = tf_text.SentencepieceTokenizer(
+            model=self.sp_model, out_type=tf.int32, name="e5_sentencepiece"
+        )
 
     def normalize(self, text: tf.Tensor) -> tf.Tensor:
         """The prefixed text with each codepoint mapped through the file's table, runs of spaces

@@ -18,6 +18,7 @@ import importlib.util
 import platform
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def require_extra() -> None:
     raise EncoderUnavailable(
         f"e5 needs the [encoder] extra ({', '.join(missing)} not installed): {EXTRA_HINT}"
     )
+
+
+def require_encoders(encoders: Sequence[str]) -> None:
+    """EncoderUnavailable naming what to install (or that this platform has no wheel) when a
+    package one of ``encoders`` (training.params.ENCODERS) needs is missing."""
+    from training.encoder import weights
+
+    if "use" in encoders:
+        weights.require_extra()
+    if "e5" in encoders:
+        require_extra()
 
 
 def model_path() -> Path:

@@ -33,6 +33,30 @@ def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> 
     return x * tf.math.rsqrt(var + eps) * gamma + beta
 
 
+class PretrainedLayer(keras.layers.Layer):
+    """A layer whose weights are arrays known at construction (``self._values``, key ->
+    array): ``build`` makes each a variable ``w_<key>`` of the array's dtype and value
+    (trainable when the layer is), read back with ``_w(key)``; the arrays are then dropped."""
+
+    _values: dict[str, np.ndarray]
+
+    def build(self, input_shape: Any = None) -> None:
+        for key, value in self._values.items():
+            weight = self.add_weight(
+                shape=value.shape,
+                dtype=str(value.dtype),
+                initializer=keras.initializers.Constant(value),
+                trainable=self.trainable,
+                name=key,
+            )
+            setattr(self, f"w_{key}", weight)
+        self._values = {}
+        self.built = True
+
+    def _w(self, key: str) -> Any:
+        return getattr(self, f"w_{key}")
+
+
 class SentencePieceTokens(keras.layers.Layer):
     """String [batch] -> ragged piece ids [batch, (tokens)] with BOS/EOS, one op for the batch."""
 
@@ -49,7 +73,11 @@ class SentencePieceTokens(keras.layers.Layer):
         import tensorflow_text as tf_text
 
         self.tokenizer = tf_text.SentencepieceTokenizer(
-            model=self.sp_model, out_type=tf.int32, add_bos=True, add_eos=True
+            model=self.sp_model,
+            out_type=tf.int32,
+            add_bos=True,
+            add_eos=True,
+            name="use_sentencepiece",  # distinct from e5's (E5Tokens.renew says why)
         )
 
     def call(self, text: tf.Tensor) -> tf.RaggedTensor:
@@ -81,7 +109,7 @@ def head_features(embedding: tf.Tensor, hidden: tf.Tensor, pooled: tf.Tensor) ->
     )
 
 
-class DanFeatures(keras.layers.Layer):
+class DanFeatures(PretrainedLayer):
     """Pooled vectors [batch, 512] -> head features [batch, FEATURES_DIM] through the DAN
     layers, initialised from the pretrained ones: the part of the encoder that a head can
     fine-tune (``--fine-tune``) for the price of ~0.6 M weights, on pooled vectors computed
@@ -94,27 +122,15 @@ class DanFeatures(keras.layers.Layer):
         self.eps = eps
         self._values = {k: np.asarray(initial[k], np.float32) for k in DAN_KEYS}
 
-    def build(self, input_shape: Any = None) -> None:
-        for key, value in self._values.items():
-            weight = self.add_weight(
-                shape=value.shape,
-                initializer=keras.initializers.Constant(value),
-                trainable=self.trainable,
-                name=key,
-            )
-            setattr(self, f"w_{key}", weight)
-        self._values = {}
-        self.built = True
-
     def call(self, pooled: tf.Tensor) -> tf.Tensor:
-        embedding, hidden = dan_layers(pooled, lambda key: getattr(self, f"w_{key}"), self.eps)
+        embedding, hidden = dan_layers(pooled, self._w, self.eps)
         return head_features(embedding, hidden, pooled)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
         return (input_shape[0], FEATURES_DIM)
 
 
-class UseMultilingualEncoder(keras.layers.Layer):
+class UseMultilingualEncoder(PretrainedLayer):
     """String [batch] -> float32 [batch, 512] L2-normalised USE multilingual v3 embeddings.
 
     ``returns``: "embedding" (the model's), "features" (the FEATURES_DIM head input of three
@@ -147,21 +163,9 @@ class UseMultilingualEncoder(keras.layers.Layer):
             **{k: a[k] for k in ("p1", "p3")},
         }
 
-    def build(self, input_shape: Any = None) -> None:
-        for key, value in self._values.items():
-            weight = self.add_weight(
-                shape=value.shape,
-                dtype=str(value.dtype),
-                initializer=keras.initializers.Constant(value),
-                trainable=False,
-                name=key,
-            )
-            setattr(self, f"w_{key}", weight)
-        self._values = {}
-        self.built = True
-
-    def _w(self, key: str) -> Any:
-        return getattr(self, f"w_{key}")
+    def renew(self) -> None:
+        """A new SentencePiece resource after ``tf.random.set_seed`` (SentencePieceTokens.renew)."""
+        self.tokens.renew()
 
     def call(self, text: tf.Tensor) -> tf.Tensor:
         """What ``returns`` names (see the class)."""
@@ -237,6 +241,7 @@ __all__ = [
     "OUTPUT_DIM",
     "POOLED_DIM",
     "DanFeatures",
+    "PretrainedLayer",
     "UseMultilingualEncoder",
     "SentencePieceTokens",
 ]

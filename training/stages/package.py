@@ -24,6 +24,7 @@ def params_of(cfg: TrainConfig, prep: Prepared, trained: Trained) -> dict[str, A
         "validation": prep.validation,
         "refit": wants_refit(cfg) and cfg.val_data is None and prep.validation == "split",
         "arch_requested": prep.arch_requested,
+        "arch_reason": prep.arch_reason,
         "replicas": trained.fitted.replicas,
         "sources": prep.splits.sources,
         "oos_data": str(cfg.oos_data) if cfg.oos_data else None,

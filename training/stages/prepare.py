@@ -56,6 +56,7 @@ class Prepared:
     started: float
     arch: str  # cfg.arch with "auto" decided (training.architectures.resolve_arch)
     arch_requested: str
+    arch_reason: str  # why resolve_arch chose ``arch`` (metadata.json params.arch_reason)
 
 
 def name_from_path(path: Path) -> str:
@@ -174,9 +175,13 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
     )
     splits, loaded = prepare_splits(cfg, log)
     validation: Literal["split", "kfold"] = "kfold" if not splits.texts["val"] else "split"
-    arch, why = architectures.resolve_arch(cfg.arch, splits.y["train"])
+    arch, why = architectures.resolve_arch(
+        cfg.arch, splits.y["train"], splits.texts["train"], cfg.params.encoders
+    )
     if arch != cfg.arch:
         log(f"architecture: {arch} ({why})")
+    if arch == "encoder":
+        log(f"encoders: {', '.join(cfg.params.encoders)} (e5 prefix {cfg.params.e5_prefix!r})")
     _warn_limits(cfg, splits, arch, log)
     counts = {s: len(t) for s, t in splits.texts.items()}
     how = (
@@ -199,4 +204,5 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
         started=started,
         arch=arch,
         arch_requested=cfg.arch,
+        arch_reason=why,
     )

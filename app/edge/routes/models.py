@@ -1,5 +1,6 @@
 """GET /models and /models/{name}: the default model, each model's state (ready, loading,
-failed), served versions, version labels and traffic, classes, metrics, threshold, device."""
+failed), served versions, version labels and traffic, classes, metrics, threshold, device,
+batching plan."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def describe(repo: ModelRepository, entry: ModelEntry) -> ModelInfo:
         info.metrics = meta.metrics
         info.created_at = meta.created_at
         info.loaded_at = _iso(serving.model.loaded_at)
+    if serving is not None and serving.plan is not None:
+        info.batching = serving.plan.as_dict()
     if serving is not None and serving.batcher.drift is not None:
         info.drift = DriftInfo.model_validate(drift.describe(serving.batcher.drift.reading()))
     return info

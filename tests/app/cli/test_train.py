@@ -101,6 +101,21 @@ def test_unknown_arch_and_strategy(cli: typer.Typer, runner: CliRunner, tmp_path
         assert value in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [("use,bert", "'bert'"), ("e5,e5", "'e5,e5'"), (",", "--encoders")],
+)
+def test_bad_encoders_exit_2_naming_the_value(
+    cli: typer.Typer, runner: CliRunner, tmp_path: Path, value: str, named: str
+) -> None:
+    args = ["train", "--arch", "encoder", "--encoders", value, "--model-dir", str(tmp_path / "m")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert named in result.stderr and "--encoders" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_mirrored_strategy_refuses_an_architecture_it_cannot_split(
     cli: typer.Typer, runner: CliRunner, tmp_path: Path
 ) -> None:
