@@ -135,7 +135,7 @@ def test_auto_keeps_the_per_label_rule_for_unspaced_text_and_says_so() -> None:
     assert unspaced_share(CHINESE) == 1.0 and unspaced_share(ENGLISH) == 0.0
     arch, why = resolve_arch("auto", many, CHINESE, ("use", "e5"))
     assert arch == "ngram" and "100% of the texts written without spaces" in why
-    arch, why = resolve_arch("auto", many[:30], CHINESE[:30], ("use", "e5"))
+    arch, why = resolve_arch("auto", np.repeat(np.arange(2), 15), CHINESE[:30], ("use", "e5"))
     assert arch == "encoder" and "15 rows per label" in why and "use,e5" in why
 
 
