@@ -3,7 +3,7 @@
 Where bench.e5_features fits a logistic regression on frozen vectors, this trains real models
 (``training.train.train``, default flags but ``--arch`` and ``--encoders``) on the same kind
 of rows: BANKING77 ``K`` rows per label drawn from train.csv with the seed (bench.e5_features'
-``banking77_rows``), ``--dev-per-label`` other train.csv rows of each label to score on;
+``banking77_rows``), ``--dev-rows`` other train.csv rows to score on;
 waimai and hotel (ChnSentiCorp) train files (``--zh-rows`` of each drawn once, stratified,
 seed 0; 0: all) split 85/15 with the seed. The development rows go in as ``--test-data``, so
 the version's "test" accuracy is theirs; no test file is ever read. Beside each, bench.small_data's
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
 import sys
 import tempfile
 import time
@@ -32,7 +33,10 @@ import numpy as np
 
 from bench.e5_features import Rows, banking77_rows, svm_accuracy, zh_rows
 from bench.servers import REPO_ROOT
-from bench.texts import data_dir
+from bench.small_data import read_rows
+from bench.texts import LABEL_COLUMN, data_dir
+
+DEV_SHUFFLE_SEED = 1234
 
 
 def corpus_rows(corpus: str, seed: int, args: argparse.Namespace) -> tuple[Rows, Rows]:
@@ -40,7 +44,15 @@ def corpus_rows(corpus: str, seed: int, args: argparse.Namespace) -> tuple[Rows,
     banking77 = data_dir(args.banking77)
     if corpus.startswith("banking77:"):
         shots = int(corpus.partition(":")[2])
-        return banking77_rows(banking77, shots, args.dev_per_label, seed)
+        train, rest = banking77_rows(banking77, shots, 0, seed)
+        if not args.dev_rows:
+            return train, rest
+        # The first --dev-rows of one fixed shuffle of the file that this seed does not
+        # train on: nearly the same rows for every seed, so their vectors are cached once.
+        pool = read_rows(banking77 / "train.csv", "text", LABEL_COLUMN)
+        random.Random(DEV_SHUFFLE_SEED).shuffle(pool)
+        taken = set(train)
+        return train, [r for r in pool if r not in taken][: args.dev_rows]
     if corpus in ("waimai", "hotel"):
         zh = args.zh_reviews or banking77.parent / "zh_reviews"
         return zh_rows(zh / f"{corpus}_train.csv", seed, max_rows=args.zh_rows)
@@ -140,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--combos", nargs="+", default=["ngram", "use", "e5", "use,e5"])
     p.add_argument("--e5-prefix", choices=["query", "passage"], default="query")
-    p.add_argument("--dev-per-label", type=int, default=20, help="BANKING77; 0: all the rest")
+    p.add_argument("--dev-rows", type=int, default=2000, help="BANKING77; 0: all the other rows")
     p.add_argument("--zh-rows", type=int, default=0, help="waimai/hotel rows drawn; 0: all")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "textcls-e5-pipe")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -151,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     needed = sorted({e for c in args.combos if c != "ngram" for e in c.split(",")})
     stack = make_stack(needed, args.e5_prefix) if needed else None
     result: dict[str, Any] = {"command": " ".join(["python -m bench.e5_pipeline", *sys.argv[1:]])}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"e5-pipeline-{stamp}.json"
     for corpus in args.corpora:
         caches = {
             name: VectorCache(args.cache / f"{corpus.split(':')[0]}-{_cache_name(name, args)}.npz")
@@ -164,18 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, cache in caches.items():
                 assert stack is not None
                 cache.fill(stack.parts[stack.names.index(name)], [t for t, _ in train + dev])
+                if cache.encoded:
+                    rows[f"{name}_encode_texts_per_s"] = round(cache.encoded / cache.encode_s, 1)
             for combo in args.combos:
                 row[combo] = train_once(combo, (train, dev), seed, caches, args.e5_prefix)
+                rows[f"seed{seed}"] = row
+                result[corpus] = rows
+                out.write_text(json.dumps(result, indent=2) + "\n")  # after every run
                 print(f"{corpus} seed {seed}: {combo} {row[combo]} (TF-IDF + LinearSVC "
                       f"{row['tfidf_linearsvc']})", flush=True)  # fmt: skip
-            rows[f"seed{seed}"] = row
-        for name, cache in caches.items():
-            if cache.encoded:
-                rows[f"{name}_encode_texts_per_s"] = round(cache.encoded / cache.encode_s, 1)
-        result[corpus] = rows
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"e5-pipeline-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

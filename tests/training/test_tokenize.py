@@ -88,7 +88,11 @@ def test_explanation_tokens_are_the_tokens_every_architecture_sees(arch: str) ->
     if architectures.get(arch).op_libraries:
         pytest.importorskip("tensorflow_text")
     model = build_model(
-        arch, TRAIN_TEXTS, 2, TINY_PARAMS, features=architectures.get(arch).make_features()
+        arch,
+        TRAIN_TEXTS,
+        2,
+        TINY_PARAMS,
+        features=architectures.get(arch).make_features(TINY_PARAMS),
     )
     vectorizers = _word_vectorizers(model)
     assert vectorizers, f"{arch} has no word vectorizer"

@@ -136,7 +136,7 @@ class EncoderFeatures:
     def __init__(
         self, encoder: EncoderStack | None = None, batch_size: int = 256, e5_prefix: str = "query"
     ) -> None:
-        self.encoder = encoder or make_stack(("use",), e5_prefix)
+        self.encoder = encoder or make_stack(("use",), e5_prefix)  # the cheapest stack
         self.key = (self.encoder.names, e5_prefix)
         # Built by an eager call (on no text): SentencePiece's resource, made on first use
         # inside a tf.function, would live in that function's graph only.

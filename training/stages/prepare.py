@@ -181,7 +181,8 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
     if arch != cfg.arch:
         log(f"architecture: {arch} ({why})")
     if arch == "encoder":
-        log(f"encoders: {', '.join(cfg.params.encoders)} (e5 prefix {cfg.params.e5_prefix!r})")
+        prefix = f" (e5 prefix {cfg.params.e5_prefix!r})" if "e5" in cfg.params.encoders else ""
+        log(f"encoders: {', '.join(cfg.params.encoders)}{prefix}")
     _warn_limits(cfg, splits, arch, log)
     counts = {s: len(t) for s, t in splits.texts.items()}
     how = (
