@@ -45,10 +45,10 @@ class ModelParams:
         False, help="encoder: train its DAN layers (after the frozen token CNN) with the head."
     )
 
-    # use,e5: the most accurate choice measured on development rows (e5-small and USE-m3 side
-    # by side); use alone costs 12-16x less CPU per text (docs/results/e5-encoder.md).
+    # use: use,e5 scored within a point of it on development rows at 12-16x the CPU per text
+    # in training and serving (docs/results/e5-encoder.md), so e5 is a choice, not the default.
     encoders: Sequence[str] = setting(
-        ("use", "e5"),
+        ("use",),
         choices=ENCODERS,
         help="encoder: comma-separated pretrained encoders whose features go side by side "
         "beside the n-grams: use (USE multilingual v3, fast), e5 (multilingual-e5-small, "
