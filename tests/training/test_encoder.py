@@ -23,6 +23,7 @@ if missing_packages():
 
 import tensorflow as tf  # noqa: E402
 
+from tests.fresh_process import fresh_probabilities  # noqa: E402
 from tests.model_factory import TINY_PARAMS, tiny_config  # noqa: E402
 from training.data import EXAMPLE_TEST  # noqa: E402
 from training.encoder.layers import UseMultilingualEncoder  # noqa: E402
@@ -87,35 +88,16 @@ def test_metadata_lists_the_op_library(encoder_model: Path) -> None:
     assert meta["op_libraries"] == ["tensorflow_text"]
 
 
-FRESH = """
-import csv, json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers SentencepieceOp; what metadata.json asks for)
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-rows = list(csv.DictReader(open(sys.argv[2], newline="", encoding="utf-8")))
-probs = fn(text=tf.constant([r["text"] for r in rows]))["probabilities"].numpy()
-print(json.dumps({"probs": probs.tolist(), "labels": [r["label"] for r in rows],
-                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in
-                                    ("training", "app", "keras"))}))
-"""
-
-
 def test_loads_in_a_fresh_process_and_matches_the_trainer(encoder_model: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH, str(encoder_model), str(EXAMPLE_TEST)],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert not [m for m in result["modules"] if m.split(".")[0] in ("training", "app")]
+    import csv
+
+    with open(EXAMPLE_TEST, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    probs, modules = fresh_probabilities(encoder_model, [r["text"] for r in rows])
+    assert not [m for m in modules if m.split(".")[0] in ("training", "app")]
     meta = json.loads((encoder_model / "metadata.json").read_text())
-    probs = np.array(result["probs"])
     predicted = [meta["labels"][i] for i in probs.argmax(axis=1)]
-    accuracy = float(np.mean([p == t for p, t in zip(predicted, result["labels"], strict=True)]))
+    accuracy = float(np.mean([p == r["label"] for p, r in zip(predicted, rows, strict=True)]))
     # The trainer scored the same test file with its in-memory Keras model.
     assert accuracy == pytest.approx(meta["metrics"]["test"]["accuracy"], abs=1e-9)
 

