@@ -77,22 +77,27 @@ def main() -> None:
             run(url, tmp, args.texts, space)
 
 
-def run(url: str, tmp: str, n: int, space: str) -> None:
-    """Run the command as a user does and print its first line and wall time."""
-    command = [
+def discover_argv(url: str, model_dir: str, space: str, out: str) -> list[str]:
+    """``textcls intents discover`` on the logged banking77 model, as a user types it."""
+    return [
         str(Path(sys.executable).with_name("textcls")),
         "intents",
         "discover",
         "banking77",
         "--database-url",
         url,
+        "--model-dir",
+        model_dir,
         "--space",
         space,
-        "--model-dir",
-        tmp,
         "--out",
-        f"{tmp}/out.json",
+        out,
     ]
+
+
+def run(url: str, tmp: str, n: int, space: str) -> None:
+    """Run the command as a user does and print its first line and wall time."""
+    command = discover_argv(url, tmp, space, f"{tmp}/out.json")
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.monotonic() - started

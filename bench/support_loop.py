@@ -20,7 +20,6 @@ import csv
 import json
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from app.plane.ranking import descending_order, rank
 from app.predlog.engine import create_db_engine
 from app.predlog.inserts import insert_rows
 from app.predlog.migrate import upgrade
+from bench.discovery_speed import discover_argv
 from training.artifact import read_metadata, versions
 from training.config import TrainConfig
 from training.scoring import SavedClassifier
@@ -106,21 +106,7 @@ def discovery(version: Path, test: list[tuple[str, str]], root: Path, space: str
     out = root / "clusters.json"
     started = time.monotonic()
     subprocess.run(
-        [
-            str(Path(sys.executable).with_name("textcls")),
-            "intents",
-            "discover",
-            "banking77",
-            "--database-url",
-            url,
-            "--model-dir",
-            str(version.parent.parent),
-            "--space",
-            space,
-            "--out",
-            str(out),
-            "--no-save",
-        ],
+        [*discover_argv(url, str(version.parent.parent), space, str(out)), "--no-save"],
         check=True,
     )
     seconds = time.monotonic() - started
