@@ -87,3 +87,22 @@ def test_body_under_the_limit_is_served(small_client: TestClient) -> None:
         "/classify", content=_body(LIMIT - 100), headers={"content-type": "application/json"}
     )
     assert r.status_code == 200
+
+
+def test_every_route_that_takes_a_body_documents_its_413(small_client: TestClient) -> None:
+    """The limit guards every route with a body, so each one's OpenAPI answers list 413: a
+    client generated from the document (or schemathesis) then expects it."""
+    paths = small_client.get("/openapi.json").json()["paths"]
+    answered: dict[str, tuple[int, list[str]]] = {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if "requestBody" not in operation:
+                continue
+            url = path.format(name="example", version="1", label="x", intent_id="1")
+            r = small_client.request(
+                method, url, content=_body(LIMIT), headers={"content-type": "application/json"}
+            )
+            answered[f"{method.upper()} {path}"] = (r.status_code, sorted(operation["responses"]))
+    assert len(answered) >= 9 and all(status == 413 for status, _ in answered.values()), answered
+    undocumented = [route for route, (_, documented) in answered.items() if "413" not in documented]
+    assert not undocumented, undocumented
