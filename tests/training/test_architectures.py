@@ -35,6 +35,8 @@ MIXED_SCRIPTS = [
     "카드를 잃어버렸어요",
 ]
 PARAMS = replace(TINY_PARAMS, kernel_sizes=(2, 3), dense_units=32)
+# Every arch passes 0.9 test accuracy by its third epoch on the example (seed 0).
+EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def trained(example: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        model.fit(tf.constant(example["x"]), example["y"], batch_size=32, epochs=4, verbose=0)
+        model.fit(tf.constant(example["x"]), example["y"], batch_size=32, epochs=EPOCHS, verbose=0)
         path = root / arch
         save_serving_model(model, path)
         probs = model.predict(tf.constant(example["x_test"]), batch_size=64, verbose=0)
@@ -77,7 +79,7 @@ def test_arch_learns_the_example(arch: str, trained: dict, example: dict) -> Non
     _, _, probs = trained[arch]
     assert probs.shape == (len(example["x_test"]), len(example["labels"]))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-    # 14 balanced labels: chance is ~0.07; four tiny epochs must do far better.
+    # 14 balanced labels: chance is ~0.07; three tiny epochs must do far better.
     assert (probs.argmax(axis=1) == example["y_test"]).mean() > 0.5, arch
 
 
@@ -140,9 +142,10 @@ def test_char_ngrams_cover_word_edges() -> None:
 
 
 def test_pipeline_trains_an_ensemble_with_calibration_and_oos(tmp_path: Path) -> None:
-    """``textcls train --arch ensemble --oos-data``: calibrated export, report and metrics."""
+    """``textcls train --arch ensemble --oos-data``: calibrated export, report and metrics.
+    Two epochs: what it checks is that they agree with each other, not how well it learns."""
     cfg = tiny_config(
-        tmp_path, arch="ensemble", epochs=4, oos_data=EXAMPLE_DIR / "support_chat_oos.csv"
+        tmp_path, arch="ensemble", epochs=2, oos_data=EXAMPLE_DIR / "support_chat_oos.csv"
     )
     cfg.params = PARAMS
     version = train(cfg, log=lambda _message: None)
