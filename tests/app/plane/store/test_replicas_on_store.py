@@ -62,7 +62,10 @@ def test_two_replicas_move_to_a_version_trained_into_the_store_without_a_failed_
         for t in threads:
             t.start()
         try:
-            time.sleep(1.0)
+            answering = time.monotonic() + 30
+            while not all(seen.values()):  # each replica has answered under the load
+                assert time.monotonic() < answering, f"a replica never answered: {statuses[-5:]}"
+                time.sleep(0.05)
             assert all(versions == {1} for versions in seen.values()), seen
             trainer = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "train", "--model-dir", url, *TINY_FLAGS],
