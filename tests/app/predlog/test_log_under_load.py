@@ -1,12 +1,11 @@
 """End to end: a real server under 64 concurrent connections logs every answered prediction.
 
-The load lasts ``TEXTCLS_LOAD_SECONDS`` (default 15: thousands of predictions, every request
-size, the writer's queue under pressure; 60 is the acceptance figure, and ``bench.soak`` holds a
-lighter load for 10 minutes). Then the server gets SIGTERM, which flushes the writer's queue, and
-the rows in the database must be exactly the predictions answered with 200. A second test cuts
-the PostgreSQL connection for ``CUT_SECONDS`` in the middle of the load, through a TCP proxy,
-with a memory buffer small enough that the outage reaches the spill file within a second.
-"""
+The load lasts ``TEXTCLS_LOAD_SECONDS`` (default 15: thousands of predictions of every request
+size; 60 is the acceptance figure, and ``bench.soak`` holds a lighter load for 10 minutes). Then
+the server gets SIGTERM, which flushes the writer's queue, and the rows in the database must be
+exactly the predictions answered with 200. A second test cuts the PostgreSQL connection for
+``CUT_SECONDS`` in the middle of the load, through a TCP proxy, with a memory buffer small enough
+that the outage reaches the spill file within a second."""
 
 from __future__ import annotations
 
