@@ -21,7 +21,10 @@ class ValidationErrorMessage(BaseModel):
     )
 
 
+# Every route group declares these: the body limit (app.edge.body_guard) guards every route
+# that reads a body, before routing.
 VALIDATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorMessage, "description": "Body over TEXTCLS_MAX_BODY_BYTES."},
     422: {
         "model": ValidationErrorMessage,
         "description": "Invalid request: fields, types, limits, or not valid Unicode.",

@@ -40,7 +40,6 @@ from app.plane.services import Services
 PATH = "/classify"
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model or version; the message names what exists."},
-    413: {"description": "Body over TEXTCLS_MAX_BODY_BYTES."},
     422: {"description": "Invalid request: text/texts, limits, types, unknown fields."},
     503: {"description": "Model not ready, or the batch queue is full (Retry-After)."},
 }

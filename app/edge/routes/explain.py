@@ -17,7 +17,6 @@ router = APIRouter(tags=["explain"])
 
 ERRORS = {
     404: {"description": "Unknown model or version; the message names what exists."},
-    413: {"description": "Body over TEXTCLS_MAX_BODY_BYTES."},
     422: {"description": "Invalid request: empty or too long text, unknown label, types."},
     503: {"description": "Model not ready, or the batch queue is full (Retry-After)."},
 }

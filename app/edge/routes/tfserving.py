@@ -42,7 +42,6 @@ def _texts(body: PredictRequest) -> list[object]:
 
 ERRORS = {
     404: {"description": "Unknown model or version; the message names what exists."},
-    413: {"description": "Body over TEXTCLS_MAX_BODY_BYTES."},
     503: {"description": "Model not ready, or the batch queue is full (Retry-After)."},
 }
 
