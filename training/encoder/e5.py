@@ -6,13 +6,10 @@ position + type-0 embeddings and a LayerNorm, then post-LayerNorm BERT layers (e
 mean pooling over every token of a text (<s> and </s> included) and L2 normalization.
 
 The token-wise steps (projections, feed-forward, LayerNorms) run on the batch's real tokens
-concatenated into one [tokens, hidden] matrix, with zero rows added up to ``token_bucket``
-rows: each layer's Q/K/V projection and its steps after attention are XLA programs
-(``jit_compile``), compiled once per bucket, which fuse the bias adds, GELU and LayerNorms
-into few passes over memory. Only attention pads the batch, to its longest text, with padded
-keys masked out; one gather moves the fused Q/K/V rows into that per-head layout and one
-moves the attention output back to token rows. A text's vector does not depend on the rest
-of its batch.
+concatenated into one [tokens, hidden] matrix; only attention pads the batch, to its longest
+text, with padded keys masked out. One gather moves the fused Q/K/V rows straight into that
+padded per-head layout and one moves the attention output back to token rows (no padded
+copy and no transposes). A text's vector does not depend on the rest of its batch.
 """
 
 from __future__ import annotations
@@ -59,26 +56,11 @@ _LAYER_KEYS = (
 )  # fmt: skip
 
 
-def token_bucket(n: tf.Tensor) -> tf.Tensor:
-    """``n`` rounded up to a multiple of 2^(floor(log2 n) - 4), at least 16: at most 1/16 more
-    rows, and few distinct counts, so XLA compiles the token-wise blocks for few shapes."""
-    n = tf.maximum(n, 16)
-    exponent = tf.floor(tf.math.log(tf.cast(n, tf.float64)) / math.log(2.0)) - 4.0
-    step = tf.maximum(tf.cast(2.0**exponent, tf.int64), 16)
-    return (n + step - 1) // step * step
-
-
-@tf.function(jit_compile=True)
-def _dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.matmul(x, w) + b
-
-
-@tf.function(jit_compile=True)
 def _after_attention(
     x: tf.Tensor, ctx: tf.Tensor, w: dict[str, tf.Tensor], eps: float
 ) -> tf.Tensor:
     """Output projection, residual and LayerNorm, then the feed-forward block (exact GELU),
-    residual and LayerNorm: token-wise, one XLA program per token count."""
+    residual and LayerNorm, on token rows."""
     attended = tf.matmul(ctx, w["ao_w"]) + w["ao_b"]
     x = layer_norm(x + attended, w["aln_w"], w["aln_b"], eps)
     mid = tf.nn.gelu(tf.matmul(x, w["fi_w"]) + w["fi_b"], approximate=False)
@@ -150,8 +132,6 @@ class E5Encoder(PretrainedLayer):
         row_ids = ids.value_rowids()
         positions = tf.ragged.range(lens).flat_values  # each token's place in its text
         x = self.embed_tokens(ids.flat_values, positions)
-        n_tokens = tf.shape(x, out_type=tf.int64)[0]
-        x = tf.pad(x, [[0, token_bucket(n_tokens) - n_tokens], [0, 0]])
         longest = tf.reduce_max(tf.concat([lens, tf.zeros([1], tf.int64)], 0))
         # [batch, 1, 1, longest]: 0 for a text's tokens, _MASKED for the padding after them.
         key_mask = tf.sequence_mask(lens, longest)[:, None, None, :]
@@ -160,7 +140,7 @@ class E5Encoder(PretrainedLayer):
         for i in range(self.n_layers):
             x = self._layer(i, x, bias, to_heads, to_tokens)
         n_rows = tf.shape(lens)[0]
-        pooled = tf.math.unsorted_segment_sum(x[:n_tokens], row_ids, n_rows)
+        pooled = tf.math.unsorted_segment_sum(x, row_ids, n_rows)
         pooled = pooled / tf.cast(lens, tf.float32)[:, None]
         return tf.math.l2_normalize(pooled, axis=1, epsilon=1e-12)
 
@@ -187,15 +167,14 @@ class E5Encoder(PretrainedLayer):
     def _layer(
         self, i: int, x: tf.Tensor, bias: tf.Tensor, to_heads: tf.Tensor, to_tokens: tf.Tensor
     ) -> tf.Tensor:
-        w = {k: tf.convert_to_tensor(self._w(f"l{i}_{k}")) for k in _LAYER_KEYS}
+        w = {k: self._w(f"l{i}_{k}") for k in _LAYER_KEYS}
         hd = OUTPUT_DIM // self.heads
-        qkv = _dense(x, w["qkv_w"], w["qkv_b"])  # [padded tokens, 3 * hidden]
+        qkv = tf.matmul(x, w["qkv_w"]) + w["qkv_b"]  # [tokens, 3 * hidden]
         heads = tf.gather(tf.reshape(qkv, [-1, hd]), to_heads)  # [3, batch, heads, longest, hd]
         q, k, v = heads[0], heads[1], heads[2]
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(hd)) + bias
         ctx = tf.matmul(tf.nn.softmax(scores, axis=-1), v)  # [batch, heads, longest, hd]
         ctx = tf.reshape(tf.gather(tf.reshape(ctx, [-1, hd]), to_tokens), [-1, OUTPUT_DIM])
-        ctx = tf.pad(ctx, [[0, tf.shape(x)[0] - tf.shape(ctx)[0]], [0, 0]])  # the bucket's rows
         return _after_attention(x, ctx, w, self.eps)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
