@@ -4,8 +4,10 @@ For each model (keyed by architecture and encoders: ngram, encoder-use, encoder-
 encoder-use+e5): in-process texts/s of the signature at batch 1/32/256 (bench.limit), then
 ``textcls serve`` on a repository holding only that model: cold start, RSS after warm-up, and
 single texts at 64 connections (wrk) with p50/p99. Rows interleave the models over ``--reps``
-so that machine noise hits all. Given an ngram model and an e5 one, the "ngram beside busy e5"
-rows follow (bench.beside; ``--no-beside`` skips them). The result goes to
+so that machine noise hits all; a second model of the same key (one model exported by two
+builds of the code, old and new side by side) is keyed ``<key>-<its place>``. Given an ngram
+model and an e5 one, the "ngram beside busy e5" rows follow (bench.beside; ``--no-beside``
+skips them). The result goes to
 bench/results/encoder-<UTC time>.json.
 """
 
@@ -165,10 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     work = REPO_ROOT / "bench" / ".work" / f"encoder-{stamp}"
     work.mkdir(parents=True)
     test_texts = texts.read_texts(texts.data_dir(args.data) / "test.csv")
-    models: dict[str, dict[str, Any]] = {
-        _key(v): {"version_dir": str(v), "arch": read_metadata(v).arch, "limit": {}, "http": []}
-        for v in args.versions
-    }
+    models: dict[str, dict[str, Any]] = {}
+    for v in args.versions:
+        key = _key(v)
+        key = key if key not in models else f"{key}-{len(models) + 1}"  # one model, two builds
+        models[key] = {
+            "version_dir": str(v),
+            "arch": read_metadata(v).arch,
+            "limit": {},
+            "http": [],
+        }
+
     if not args.no_models:
         _model_rows(models, work, test_texts, args)
     beside = None

@@ -7,7 +7,9 @@ mean pooling over every token of a text (<s> and </s> included) and L2 normaliza
 
 The token-wise steps (projections, feed-forward, LayerNorms) run on the batch's real tokens
 concatenated into one [tokens, hidden] matrix; only attention pads the batch, to its longest
-text, with padded keys masked out. A text's vector does not depend on the rest of its batch.
+text, with padded keys masked out. One gather moves the fused Q/K/V rows straight into that
+padded per-head layout and one moves the attention output back to token rows (no padded
+copy and no transposes). A text's vector does not depend on the rest of its batch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ def _layer_arrays(w: E5Weights, i: int) -> dict[str, np.ndarray]:
         f"l{i}_qkv_b": np.concatenate([a[f"l{i}.{m}.b"] for m in "qkv"]),
         **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in rest},
     }
+
+
+# Each layer's weights, under their names in ``_layer_arrays``.
+_LAYER_KEYS = (
+    "qkv_w", "qkv_b", "ao_w", "ao_b", "aln_w", "aln_b", "fi_w", "fi_b", "fo_w", "fo_b", "oln_w",
+    "oln_b",
+)  # fmt: skip
+
+
+def _after_attention(
+    x: tf.Tensor, ctx: tf.Tensor, w: dict[str, tf.Tensor], eps: float
+) -> tf.Tensor:
+    """Output projection, residual and LayerNorm, then the feed-forward block (exact GELU),
+    residual and LayerNorm, on token rows."""
+    attended = tf.matmul(ctx, w["ao_w"]) + w["ao_b"]
+    x = layer_norm(x + attended, w["aln_w"], w["aln_b"], eps)
+    mid = tf.nn.gelu(tf.matmul(x, w["fi_w"]) + w["fi_b"], approximate=False)
+    out = tf.matmul(mid, w["fo_w"]) + w["fo_b"]
+    return layer_norm(x + out, w["oln_w"], w["oln_b"], eps)
 
 
 class E5Encoder(PretrainedLayer):
@@ -115,33 +136,46 @@ class E5Encoder(PretrainedLayer):
         # [batch, 1, 1, longest]: 0 for a text's tokens, _MASKED for the padding after them.
         key_mask = tf.sequence_mask(lens, longest)[:, None, None, :]
         bias = tf.where(key_mask, 0.0, _MASKED)
-        to_flat = tf.stack([row_ids, positions], axis=1)  # [tokens, 2] into [batch, longest]
+        to_heads, to_tokens = self._head_indices(ids, longest)
         for i in range(self.n_layers):
-            x = self._layer(i, x, lens, bias, to_flat)
+            x = self._layer(i, x, bias, to_heads, to_tokens)
         n_rows = tf.shape(lens)[0]
-        pooled = (
-            tf.math.unsorted_segment_sum(x, row_ids, n_rows) / tf.cast(lens, tf.float32)[:, None]
-        )
+        pooled = tf.math.unsorted_segment_sum(x, row_ids, n_rows)
+        pooled = pooled / tf.cast(lens, tf.float32)[:, None]
         return tf.math.l2_normalize(pooled, axis=1, epsilon=1e-12)
 
+    def _head_indices(
+        self, ids: tf.RaggedTensor, longest: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Gather indices between the token rows and attention's padded per-head layout.
+
+        ``to_heads`` [3, batch, heads, longest]: the row of [tokens * 3 * heads, head_dim] (the
+        fused Q/K/V viewed per head) that fills each (q/k/v, text, head, position); a position
+        past its text's end reads token 0's row, a key there is masked out and a query
+        there is never read back. ``to_tokens`` [tokens, heads]: the row of the attention
+        output [batch * heads * longest, head_dim] for each real token and head."""
+        h, lens = self.heads, ids.row_lengths()
+        places = tf.range(longest)
+        token = ids.row_starts()[:, None] + places[None, :]  # [batch, longest]
+        token = tf.where(places[None, :] < lens[:, None], token, 0)
+        part_head = tf.reshape(tf.range(3 * h, dtype=tf.int64), [3, 1, h, 1])
+        to_heads = token[None, :, None, :] * (3 * h) + part_head
+        row_ids, positions = ids.value_rowids(), tf.ragged.range(lens).flat_values
+        heads = tf.range(h, dtype=tf.int64)[None, :]
+        return to_heads, (row_ids[:, None] * h + heads) * longest + positions[:, None]
+
     def _layer(
-        self, i: int, x: tf.Tensor, lens: tf.Tensor, bias: tf.Tensor, to_flat: tf.Tensor
+        self, i: int, x: tf.Tensor, bias: tf.Tensor, to_heads: tf.Tensor, to_tokens: tf.Tensor
     ) -> tf.Tensor:
-        w = lambda key: self._w(f"l{i}_{key}")  # noqa: E731
+        w = {k: self._w(f"l{i}_{k}") for k in _LAYER_KEYS}
         hd = OUTPUT_DIM // self.heads
-        qkv = tf.matmul(x, w("qkv_w")) + w("qkv_b")
-        padded = tf.RaggedTensor.from_row_lengths(qkv, lens).to_tensor()  # [b, L, 3 * hidden]
-        b, length = tf.shape(padded)[0], tf.shape(padded)[1]
-        heads = tf.transpose(tf.reshape(padded, [b, length, 3, self.heads, hd]), [2, 0, 3, 1, 4])
-        q, k, v = heads[0], heads[1], heads[2]  # [b, heads, L, hd]
+        qkv = tf.matmul(x, w["qkv_w"]) + w["qkv_b"]  # [tokens, 3 * hidden]
+        heads = tf.gather(tf.reshape(qkv, [-1, hd]), to_heads)  # [3, batch, heads, longest, hd]
+        q, k, v = heads[0], heads[1], heads[2]
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(hd)) + bias
-        ctx = tf.matmul(tf.nn.softmax(scores, axis=-1), v)
-        ctx = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [b, length, OUTPUT_DIM])
-        attended = tf.matmul(tf.gather_nd(ctx, to_flat), w("ao_w")) + w("ao_b")
-        x = layer_norm(x + attended, w("aln_w"), w("aln_b"), self.eps)
-        mid = tf.nn.gelu(tf.matmul(x, w("fi_w")) + w("fi_b"), approximate=False)
-        out = tf.matmul(mid, w("fo_w")) + w("fo_b")
-        return layer_norm(x + out, w("oln_w"), w("oln_b"), self.eps)
+        ctx = tf.matmul(tf.nn.softmax(scores, axis=-1), v)  # [batch, heads, longest, hd]
+        ctx = tf.reshape(tf.gather(tf.reshape(ctx, [-1, hd]), to_tokens), [-1, OUTPUT_DIM])
+        return _after_attention(x, ctx, w, self.eps)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
         return (input_shape[0], OUTPUT_DIM)
