@@ -1,0 +1,58 @@
+"""A product of experts: members' logits -> one distribution, each member trained as if alone.
+
+The output is the normalised geometric mean of the members' softmax distributions
+(``softmax(mean_i log_softmax(z_i))``): a member that is sure a label is wrong vetoes it, which
+an arithmetic mean does not. Training minimises the SUM of the members' own losses (as
+training.architectures.ensemble does for whole models), so each member is fitted to the labels
+on its own features, not to whatever the others leave unexplained: one softmax over all the
+features side by side lets the feature block that fits the training rows fastest (the n-grams
+on 30 rows a label) take over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+
+class ProductOfExperts(layers.Layer):
+    """A list of member logits [batch, n_labels] -> float32 probabilities [batch, n_labels]."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dtype="float32", **kwargs)
+        self.member_probabilities: list[Any] = []
+
+    def call(self, logits: list[Any]) -> Any:
+        logs = [ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
+        # Read by MemberLosses.compute_loss within the same traced step; set around Keras'
+        # attribute tracking, which would try to track the list of tensors.
+        object.__setattr__(self, "member_probabilities", [ops.exp(x) for x in logs])
+        return ops.softmax(ops.mean(ops.stack(logs, axis=0), axis=0), axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape[0]
+
+
+class MemberLosses(keras.Model):
+    """A functional model whose loss is the sum of its ProductOfExperts members' own losses
+    (the plain loss when it has none). Built like ``keras.Model(inputs, outputs)``."""
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        experts = [layer for layer in self.layers if isinstance(layer, ProductOfExperts)]
+        outputs = (experts[0].member_probabilities if experts else None) or [y_pred]
+        losses = [
+            super(MemberLosses, self).compute_loss(
+                x=x, y=y, y_pred=out, sample_weight=sample_weight, training=training
+            )
+            for out in outputs
+        ]
+        return ops.sum(ops.stack(losses))
