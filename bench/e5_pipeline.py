@@ -79,6 +79,7 @@ class VectorCache:
         missing = sorted({t for t in texts if t not in self.vectors}, key=len)
         if not missing:
             return
+        part.renew()  # a training run in between reseeded TF, dropping its SentencePiece resource
         fn = tf.function(part, input_signature=[tf.TensorSpec([None], tf.string)])
         started = time.monotonic()
         for i in range(0, len(missing), batch):
