@@ -231,11 +231,10 @@ def build_encoder(
     stack = features.encoder
     text = keras.Input(shape=(), dtype="string", name="text")
     pooled = keras.Input(shape=(sum(stack.widths),), name="encoder_pooled")
+    train = features(train_texts)
     head = MemberLosses(
         [text, pooled],
-        build_head(
-            train_texts, n_labels, p, text, _encoder_features(stack, pooled, p, features(train_texts))
-        ),
+        build_head(train_texts, n_labels, p, text, _encoder_features(stack, pooled, p, train)),
         name="head",
     )
     model = EncoderClassifier(stack, head, name="textcls_encoder")

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from training.architectures.experts import SummedMemberLosses
 from training.params import ModelParams
 
 Builder = Callable[[Sequence[str], int, ModelParams], keras.Model]
@@ -16,7 +17,7 @@ Builder = Callable[[Sequence[str], int, ModelParams], keras.Model]
 DEFAULT_MEMBERS = ("ngram", "textcnn")
 
 
-class AveragingEnsemble(keras.Model):
+class AveragingEnsemble(SummedMemberLosses):
     """``call`` averages the members' probabilities; training minimises the SUM of the members'
     own losses, so each member learns as if alone (members share no weights) from the same
     batches, instead of co-adapting to fix each other's errors through the average.
@@ -34,22 +35,8 @@ class AveragingEnsemble(keras.Model):
         object.__setattr__(self, "_member_outputs", outputs)
         return ops.mean(ops.stack(outputs, axis=0), axis=0)
 
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> Any:
-        outputs = self._member_outputs or [y_pred]
-        losses = [
-            super(AveragingEnsemble, self).compute_loss(
-                x=x, y=y, y_pred=out, sample_weight=sample_weight, training=training
-            )
-            for out in outputs
-        ]
-        return ops.sum(ops.stack(losses))
+    def member_outputs(self, y_pred: Any) -> list[Any]:
+        return self._member_outputs or [y_pred]
 
 
 def build_ensemble(

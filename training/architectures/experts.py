@@ -35,9 +35,12 @@ class ProductOfExperts(layers.Layer):
         return input_shape[0]
 
 
-class MemberLosses(keras.Model):
-    """A functional model whose loss is the sum of its ProductOfExperts members' own losses
-    (the plain loss when it has none). Built like ``keras.Model(inputs, outputs)``."""
+class SummedMemberLosses(keras.Model):
+    """A model whose loss is the sum of its members' own losses: ``member_outputs`` gives the
+    members' probabilities of the step being traced (``[y_pred]`` when it has none)."""
+
+    def member_outputs(self, y_pred: Any) -> list[Any]:
+        return [y_pred]
 
     def compute_loss(
         self,
@@ -47,12 +50,19 @@ class MemberLosses(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
-        experts = [layer for layer in self.layers if isinstance(layer, ProductOfExperts)]
-        outputs = (experts[0].member_probabilities if experts else None) or [y_pred]
         losses = [
-            super(MemberLosses, self).compute_loss(
+            super(SummedMemberLosses, self).compute_loss(
                 x=x, y=y, y_pred=out, sample_weight=sample_weight, training=training
             )
-            for out in outputs
+            for out in self.member_outputs(y_pred)
         ]
         return ops.sum(ops.stack(losses))
+
+
+class MemberLosses(SummedMemberLosses):
+    """A functional model (built like ``keras.Model(inputs, outputs)``) whose members are its
+    ProductOfExperts layer's."""
+
+    def member_outputs(self, y_pred: Any) -> list[Any]:
+        experts = [layer for layer in self.layers if isinstance(layer, ProductOfExperts)]
+        return (experts[0].member_probabilities if experts else None) or [y_pred]
