@@ -17,7 +17,7 @@ Builder = Callable[[Sequence[str], int, ModelParams], keras.Model]
 DEFAULT_MEMBERS = ("ngram", "textcnn")
 
 
-class AveragingEnsemble(SummedMemberLosses):
+class AveragingEnsemble(SummedMemberLosses, keras.Model):
     """``call`` averages the members' probabilities; training minimises the SUM of the members'
     own losses, so each member learns as if alone (members share no weights) from the same
     batches, instead of co-adapting to fix each other's errors through the average.

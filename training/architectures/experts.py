@@ -35,9 +35,15 @@ class ProductOfExperts(layers.Layer):
         return input_shape[0]
 
 
-class SummedMemberLosses(keras.Model):
-    """A model whose loss is the sum of its members' own losses: ``member_outputs`` gives the
-    members' probabilities of the step being traced (``[y_pred]`` when it has none)."""
+class SummedMemberLosses:
+    """A mixin for a ``keras.Model`` (listed before it among the bases) whose loss is the sum of
+    its members' own losses: ``member_outputs`` gives the members' probabilities of the step
+    being traced (``[y_pred]`` when it has none).
+
+    Not itself a keras.Model: building a subclass functionally makes Keras rebase that
+    subclass's keras.Model ancestors onto Functional, which would turn every other subclass of
+    a shared keras.Model base (the averaging ensemble) functional too.
+    """
 
     def member_outputs(self, y_pred: Any) -> list[Any]:
         return [y_pred]
@@ -51,7 +57,7 @@ class SummedMemberLosses(keras.Model):
         training: bool = True,
     ) -> Any:
         losses = [
-            super(SummedMemberLosses, self).compute_loss(
+            super(SummedMemberLosses, self).compute_loss(  # type: ignore[misc]
                 x=x, y=y, y_pred=out, sample_weight=sample_weight, training=training
             )
             for out in self.member_outputs(y_pred)
@@ -59,7 +65,7 @@ class SummedMemberLosses(keras.Model):
         return ops.sum(ops.stack(losses))
 
 
-class MemberLosses(SummedMemberLosses):
+class MemberLosses(SummedMemberLosses, keras.Model):
     """A functional model (built like ``keras.Model(inputs, outputs)``) whose members are its
     ProductOfExperts layer's."""
 
