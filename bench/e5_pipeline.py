@@ -140,6 +140,8 @@ def train_once(
         meta = json.loads((path / "metadata.json").read_text())
     out["dev_accuracy"] = round(meta["metrics"]["test"]["accuracy"], 4)
     out["validation"] = meta["params"]["validation"]
+    cv = meta["metrics"].get("evaluation", {}).get("cross_validation", {})
+    out["chosen_epochs"] = cv.get("member_epochs") or cv.get("chosen_epochs")
     if features is not None:
         out["texts_encoded_in_run"] = features.encoded
     return out

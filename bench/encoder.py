@@ -5,7 +5,8 @@ encoder-use+e5): in-process texts/s of the signature at batch 1/32/256 (bench.li
 ``textcls serve`` on a repository holding only that model: cold start, RSS after warm-up, and
 single texts at 64 connections (wrk) with p50/p99. Rows interleave the models over ``--reps``
 so that machine noise hits all; a second model of the same key (one model exported by two
-builds of the code, old and new side by side) is keyed ``<key>-<its place>``. Given an ngram
+builds of the code, old and new side by side, or one model served two ways with
+``--serve-env``) is keyed ``<key>-<its place>``. Given an ngram
 model and an e5 one, the "ngram beside busy e5" rows follow (bench.beside; ``--no-beside``
 skips them). The result goes to
 bench/results/encoder-<UTC time>.json.
@@ -99,9 +100,8 @@ def _model_rows(
     try:
         started: dict[str, RunningServer] = {}
         for key, m in models.items():
-            server = RunningServer(
-                _serve_spec(key, _repo_of([Path(m["version_dir"])], work, key), work), work
-            )
+            repo = _repo_of([Path(m["version_dir"])], work, key)
+            server = RunningServer(_serve_spec(key, repo, work, m["env"]), work)
             servers.append(server)
             m["cold_start_s"] = server.start()
             loadgen.run_wrk(server.classify_url, bodies, CONNECTIONS, 3.0, 1, server.pid)
@@ -162,17 +162,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     p.add_argument("--no-beside", action="store_true", help="Skip the ngram-beside-e5 rows.")
     p.add_argument("--no-models", action="store_true", help="Only the ngram-beside-e5 rows.")
+    p.add_argument(
+        "--serve-env",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("PLACE", "NAME=VALUE"),
+        help="An environment variable for the server of the PLACE-th version (1-based): one "
+        "model listed twice, served two ways side by side.",
+    )
     args = p.parse_args(argv)
+    envs: dict[int, dict[str, str]] = {}
+    for place, assignment in args.serve_env:
+        name, _, value = assignment.partition("=")
+        envs.setdefault(int(place), {})[name] = value
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     work = REPO_ROOT / "bench" / ".work" / f"encoder-{stamp}"
     work.mkdir(parents=True)
     test_texts = texts.read_texts(texts.data_dir(args.data) / "test.csv")
     models: dict[str, dict[str, Any]] = {}
-    for v in args.versions:
+    for place, v in enumerate(args.versions, start=1):
         key = _key(v)
-        key = key if key not in models else f"{key}-{len(models) + 1}"  # one model, two builds
+        # One model twice: two builds of it, or two --serve-env settings.
+        key = key if key not in models else f"{key}-{len(models) + 1}"
         models[key] = {
             "version_dir": str(v),
+            "env": envs.get(place, {}),
             "arch": read_metadata(v).arch,
             "limit": {},
             "http": [],

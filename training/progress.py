@@ -86,17 +86,18 @@ class RecordRate(keras.callbacks.Callback):
 
 class WatchTexts(keras.callbacks.Callback):
     """Predict some texts after every epoch (their inputs computed once, ``x``) and hand the
-    probabilities to ``on_epoch(epoch, probabilities)``; True from it stops training."""
+    probabilities and member log-probabilities (``Trainee.predict_members``) to
+    ``on_epoch(epoch, probabilities, members)``; True from it stops training."""
 
     def __init__(
         self,
         x: Any,
-        predict: Callable[[Any], np.ndarray],
-        on_epoch: Callable[[int, np.ndarray], bool],
+        predict: Callable[[Any], tuple[np.ndarray, Any]],
+        on_epoch: Callable[[int, np.ndarray, Any], bool],
     ) -> None:
         super().__init__()
         self.x, self.predict, self.on_epoch = x, predict, on_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.on_epoch(epoch, self.predict(self.x)):
+        if self.on_epoch(epoch, *self.predict(self.x)):
             self.model.stop_training = True

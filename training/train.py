@@ -61,7 +61,7 @@ def train(cfg: TrainConfig, log: Log = _print, features: Any | None = None) -> P
 def _kfold_then_refit(cfg: TrainConfig, prep: Prepared, log: Log, features: Any) -> Trained:
     held = cross_validate(cfg, prep, log, features)
     assert held.epochs is not None
-    return Trained(refit_all(cfg, prep, held.epochs, log, features), held)
+    return Trained(refit_all(cfg, prep, held, log, features), held)
 
 
 def _fit_then_refit(cfg: TrainConfig, prep: Prepared, log: Log, features: Any) -> Trained:

@@ -4,8 +4,10 @@ A model costing ``TEXTCLS_EXPENSIVE_MS_PER_TEXT`` or more per text at warm-up (a
 model: ~10 ms on 2 CPU cores, against well under 1 ms for an n-gram model) is served as
 *expensive*:
 
-- one inference thread: it runs one batch at a time, and that batch already has all of
-  TensorFlow's intra-op threads (two batches in flight would only split the same cores);
+- as many inference threads as TensorFlow's intra-op pool fits on the cores: one with the
+  default pool (a thread per core: a batch already has every core, and two batches in flight
+  would only split them), one per core with ``TEXTCLS_TF_INTRA_OP_THREADS=1`` (each batch on
+  one core, with no intra-op hand-offs between cores);
 - cheap models first (app.plane.cheap_first): its next batch starts when the cheap models
   beside it have been idle for a moment, with up to ``max_batch_size`` texts; or, while they
   stay busy, after ``max_hold_ms`` (``EXPENSIVE_MAX_HOLD_MS``) with ``forced_batch_size`` texts,
@@ -20,6 +22,7 @@ per model name (``expensive`` too). The plan is logged at load and shown by
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 
 from app.config import Settings
@@ -60,7 +63,10 @@ def choose_plan(name: str, ms_per_text: float, settings: Settings) -> BatchPlan:
     given = override.model_dump(exclude_none=True) if override is not None else {}
     expensive = given.get("expensive", ms_per_text >= s.expensive_ms_per_text)
     fits = int(EXPENSIVE_BATCH_MS / max(ms_per_text, 1e-6))
-    threads = 1 if expensive else s.inference_threads
+    cores = os.cpu_count() or 1
+    threads = (
+        max(1, cores // (s.tf_intra_op_threads or cores)) if expensive else s.inference_threads
+    )
     fields: dict[str, object] = {
         "max_batch_size": s.max_batch_size,
         "forced_batch_size": max(EXPENSIVE_MIN_BATCH, min(s.max_batch_size, fits)),

@@ -264,6 +264,10 @@ def test_kfold_training_encodes_each_distinct_text_once(
     distinct = {r["text"] for r in train_rows + test_rows}
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["params"]["validation"] == "kfold"
-    assert meta["metrics"]["evaluation"]["cross_validation"]["folds"] == 3
+    cv = meta["metrics"]["evaluation"]["cross_validation"]
+    assert cv["folds"] == 3
+    # The product of experts' members (USE's, the n-grams') each got their own epochs.
+    assert len(cv["member_epochs"]) == len(cv["members"]) == 2
+    assert max(cv["member_epochs"]) == cv["chosen_epochs"] <= 3
     assert features.encoded == len(distinct)
     assert int(encoder.rows.numpy()) == len(distinct)

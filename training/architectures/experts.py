@@ -11,6 +11,7 @@ on 30 rows a label) take over.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import keras
@@ -23,11 +24,14 @@ class ProductOfExperts(layers.Layer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(dtype="float32", **kwargs)
         self.member_probabilities: list[Any] = []
+        self.member_log_probabilities: list[Any] = []
 
     def call(self, logits: list[Any]) -> Any:
         logs = [ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
-        # Read by MemberLosses.compute_loss within the same traced step; set around Keras'
-        # attribute tracking, which would try to track the list of tensors.
+        # The members' outputs of the latest call: read by MemberLosses.compute_loss within the
+        # same traced step, and after an eager call by Trainee.predict_members. Set around
+        # Keras' attribute tracking, which would try to track the lists of tensors.
+        object.__setattr__(self, "member_log_probabilities", logs)
         object.__setattr__(self, "member_probabilities", [ops.exp(x) for x in logs])
         return ops.softmax(ops.mean(ops.stack(logs, axis=0), axis=0), axis=-1)
 
@@ -72,3 +76,35 @@ class MemberLosses(SummedMemberLosses, keras.Model):
     def member_outputs(self, y_pred: Any) -> list[Any]:
         experts = [layer for layer in self.layers if isinstance(layer, ProductOfExperts)]
         return (experts[0].member_probabilities if experts else None) or [y_pred]
+
+
+def find_experts(model: Any) -> ProductOfExperts | None:
+    """``model``'s ProductOfExperts layer, if it has one."""
+    layers_ = getattr(model, "layers", ())
+    return next((layer for layer in layers_ if isinstance(layer, ProductOfExperts)), None)
+
+
+def member_weights(model: Any) -> list[list[Any]]:
+    """Each member's own trainable variables, in the ProductOfExperts' member order: those on
+    the path to its logits and to no other member's."""
+    experts = find_experts(model)
+    if experts is None:
+        return []
+    owned = [_upstream_variables(z) for z in experts._inbound_nodes[0].input_tensors]
+    counts = Counter(key for vs in owned for key in vs)
+    return [[v for key, v in vs.items() if counts[key] == 1] for vs in owned]
+
+
+def _upstream_variables(tensor: Any) -> dict[int, Any]:
+    """The trainable variables of every layer on the path to ``tensor``, by id."""
+    found: dict[int, Any] = {}
+    todo, seen = [tensor], set()
+    while todo:
+        t = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        operation, node_index, _ = t._keras_history  # a layer, or an op (a slice)
+        found.update((id(v), v) for v in getattr(operation, "trainable_weights", ()))
+        todo.extend(operation._inbound_nodes[node_index].input_tensors)
+    return found

@@ -22,8 +22,9 @@ from training.stages.trainee import Trainee, default_trainee, replica_trainee, s
 # the strings as they are, vectorizing per step.
 PRECOMPUTE_MAX_ROWS = 20_000
 Log = Callable[[str], None]
-# (texts, on_epoch): after every epoch on_epoch(epoch, probabilities of texts); True stops.
-Watch = tuple[list[str], Callable[[int, np.ndarray], bool]]
+# (texts, on_epoch): after every epoch on_epoch(epoch, probabilities of texts, their member
+# log-probabilities or None: Trainee.predict_members); True stops.
+Watch = tuple[list[str], Callable[[int, np.ndarray, Any], bool]]
 
 
 @dataclass(kw_only=True)
@@ -39,6 +40,7 @@ class FitInput:
     features: Any | None = None  # the run's features cache (Architecture.make_features)
     watch: Watch | None = None
     learning_rates: list[float] | None = None  # per epoch: a refit replaying a run's schedule
+    member_epochs: list[int] | None = None  # a product of experts: each member's (MemberSnapshots)
 
 
 @dataclass
@@ -123,7 +125,12 @@ def _callbacks(cfg: TrainConfig, job: FitInput, trainee: Trainee, log: Log) -> l
     cbs: list[Any] = [RecordRate(job.learning_rates)]
     if job.watch is not None:
         watched, on_epoch = job.watch
-        cbs.append(WatchTexts(trainee.inputs(watched), trainee.predict_inputs, on_epoch))
+        cbs.append(WatchTexts(trainee.inputs(watched), trainee.predict_members, on_epoch))
+    if job.member_epochs is not None:
+        from training.architectures.experts import member_weights
+        from training.stages.members import MemberSnapshots
+
+        cbs.append(MemberSnapshots(member_weights(trainee.model), job.member_epochs))
     if job.val is not None:
         import keras
 

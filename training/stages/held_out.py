@@ -18,6 +18,7 @@ class HeldOut:
     probs: np.ndarray
     y: np.ndarray
     epochs: int | None = None  # the epochs the published model trains for
+    member_epochs: list[int] | None = None  # a product of experts: each member's (k-fold)
     info: dict[str, Any] = field(default_factory=dict)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from training.config import TrainConfig
 from training.stages.fit import FitInput, fit
 from training.stages.held_out import HeldOut
+from training.stages.members import MemberCurves, curve
 from training.stages.prepare import Prepared
 
 # Epochs whose out-of-fold accuracy is within this of the best count as tied; the tie goes
@@ -48,27 +49,37 @@ def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
 
 
 class RecordHeldOut:
-    """Record a fold's held-out predictions after each epoch (fit's ``watch``); with ``stop``
-    (the first fold), stop once neither their accuracy nor their loss improved for
-    ``patience`` epochs (the later folds then run as many epochs: the horizon the curve is
+    """Record a fold's held-out predictions after each epoch (fit's ``watch``), and a product
+    of experts' member log-probabilities in ``members``; with ``stop`` (the first fold), stop
+    once neither their accuracy nor their loss improved for ``patience`` epochs, the product's
+    nor any member's (the later folds then run as many epochs: the horizon the curves are
     chosen from)."""
 
-    def __init__(self, per_epoch: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
-        self.per_epoch, self.y, self.rows = per_epoch, y, rows
+    def __init__(
+        self, per_epoch: np.ndarray, y: np.ndarray, rows: np.ndarray, members: MemberCurves
+    ) -> None:
+        self.per_epoch, self.y, self.rows, self.members = per_epoch, y, rows, members
         self.patience: int | None = None  # None: never stop
-        self.best: tuple[float, float, int] = (-1.0, np.inf, 0)
+        # Per curve (the product, then each member): best accuracy, best loss, last epoch
+        # either improved.
+        self.best: list[tuple[float, float, int]] = []
 
-    def __call__(self, epoch: int, p: np.ndarray) -> bool:
-        from training.calibration import negative_log_likelihood
-
+    def __call__(self, epoch: int, p: np.ndarray, member_logs: Any = None) -> bool:
         self.per_epoch[epoch, self.rows] = p
-        acc = float((p.argmax(axis=1) == self.y[self.rows]).mean())
-        loss = negative_log_likelihood(p, self.y[self.rows])
-        best_acc, best_loss, at = self.best
-        if acc > best_acc or loss < best_loss:
-            self.best = (max(acc, best_acc), min(loss, best_loss), epoch)
-            return False
-        return self.patience is not None and epoch - at >= self.patience
+        curves = [np.log(np.maximum(p, 1e-30))[None]]
+        if member_logs is not None:
+            self.members.record(epoch, self.rows, member_logs)
+            curves += [z[None] for z in member_logs]
+        if not self.best:
+            self.best = [(-1.0, np.inf, 0)] * len(curves)
+        for i, logs in enumerate(curves):
+            accuracy, nll = curve(logs, self.y[self.rows])
+            acc, loss = float(accuracy[0]), float(nll[0])
+            best_acc, best_loss, at = self.best[i]
+            if acc > best_acc or loss < best_loss:
+                self.best[i] = (max(acc, best_acc), min(loss, best_loss), epoch)
+        last = max(at for _, _, at in self.best)
+        return self.patience is not None and epoch - last >= self.patience
 
 
 def _choose_epoch(per_epoch: np.ndarray, y: np.ndarray) -> tuple[int, dict[str, Any]]:
@@ -99,11 +110,12 @@ def cross_validate(
     most = max(cfg.epochs, math.ceil(KFOLD_MIN_STEPS * cfg.batch_size / max(fold_rows, 1)))
     # per_epoch[e][i]: row i's probabilities after epoch e+1 of the fold holding it out.
     per_epoch = np.zeros((most, len(y), n_labels), dtype=np.float32)
+    members = MemberCurves(most, len(y))
     started = time.monotonic()
     horizon = most
     for k, held in enumerate(folds):
         train_rows = np.setdiff1d(np.arange(len(y)), held)
-        record = RecordHeldOut(per_epoch, y, held)
+        record = RecordHeldOut(per_epoch, y, held, members)
         record.patience = cfg.patience if k == 0 else None
         job = FitInput(
             texts=[texts[i] for i in train_rows],
@@ -120,17 +132,36 @@ def cross_validate(
             f"fold {k + 1}/{len(folds)}: trained on {len(train_rows)} rows for {done.epochs_run} "
             f"epochs, predicted {len(held)} ({time.monotonic() - started:.0f}s)"
         )
-    best, curve = _choose_epoch(per_epoch[:horizon], y)
-    accuracy, nll = curve["out_of_fold_accuracy_by_epoch"], curve["out_of_fold_loss_by_epoch"]
+    best, chosen = _choose_epoch(per_epoch[:horizon], y)
+    accuracy, nll = chosen["out_of_fold_accuracy_by_epoch"], chosen["out_of_fold_loss_by_epoch"]
     log(
         f"cross-validation: best at epoch {best + 1}/{horizon} (out-of-fold accuracy "
         f"{accuracy[best]:.4f}, loss {nll[best]:.4f}) in {time.monotonic() - started:.1f}s"
     )
-    info = {
-        "method": "kfold",
-        "folds": len(folds),
-        "chosen_epochs": best + 1,
-        **curve,
-        "seconds": round(time.monotonic() - started, 2),
+    info = {"method": "kfold", "folds": len(folds), "chosen_epochs": best + 1, **chosen}
+    held_out = HeldOut("cv", per_epoch[best], y, epochs=best + 1, info=info)
+    if members.logs is not None:
+        _members_epochs(held_out, members, horizon, log)
+    info["seconds"] = round(time.monotonic() - started, 2)
+    return held_out
+
+
+def _members_epochs(
+    held: HeldOut, members: MemberCurves, horizon: int, log: Callable[[str], None]
+) -> None:
+    """A product of experts: each member at its own epoch (training.stages.members)."""
+    chosen = members.choose(held.y, horizon, EPOCH_TIE)
+    held.probs = members.at(chosen)
+    held.member_epochs = [e + 1 for e in chosen]
+    held.epochs = max(held.member_epochs)
+    accuracy = float((held.probs.argmax(axis=1) == held.y).mean())
+    log(
+        f"cross-validation: members at epochs {held.member_epochs} (out-of-fold accuracy "
+        f"{accuracy:.4f})"
+    )
+    held.info |= {
+        "chosen_epochs": held.epochs,
+        "member_epochs": held.member_epochs,
+        "out_of_fold_accuracy": round(accuracy, 4),
+        **members.report(held.y, horizon),
     }
-    return HeldOut("cv", per_epoch[best], y, epochs=best + 1, info=info)

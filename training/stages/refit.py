@@ -16,6 +16,7 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.stages.fit import FitInput, Fitted, fit
+from training.stages.held_out import HeldOut
 from training.stages.prepare import Prepared
 
 
@@ -68,15 +69,17 @@ def refit(
 
 
 def refit_all(
-    cfg: TrainConfig, prep: Prepared, epochs: int, log: Callable[[str], None], features: Any
+    cfg: TrainConfig, prep: Prepared, held: HeldOut, log: Callable[[str], None], features: Any
 ) -> Fitted:
-    """kfold: every training row for the ``epochs`` the folds chose."""
+    """kfold: every training row for the epochs the folds chose (``held``'s; each member its
+    own, for a product of experts)."""
     splits = prep.splits
     job = FitInput(
         texts=splits.texts["train"],
         y=splits.y["train"],
         n_labels=len(splits.labels),
-        epochs=epochs,
+        epochs=held.epochs,
         features=features,
+        member_epochs=held.member_epochs,
     )
     return fit(cfg, job, log)

@@ -41,12 +41,22 @@ class Trainee:
 
     def predict_inputs(self, x: Any, batch_size: int = 512) -> np.ndarray:
         """``predict`` on inputs already computed by ``inputs``."""
+        return self.predict_members(x, batch_size)[0]
+
+    def predict_members(self, x: Any, batch_size: int = 512) -> tuple[np.ndarray, Any]:
+        """``predict_inputs``, and for a product of experts its members' log-probabilities
+        [members, rows, n_labels] (training.stages.members), None for other models."""
         import tensorflow as tf
 
-        ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-        return np.concatenate(
-            [np.asarray(self.model(b, training=False), dtype=np.float32) for b in ds]
-        )
+        from training.architectures.experts import find_experts
+
+        experts = find_experts(self.model)
+        probs, members = [], []
+        for b in tf.data.Dataset.from_tensor_slices(x).batch(batch_size):
+            probs.append(np.asarray(self.model(b, training=False), dtype=np.float32))
+            if experts is not None:  # the eager call left its members' outputs there
+                members.append(np.stack([np.asarray(z) for z in experts.member_log_probabilities]))
+        return np.concatenate(probs), (np.concatenate(members, axis=1) if members else None)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ so a slow model's batch never holds a fast model's texts; bad overrides are star
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,17 @@ def test_the_plan_follows_the_measured_cost(tmp_path: Path) -> None:
     assert dear.max_batch_size == 32 and dear.max_hold_ms == EXPENSIVE_MAX_HOLD_MS
     assert choose_plan("e5", 500.0, s).forced_batch_size == 8  # never under 8 texts
     assert choose_plan("e5", 2.0, s).forced_batch_size == 32  # never over max_batch_size
+
+
+def test_an_expensive_model_runs_a_batch_per_intra_op_pool_the_cores_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    threads = {
+        intra: choose_plan("e5", 5.0, load_settings(model_dir=tmp_path, tf_intra_op_threads=intra))
+        for intra in (0, 1, 2, 3, 8)
+    }
+    assert {k: p.inference_threads for k, p in threads.items()} == {0: 1, 1: 4, 2: 2, 3: 1, 8: 1}
 
 
 def test_overrides_replace_only_the_fields_they_name(tmp_path: Path) -> None:
