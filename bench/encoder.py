@@ -71,9 +71,14 @@ def _key(version_dir: Path) -> str:
 
 
 def _beside(
-    models: dict[str, dict[str, Any]], work: Path, test_texts: list[str], **run: Any
+    models: dict[str, dict[str, Any]],
+    work: Path,
+    test_texts: list[str],
+    env: dict[str, str],
+    **run: Any,
 ) -> Any:
-    """bench.beside's rows for the ngram model and the first model with e5, if both are here."""
+    """bench.beside's rows for the ngram model and the first model with e5, if both are here;
+    ``env``: for both servers (``--beside-env``)."""
     e5 = next((k for k in models if k.startswith("encoder-") and "e5" in k), None)
     if "ngram" not in models or e5 is None:
         return None
@@ -84,8 +89,8 @@ def _beside(
     repo = _repo_of(list(dirs.values()), work, "beside")
     one_class = {"TEXTCLS_MODEL_BATCHING": json.dumps({names["expensive"]: {"expensive": False}})}
     specs = {
-        "cheap first": _serve_spec("beside-cheap-first", repo, work),
-        "one class": _serve_spec("beside-one-class", repo, work, one_class),
+        "cheap first": _serve_spec("beside-cheap-first", repo, work, env),
+        "one class": _serve_spec("beside-one-class", repo, work, env | one_class),
     }
     return {"expensive_key": e5, **beside_rows(specs, names, test_texts, work, **run)}
 
@@ -171,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         help="An environment variable for the server of the PLACE-th version (1-based): one "
         "model listed twice, served two ways side by side.",
     )
+    p.add_argument(
+        "--beside-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="An environment variable for both servers of the beside rows.",
+    )
     args = p.parse_args(argv)
     envs: dict[int, dict[str, str]] = {}
     for place, assignment in args.serve_env:
@@ -197,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         _model_rows(models, work, test_texts, args)
     beside = None
     if not args.no_beside:
-        beside = _beside(models, work, test_texts, reps=args.reps, duration_s=args.duration)
+        beside_env = dict(a.partition("=")[::2] for a in args.beside_env)
+        beside = _beside(
+            models, work, test_texts, beside_env, reps=args.reps, duration_s=args.duration
+        )
     summary = {k: _summary(m) for k, m in models.items() if m["http"]}
     if beside is not None:
         summary["ngram beside busy e5"] = beside["summary"]

@@ -51,7 +51,13 @@ def split_at_string_input(
     if not allow_sparse and any(isinstance(f, tf.SparseTensor) for f in tf.nest.flatten(sample)):
         raise UnsupportedStrategyModel(f"{model.name} feeds sparse features to its body")
     features = [layer.output for layer in string_layers] + [x for x in inputs if x is not text]
-    body = keras.Model(
+    # The body keeps the model's training behaviour: a product of experts trains on the sum of
+    # its members' own losses (MemberLosses), which a plain keras.Model would replace by one
+    # loss on the product.
+    from training.architectures.experts import MemberLosses
+
+    body_class = MemberLosses if isinstance(model, MemberLosses) else keras.Model
+    body = body_class(
         features[0] if len(features) == 1 else features, model.outputs, name=f"{model.name}_body"
     )
     return string_layers, body

@@ -55,8 +55,8 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         loss = logs.get("val_loss", logs.get("loss"))
-        # An AveragingEnsemble's loss is the sum of its members' losses.
-        members = len(getattr(self.model, "members", None) or [None])
+        # An AveragingEnsemble's or a product of experts' loss is the sum of its members'.
+        members = member_count(self.model)
         if self.eligible_from is None:
             if loss is None or float(loss) >= self.ceiling * members:
                 return
@@ -67,6 +67,17 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):
     def best_epoch_number(self) -> int | None:
         """1-based epoch whose weights are kept, None when no epoch was eligible (the last)."""
         return None if self.eligible_from is None else int(self.best_epoch) + 1
+
+
+def member_count(model: Any) -> int:
+    """How many losses ``model``'s loss sums: its members' (an averaging ensemble, a product
+    of experts trained by MemberLosses), else 1."""
+    from training.architectures.experts import MemberLosses, find_experts
+
+    experts = find_experts(model) if isinstance(model, MemberLosses) else None
+    if experts is not None:
+        return len(experts.member_logits)
+    return len(getattr(model, "members", None) or [None])
 
 
 class RecordRate(keras.callbacks.Callback):

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pytest
 
 from training.architectures.experts import (
     MemberLosses,
@@ -104,3 +105,31 @@ def test_each_member_gets_the_epoch_its_own_curve_chooses() -> None:
     assert curves.choose(y, horizon=4, tie=0.005) == [2, 3]
     expected = product(np.stack([log_softmax(4.0 * right), log_softmax(6.0 * right)]))
     np.testing.assert_allclose(curves.at([2, 5]), expected, atol=1e-6)
+
+
+def test_the_body_cut_after_the_string_layers_still_sums_the_members_losses() -> None:
+    """The trainer fits the body (training.distributed.split_at_string_input): it must train
+    each member on its own loss, not one loss on the product."""
+    from training.distributed import split_at_string_input
+
+    keras.utils.set_random_seed(0)
+    texts = ["card arrived", "card lost", "refund please", "refund late", "top up", "top up failed"]
+    y = np.eye(N_LABELS, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+    text = keras.Input(shape=(), dtype="string", name="text")
+    words = keras.layers.TextVectorization(output_mode="multi_hot", name="words")
+    words.adapt(texts)
+    counts = words(text)
+    z = [keras.layers.Dense(N_LABELS, name=f"m{i}")(counts) for i in range(2)]
+    model = MemberLosses(text, ProductOfExperts(name="probabilities")(z))
+    _, body = split_at_string_input(model, texts)
+    assert isinstance(body, MemberLosses)
+    body.compile(loss="categorical_crossentropy")
+    x = words(np.array(texts))
+    loss = body.evaluate(x, y, verbose=0)
+    body(x)
+    members = find_experts(body).member_probabilities
+    expected = sum(
+        float(keras.losses.categorical_crossentropy(y, np.asarray(p)).numpy().mean())
+        for p in members
+    )
+    assert loss == pytest.approx(expected, rel=1e-5)

@@ -38,6 +38,11 @@ class ProductOfExperts(layers.Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape[0]
 
+    @property
+    def member_logits(self) -> list[Any]:
+        """The members' symbolic logits in the model's graph, in member order."""
+        return list(self._inbound_nodes[0].input_tensors)
+
 
 class SummedMemberLosses:
     """A mixin for a ``keras.Model`` (listed before it among the bases) whose loss is the sum of
@@ -90,7 +95,7 @@ def member_weights(model: Any) -> list[list[Any]]:
     experts = find_experts(model)
     if experts is None:
         return []
-    owned = [_upstream_variables(z) for z in experts._inbound_nodes[0].input_tensors]
+    owned = [_upstream_variables(z) for z in experts.member_logits]
     counts = Counter(key for vs in owned for key in vs)
     return [[v for key, v in vs.items() if counts[key] == 1] for vs in owned]
 
