@@ -8,7 +8,8 @@
   stages/fit.py        FitInput -> Fitted: the model built and fitted (split: early stopping
                        on the val rows); stages/trainee.py is how a model is fed
   stages/kfold.py      Prepared -> HeldOut: one model per fold, out-of-fold predictions,
-                       the refit's epoch count (instead of fit, on small files)
+                       the refit's epoch count (instead of fit, on small files); a product
+                       of experts' members each their own (stages/members.py)
   stages/refit.py      Prepared + Fitted -> Fitted: the published model trained on every row
                        that chose its epochs; with the held-out predictions: Trained
                        (stages/held_out.py)

@@ -106,7 +106,9 @@ class TrainConfig:
         help="split: after the val rows chose the epochs, train again on train + val "
         "rows (not with --val-data). Default: on for encoder, off for the others.",
     )
-    folds: int = setting(5, min=2, help="Folds for --validation kfold.")
+    folds: int | None = setting(
+        None, min=2, help="Folds for --validation kfold. Default: 3 for encoder, 5 for the others."
+    )
     # The run.
     seed: int = setting(0, help="Seed for the split, initialisation and shuffling.")
     deterministic: bool = setting(

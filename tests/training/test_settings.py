@@ -111,3 +111,12 @@ def test_retrain_reuses_recorded_settings_but_not_the_machines() -> None:
 def test_validation_names_the_flag(change: dict[str, object], message: str) -> None:
     with pytest.raises(SettingError, match=message):
         validate(TrainConfig(**change))  # type: ignore[arg-type]
+
+
+def test_folds_default_to_the_architectures_and_a_given_count_wins() -> None:
+    from training.stages.prepare import fold_count
+
+    assert fold_count(TrainConfig(data=Path("x.csv"), arch="encoder")) == 3
+    assert fold_count(TrainConfig(data=Path("x.csv"), arch="ngram")) == 5
+    assert fold_count(TrainConfig(data=Path("x.csv"), arch="auto"), "encoder") == 3
+    assert fold_count(TrainConfig(data=Path("x.csv"), arch="encoder", folds=4)) == 4

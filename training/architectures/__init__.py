@@ -55,6 +55,8 @@ class Architecture:
     features: str | None = None
     # split validation: refit on train + val rows by default (``--refit``/``--no-refit``).
     refit: bool = False
+    # kfold validation: folds by default (``--folds``).
+    folds: int = 5
 
     def make_features(self, params: ModelParams | None = None) -> object | None:
         """A fresh per-run features cache for ``params`` (default: the defaults), or None
@@ -170,6 +172,9 @@ register(
         # Its head trains in seconds on cached features and gains from the val rows; for ngram a
         # refit is within a seed's spread at twice the time (docs/results/accuracy.md).
         refit=True,
+        # Every fold trains every member (the n-grams' is most of a step's cost) for as many
+        # epochs as the slowest member needs: 3 folds keep a 2,310-row file within minutes.
+        folds=3,
         tokenizer={
             "name": "sentencepiece",
             "model": "each --encoders encoder's own SentencePiece model (USE multilingual v3: "

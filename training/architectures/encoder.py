@@ -28,9 +28,6 @@ from training.architectures.ngram import (
 from training.params import ModelParams
 
 FEATURE_DROPOUT = 0.1
-# The encoder's features are unit vectors (three blocks of 320-512 values ~0.04): scaled so that the
-# softmax layer reaches confident logits at the shared learning rate (1e-3).
-FEATURE_SCALE = 10.0
 
 
 def build_head(
@@ -44,8 +41,7 @@ def build_head(
     member per encoder's features (``blocks``, by encoder name) and one on the text's n-grams."""
     logits = []
     for name, features in blocks.items():
-        x = layers.Rescaling(FEATURE_SCALE, name=f"{name}_scale")(features)
-        x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(x)
+        x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(features)
         logits.append(layers.Dense(n_labels, name=f"{name}_logits")(x))
     words, chars = make_ngram_vectorizers(train_texts, p)
     idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
@@ -247,11 +243,14 @@ def _encoder_features(
 ) -> dict[str, Any]:
     """The head's features of each encoder's block of ``pooled``, by encoder name: USE's
     pooled vectors through its DAN layers (trainable with --fine-tune), e5's embedding as it is;
-    each centred on its mean over the training rows (``train_pooled``: their ``pooled``).
+    each centred on its mean over the training rows (``train_pooled``: their ``pooled``) and
+    divided by its root-mean-square deviation there (one number per block, which keeps the
+    block's geometry).
 
     Sentence embeddings share a large common direction (e5's vectors of unrelated texts are at
-    cosine 0.7-0.9); centred, a linear member reaches a given accuracy in fewer epochs, before
-    the n-gram member has fitted every training row and the epoch count is chosen.
+    cosine 0.7-0.9) and differ in scale (per value, e5's deviations are ~0.02, USE's DAN
+    features' ~0.04): centred and scaled to unit deviation, each linear member learns at the
+    same pace from the shared learning rate, and none needs many more epochs than the n-grams'.
     """
     from training.encoder.layers import DanFeatures
 
@@ -263,7 +262,9 @@ def _encoder_features(
             dan = DanFeatures(part.dan_weights(), part.eps, trainable=p.fine_tune, name="dan")
             block, rows = dan(block), np.asarray(dan(rows))
         mean = rows.mean(axis=0) if len(rows) else np.zeros(rows.shape[1], np.float32)
-        centre = layers.Normalization(mean=mean, variance=np.ones_like(mean), name=f"{name}_centre")
+        spread = float(np.square(rows - mean).mean()) if len(rows) > 1 else 1.0
+        variance = np.full_like(mean, max(spread, 1e-12))
+        centre = layers.Normalization(mean=mean, variance=variance, name=f"{name}_centre")
         out[name] = centre(block)
         start += width
     return out

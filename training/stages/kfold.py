@@ -19,7 +19,7 @@ from training.config import TrainConfig
 from training.stages.fit import FitInput, fit
 from training.stages.held_out import HeldOut
 from training.stages.members import MemberCurves, curve
-from training.stages.prepare import Prepared
+from training.stages.prepare import Prepared, fold_count
 
 # Epochs whose out-of-fold accuracy is within this of the best count as tied; the tie goes
 # to the lowest out-of-fold loss (a later, more confident epoch, not an under-trained one).
@@ -50,10 +50,10 @@ def kfold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
 
 class RecordHeldOut:
     """Record a fold's held-out predictions after each epoch (fit's ``watch``), and a product
-    of experts' member log-probabilities in ``members``; with ``stop`` (the first fold), stop
-    once neither their accuracy nor their loss improved for ``patience`` epochs, the product's
-    nor any member's (the later folds then run as many epochs: the horizon the curves are
-    chosen from)."""
+    of experts' member log-probabilities in ``members``; with ``patience`` set (the first fold),
+    stop once neither their accuracy nor their loss improved for that many epochs, the
+    product's nor any member's (the later folds then run as many epochs: the horizon the curves
+    are chosen from)."""
 
     def __init__(
         self, per_epoch: np.ndarray, y: np.ndarray, rows: np.ndarray, members: MemberCurves
@@ -105,7 +105,7 @@ def cross_validate(
     splits = prep.splits
     texts, y = splits.texts["train"], splits.y["train"]
     n_labels = len(splits.labels)
-    folds = kfold_indices(y, min(cfg.folds, len(y)), cfg.seed)
+    folds = kfold_indices(y, min(fold_count(cfg), len(y)), cfg.seed)
     fold_rows = len(y) - max(len(f) for f in folds)
     most = max(cfg.epochs, math.ceil(KFOLD_MIN_STEPS * cfg.batch_size / max(fold_rows, 1)))
     # per_epoch[e][i]: row i's probabilities after epoch e+1 of the fold holding it out.

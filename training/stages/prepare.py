@@ -186,7 +186,7 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
     _warn_limits(cfg, splits, arch, log)
     counts = {s: len(t) for s, t in splits.texts.items()}
     how = (
-        f"{min(cfg.folds, len(splits.y['train']))}-fold cross-validation, then a refit on all "
+        f"{min(fold_count(cfg, arch), len(splits.y['train']))}-fold cross-validation, then a refit on all "
         f"{counts['train']} rows"
         if validation == "kfold"
         else f"{counts['val']} val rows held out"
@@ -207,3 +207,11 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
         arch_requested=cfg.arch,
         arch_reason=why,
     )
+
+
+def fold_count(cfg: TrainConfig, arch: str | None = None) -> int:
+    """``cfg.folds``, or (None) the default of ``arch`` (default ``cfg.arch``; decided, not
+    ``auto``)."""
+    from training import architectures
+
+    return architectures.get(arch or cfg.arch).folds if cfg.folds is None else cfg.folds
