@@ -185,9 +185,9 @@ def prepare(cfg: TrainConfig, log: Log) -> Prepared:
         log(f"encoders: {', '.join(cfg.params.encoders)}{prefix}")
     _warn_limits(cfg, splits, arch, log)
     counts = {s: len(t) for s, t in splits.texts.items()}
+    folds = min(fold_count(cfg, arch), len(splits.y["train"]))
     how = (
-        f"{min(fold_count(cfg, arch), len(splits.y['train']))}-fold cross-validation, then a refit on all "
-        f"{counts['train']} rows"
+        f"{folds}-fold cross-validation, then a refit on all {counts['train']} rows"
         if validation == "kfold"
         else f"{counts['val']} val rows held out"
     )
