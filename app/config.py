@@ -62,11 +62,9 @@ class Settings(BaseSettings):
         "auto", description="Where inference runs; 'gpu' without a GPU is a start-up error."
     )
     tf_intra_op_threads: int = Field(
-        0,
-        ge=0,
-        description="TensorFlow threads inside one op; 0 means one per CPU core. 1 serves an "
-        "expensive model (e5) faster: a batch per core.",
-    )
+        0, ge=0, description="TensorFlow threads inside one op; 0 means one per CPU core (1 "
+        "serves an expensive model, e5, faster: a batch per core).",
+    )  # fmt: skip
     tf_inter_op_threads: int = Field(
         0, ge=0, description="TensorFlow ops run in parallel; 0 means min(2, CPU cores)."
     )
@@ -77,16 +75,12 @@ class Settings(BaseSettings):
         2.0, ge=0, le=1000, description="How long a batch waits to fill once it has one text."
     )
     inference_threads: int = Field(
-        2,
-        ge=1,
-        le=16,
-        description="Model calls in flight at once per model: with 2, a batch fills and "
-        "starts while the previous one runs.",
-    )
+        2, ge=1, le=16, description="Model calls in flight at once per model: with 2, a batch "
+        "fills and starts while the previous one runs.",
+    )  # fmt: skip
     expensive_ms_per_text: float = Field(
         2.0, gt=0, description="A model costing this much per text or more at warm-up is served "
-        "as expensive: a batch per intra-op pool the cores fit, smaller batches, after cheap "
-        "models' texts.",
+        "as expensive: a batch per intra-op pool, smaller batches, after cheap models' texts.",
     )  # fmt: skip
     model_batching: dict[str, ModelBatching] = Field(
         default_factory=dict,
