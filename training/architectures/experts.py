@@ -23,7 +23,6 @@ class ProductOfExperts(layers.Layer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(dtype="float32", **kwargs)
-        self.member_probabilities: list[Any] = []
         self.member_log_probabilities: list[Any] = []
 
     def call(self, logits: list[Any]) -> Any:
@@ -32,11 +31,15 @@ class ProductOfExperts(layers.Layer):
         # same traced step, and after an eager call by Trainee.predict_members. Set around
         # Keras' attribute tracking, which would try to track the lists of tensors.
         object.__setattr__(self, "member_log_probabilities", logs)
-        object.__setattr__(self, "member_probabilities", [ops.exp(x) for x in logs])
         return ops.softmax(ops.mean(ops.stack(logs, axis=0), axis=0), axis=-1)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape[0]
+
+    @property
+    def member_probabilities(self) -> list[Any]:
+        """The members' probabilities of the latest call."""
+        return [ops.exp(x) for x in self.member_log_probabilities]
 
     @property
     def member_logits(self) -> list[Any]:
@@ -79,8 +82,8 @@ class MemberLosses(SummedMemberLosses, keras.Model):
     ProductOfExperts layer's."""
 
     def member_outputs(self, y_pred: Any) -> list[Any]:
-        experts = [layer for layer in self.layers if isinstance(layer, ProductOfExperts)]
-        return (experts[0].member_probabilities if experts else None) or [y_pred]
+        experts = find_experts(self)
+        return (experts.member_probabilities if experts else None) or [y_pred]
 
 
 def find_experts(model: Any) -> ProductOfExperts | None:

@@ -18,7 +18,7 @@ import numpy as np
 from training.config import TrainConfig
 from training.stages.fit import FitInput, fit
 from training.stages.held_out import HeldOut
-from training.stages.members import MemberCurves, curve
+from training.stages.members import MemberCurves, best_epoch, curve, curve_report
 from training.stages.prepare import Prepared, fold_count
 
 # Epochs whose out-of-fold accuracy is within this of the best count as tied; the tie goes
@@ -88,13 +88,7 @@ def _choose_epoch(per_epoch: np.ndarray, y: np.ndarray) -> tuple[int, dict[str, 
 
     accuracy = (per_epoch.argmax(axis=2) == y[None, :]).mean(axis=1)
     nll = np.array([negative_log_likelihood(p, y) for p in per_epoch])
-    tied = np.flatnonzero(accuracy >= accuracy.max() - EPOCH_TIE)
-    best = int(tied[np.argmin(nll[tied])])
-    curve = {
-        "out_of_fold_accuracy_by_epoch": [round(float(a), 4) for a in accuracy],
-        "out_of_fold_loss_by_epoch": [round(float(v), 4) for v in nll],
-    }
-    return best, curve
+    return best_epoch(accuracy, nll, EPOCH_TIE), curve_report(accuracy, nll)
 
 
 def cross_validate(

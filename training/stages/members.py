@@ -38,6 +38,21 @@ def curve(logs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return accuracy, nll
 
 
+def best_epoch(accuracy: np.ndarray, nll: np.ndarray, tie: float) -> int:
+    """The k-fold's rule (0-based): the lowest loss among the epochs within ``tie`` of the best
+    accuracy."""
+    tied = np.flatnonzero(accuracy >= accuracy.max() - tie)
+    return int(tied[np.argmin(nll[tied])])
+
+
+def curve_report(accuracy: np.ndarray, nll: np.ndarray) -> dict[str, list[float]]:
+    """An out-of-fold curve as metadata.json records it."""
+    return {
+        "out_of_fold_accuracy_by_epoch": [round(float(a), 4) for a in accuracy],
+        "out_of_fold_loss_by_epoch": [round(float(v), 4) for v in nll],
+    }
+
+
 class MemberCurves:
     """Every member's log-probabilities of the held-out rows after every epoch, filled fold by
     fold (each row by the fold that holds it out); allocated on the first record."""
@@ -57,12 +72,8 @@ class MemberCurves:
         """Each member's best epoch (0-based) within ``horizon``: the lowest out-of-fold loss
         among its epochs within ``tie`` of its best out-of-fold accuracy."""
         assert self.logs is not None
-        chosen = []
-        for m in range(self.logs.shape[1]):
-            accuracy, nll = curve(self.logs[:horizon, m], y)
-            tied = np.flatnonzero(accuracy >= accuracy.max() - tie)
-            chosen.append(int(tied[np.argmin(nll[tied])]))
-        return chosen
+        members = range(self.logs.shape[1])
+        return [best_epoch(*curve(self.logs[:horizon, m], y), tie) for m in members]
 
     def at(self, epochs: list[int]) -> np.ndarray:
         """The product's out-of-fold probabilities, each member at its epoch (0-based)."""
@@ -72,16 +83,8 @@ class MemberCurves:
     def report(self, y: np.ndarray, horizon: int) -> dict[str, Any]:
         """Each member's out-of-fold accuracy and loss by epoch (for metadata.json)."""
         assert self.logs is not None
-        out = []
-        for m in range(self.logs.shape[1]):
-            accuracy, nll = curve(self.logs[:horizon, m], y)
-            out.append(
-                {
-                    "out_of_fold_accuracy_by_epoch": [round(float(a), 4) for a in accuracy],
-                    "out_of_fold_loss_by_epoch": [round(float(v), 4) for v in nll],
-                }
-            )
-        return {"members": out}
+        members = range(self.logs.shape[1])
+        return {"members": [curve_report(*curve(self.logs[:horizon, m], y)) for m in members]}
 
 
 class MemberSnapshots(keras.callbacks.Callback):
