@@ -6,7 +6,8 @@
   stages/prepare.py    TrainConfig -> Prepared: files loaded, validated and split; the
                        architecture (``auto`` decided) and split-or-kfold chosen
   stages/fit.py        FitInput -> Fitted: the model built and fitted (split: early stopping
-                       on the val rows); stages/trainee.py is how a model is fed
+                       on the val rows); stages/trainee.py is how a model is fed;
+                       members on frozen features fitted first (stages/linear_members.py)
   stages/kfold.py      Prepared -> HeldOut: one model per fold, out-of-fold predictions,
                        the refit's epoch count (instead of fit, on small files); a product
                        of experts' members each their own (stages/members.py)

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from training.architectures.experts import MemberLosses, ProductOfExperts
+from training.architectures.experts import LinearMember, MemberLosses, ProductOfExperts
 from training.architectures.ngram import (
     INPUT_DROPOUT,
     SparseTfidfDense,
@@ -38,11 +38,15 @@ def build_head(
     blocks: dict[str, keras.KerasTensor],
 ) -> Any:
     """Probabilities: a product of experts (training.architectures.experts) of one linear
-    member per encoder's features (``blocks``, by encoder name) and one on the text's n-grams."""
+    member per encoder's features (``blocks``, by encoder name: a LinearMember, fitted as a
+    logistic regression, unless --fine-tune moves the features) and one on the text's n-grams."""
     logits = []
     for name, features in blocks.items():
-        x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(features)
-        logits.append(layers.Dense(n_labels, name=f"{name}_logits")(x))
+        if p.fine_tune:  # the features move with the steps: the member learns beside them
+            x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(features)
+            logits.append(layers.Dense(n_labels, name=f"{name}_logits")(x))
+        else:
+            logits.append(LinearMember(n_labels, name=f"{name}_logits")(features))
     words, chars = make_ngram_vectorizers(train_texts, p)
     idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
     ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(

@@ -47,6 +47,16 @@ class ProductOfExperts(layers.Layer):
         return list(self._inbound_nodes[0].input_tensors)
 
 
+class LinearMember(layers.Dense):
+    """A member's linear layer on frozen features (an encoder's embedding): no gradient step
+    trains it. The fit stage sets its weights, before the steps, to an L2-regularised logistic
+    regression fitted on the training rows' features (training.stages.linear_members): the
+    regularised optimum that early-stopped steps of a shared optimizer only approach."""
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(units, **{**kwargs, "trainable": False})
+
+
 class SummedMemberLosses:
     """A mixin for a ``keras.Model`` (listed before it among the bases) whose loss is the sum of
     its members' own losses: ``member_outputs`` gives the members' probabilities of the step

@@ -38,22 +38,21 @@ def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: float) -> t
     return centred * tf.math.rsqrt(var + eps) * gamma + beta
 
 
+# Each layer's weights other than Q/K/V, as the file names them ("ao.w": layer i's "l{i}.ao.w").
+_FILE_KEYS = ("ao.w", "ao.b", "aln.w", "aln.b", "fi.w", "fi.b", "fo.w", "fo.b", "oln.w", "oln.b")
+# Each layer's weights under their names in ``_layer_arrays`` (without the "l{i}_" in front).
+_LAYER_KEYS = ("qkv_w", "qkv_b", *(k.replace(".", "_") for k in _FILE_KEYS))
+
+
 def _layer_arrays(w: E5Weights, i: int) -> dict[str, np.ndarray]:
     """Layer ``i``'s arrays under weight names, Q/K/V fused into one [hidden, 3 * hidden]."""
     a = w.arrays
-    rest = ("ao.w", "ao.b", "aln.w", "aln.b", "fi.w", "fi.b", "fo.w", "fo.b", "oln.w", "oln.b")
-    return {
-        f"l{i}_qkv_w": np.concatenate([a[f"l{i}.{m}.w"] for m in "qkv"], axis=1),
-        f"l{i}_qkv_b": np.concatenate([a[f"l{i}.{m}.b"] for m in "qkv"]),
-        **{f"l{i}_{k.replace('.', '_')}": a[f"l{i}.{k}"] for k in rest},
+    fused = {
+        "qkv_w": np.concatenate([a[f"l{i}.{m}.w"] for m in "qkv"], axis=1),
+        "qkv_b": np.concatenate([a[f"l{i}.{m}.b"] for m in "qkv"]),
     }
-
-
-# Each layer's weights, under their names in ``_layer_arrays``.
-_LAYER_KEYS = (
-    "qkv_w", "qkv_b", "ao_w", "ao_b", "aln_w", "aln_b", "fi_w", "fi_b", "fo_w", "fo_b", "oln_w",
-    "oln_b",
-)  # fmt: skip
+    rest = {k.replace(".", "_"): a[f"l{i}.{k}"] for k in _FILE_KEYS}
+    return {f"l{i}_{k}": v for k, v in (fused | rest).items()}
 
 
 def _after_attention(
@@ -136,7 +135,7 @@ class E5Encoder(PretrainedLayer):
         # [batch, 1, 1, longest]: 0 for a text's tokens, _MASKED for the padding after them.
         key_mask = tf.sequence_mask(lens, longest)[:, None, None, :]
         bias = tf.where(key_mask, 0.0, _MASKED)
-        to_heads, to_tokens = self._head_indices(ids, longest)
+        to_heads, to_tokens = self._head_indices(ids, longest, row_ids, positions)
         for i in range(self.n_layers):
             x = self._layer(i, x, bias, to_heads, to_tokens)
         n_rows = tf.shape(lens)[0]
@@ -145,7 +144,7 @@ class E5Encoder(PretrainedLayer):
         return tf.math.l2_normalize(pooled, axis=1, epsilon=1e-12)
 
     def _head_indices(
-        self, ids: tf.RaggedTensor, longest: tf.Tensor
+        self, ids: tf.RaggedTensor, longest: tf.Tensor, row_ids: tf.Tensor, positions: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Gather indices between the token rows and attention's padded per-head layout.
 
@@ -153,14 +152,14 @@ class E5Encoder(PretrainedLayer):
         fused Q/K/V viewed per head) that fills each (q/k/v, text, head, position); a position
         past its text's end reads token 0's row, a key there is masked out and a query
         there is never read back. ``to_tokens`` [tokens, heads]: the row of the attention
-        output [batch * heads * longest, head_dim] for each real token and head."""
+        output [batch * heads * longest, head_dim] for each real token and head. ``row_ids`` and
+        ``positions``: each token's text and place in it."""
         h, lens = self.heads, ids.row_lengths()
         places = tf.range(longest)
         token = ids.row_starts()[:, None] + places[None, :]  # [batch, longest]
         token = tf.where(places[None, :] < lens[:, None], token, 0)
         part_head = tf.reshape(tf.range(3 * h, dtype=tf.int64), [3, 1, h, 1])
         to_heads = token[None, :, None, :] * (3 * h) + part_head
-        row_ids, positions = ids.value_rowids(), tf.ragged.range(lens).flat_values
         heads = tf.range(h, dtype=tf.int64)[None, :]
         return to_heads, (row_ids[:, None] * h + heads) * longest + positions[:, None]
 

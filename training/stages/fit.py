@@ -118,6 +118,18 @@ def _build(cfg: TrainConfig, job: FitInput) -> _Built:
     return built
 
 
+def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> None:
+    """The members on frozen features, as logistic regressions (training.stages.linear_members)."""
+    from training.architectures.experts import LinearMember
+    from training.stages.linear_members import fit_linear_members
+
+    weights = balanced_class_weights(job.y, job.n_labels)[job.y] if cfg.class_weights else None
+    fitted = fit_linear_members(built.trainee.model, built.train_x, job.y, weights)
+    unfitted = [x for x in built.model._flatten_layers() if isinstance(x, LinearMember)]
+    if len(unfitted) > fitted:  # no path but the one-replica head reaches them
+        raise RuntimeError(f"{cfg.arch}: members on frozen features need the default strategy")
+
+
 def _callbacks(cfg: TrainConfig, job: FitInput, trainee: Trainee, log: Log) -> list[Any]:
     """Rate recording (and replay), the watch, early stopping and LR drops, epoch lines."""
     from training.progress import EpochLog, GuardedEarlyStopping, RecordRate, WatchTexts
@@ -169,6 +181,7 @@ def fit(cfg: TrainConfig, job: FitInput, log: Log) -> Fitted:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     built = _build(cfg, job)
+    _fit_linear_members(cfg, job, built)
     cbs = _callbacks(cfg, job, built.trainee, log)
     started = time.monotonic()
     history = built.fit_model.fit(

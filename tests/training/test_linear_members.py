@@ -1,0 +1,66 @@
+"""Members on frozen features fitted as logistic regressions (training.stages.linear_members)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from training.architectures.experts import LinearMember, MemberLosses, ProductOfExperts
+from training.stages.linear_members import C, fit_linear_members, linear_members
+
+
+def _model(n_labels: int) -> keras.Model:
+    """A LinearMember on input ``a`` through a fixed layer, a trained member on input ``b``."""
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input(shape=(4,), name="a"), keras.Input(shape=(3,), name="b")
+    frozen = keras.layers.Dense(5, trainable=False, name="frozen")(a)
+    za = LinearMember(n_labels, name="a_logits")(frozen)
+    zb = keras.layers.Dense(n_labels, name="b_logits")(b)
+    model = MemberLosses([a, b], ProductOfExperts(name="probabilities")([za, zb]))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
+    return model
+
+
+def _rows(n_labels: int, n: int = 90) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(1)
+    y = np.arange(n) % n_labels
+    a = rng.normal(size=(n, 4)) + y[:, None]
+    return (a.astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32)), y
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_a_linear_member_answers_the_logistic_regression_of_its_features(n_labels: int) -> None:
+    model = _model(n_labels)
+    x, y = _rows(n_labels)
+    assert fit_linear_members(model, x, y) == 1
+    features = np.asarray(model.get_layer("frozen")(x[0]), dtype=np.float64)
+    expected = LogisticRegression(C=C, max_iter=1000).fit(features, y).predict_proba(features)
+    member = keras.Model(model.inputs, model.get_layer("a_logits").output)
+    got = keras.ops.convert_to_numpy(keras.ops.softmax(member(x)))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_the_steps_leave_a_linear_member_as_fitted_and_train_the_others() -> None:
+    model = _model(3)
+    x, y = _rows(3)
+    fit_linear_members(model, x, y)
+    before = {w.path: np.array(w.numpy()) for w in model.weights}
+    model.fit(x, np.eye(3)[y], epochs=2, verbose=0)
+    after = {w.path: np.array(w.numpy()) for w in model.weights}
+    assert [p for p in before if not np.array_equal(before[p], after[p])] == [
+        "b_logits/kernel",
+        "b_logits/bias",
+    ]
+    assert linear_members(model) == [model.get_layer("a_logits")]
+
+
+def test_a_label_without_rows_gets_no_probability() -> None:
+    model = _model(4)
+    x, y = _rows(3)  # label 3 has no training row
+    fit_linear_members(model, x, y)
+    member = keras.Model(model.inputs, model.get_layer("a_logits").output)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(member(x)))
+    assert probabilities[:, 3].max() < 1e-9
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
