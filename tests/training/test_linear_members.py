@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -64,3 +67,22 @@ def test_a_label_without_rows_gets_no_probability() -> None:
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(member(x)))
     assert probabilities[:, 3].max() < 1e-9
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_the_fit_stage_fits_them_only_where_the_job_says(closed_form: bool) -> None:
+    from types import SimpleNamespace
+
+    from training.config import TrainConfig
+    from training.stages.fit import FitInput, _fit_linear_members
+
+    model = _model(3)
+    x, y = _rows(3)
+    built: Any = SimpleNamespace(trainee=SimpleNamespace(model=model), train_x=x, model=model)
+    job = FitInput(texts=[], y=y, n_labels=3, linear_members=closed_form)
+    cfg = TrainConfig(data=Path("unused.csv"))
+    before = np.array(model.get_layer("a_logits").kernel.numpy())
+    _fit_linear_members(cfg, job, built)
+    member = model.get_layer("a_logits")
+    assert member.trainable is not closed_form
+    assert np.array_equal(before, member.kernel.numpy()) is not closed_form

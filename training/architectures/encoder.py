@@ -38,15 +38,15 @@ def build_head(
     blocks: dict[str, keras.KerasTensor],
 ) -> Any:
     """Probabilities: a product of experts (training.architectures.experts) of one linear
-    member per encoder's features (``blocks``, by encoder name: a LinearMember, fitted as a
-    logistic regression, unless --fine-tune moves the features) and one on the text's n-grams."""
+    member per encoder's features (``blocks``, by encoder name: a LinearMember unless
+    --fine-tune moves the features; training.stages.linear_members) and one on the n-grams."""
     logits = []
     for name, features in blocks.items():
+        x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(features)
         if p.fine_tune:  # the features move with the steps: the member learns beside them
-            x = layers.Dropout(FEATURE_DROPOUT, name=f"{name}_dropout")(features)
             logits.append(layers.Dense(n_labels, name=f"{name}_logits")(x))
         else:
-            logits.append(LinearMember(n_labels, name=f"{name}_logits")(features))
+            logits.append(LinearMember(n_labels, name=f"{name}_logits")(x))
     words, chars = make_ngram_vectorizers(train_texts, p)
     idf = [inverse_document_frequency(v, train_texts) for v in (words, chars)]
     ngrams = SparseTfidfDense(p.dense_units, INPUT_DROPOUT, idf, name="dense")(

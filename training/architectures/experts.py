@@ -49,9 +49,9 @@ class ProductOfExperts(layers.Layer):
 
 class LinearMember(layers.Dense):
     """A member's linear layer on frozen features (an encoder's embedding): no gradient step
-    trains it. The fit stage sets its weights, before the steps, to an L2-regularised logistic
-    regression fitted on the training rows' features (training.stages.linear_members): the
-    regularised optimum that early-stopped steps of a shared optimizer only approach."""
+    trains it where the fit stage sets its weights, before the steps, to an L2-regularised
+    logistic regression fitted on the training rows' features (training.stages.linear_members):
+    the regularised optimum that early-stopped steps of a shared optimizer only approach."""
 
     def __init__(self, units: int, **kwargs: Any) -> None:
         super().__init__(units, **{**kwargs, "trainable": False})

@@ -41,6 +41,9 @@ class FitInput:
     watch: Watch | None = None
     learning_rates: list[float] | None = None  # per epoch: a refit replaying a run's schedule
     member_epochs: list[int] | None = None  # a product of experts: each member's (MemberSnapshots)
+    # LinearMembers fitted as logistic regressions (the k-fold and its refit); False: trained
+    # by the steps like any layer (training.stages.linear_members says why)
+    linear_members: bool = False
 
 
 @dataclass
@@ -119,14 +122,19 @@ def _build(cfg: TrainConfig, job: FitInput) -> _Built:
 
 
 def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> None:
-    """The members on frozen features, as logistic regressions (training.stages.linear_members)."""
+    """The members on frozen features: logistic regressions, or (``job.linear_members``
+    False) layers the steps train (training.stages.linear_members)."""
     from training.architectures.experts import LinearMember
     from training.stages.linear_members import fit_linear_members
 
+    members = [x for x in built.model._flatten_layers() if isinstance(x, LinearMember)]
+    if not job.linear_members:
+        for layer in members:  # before the first step traces the trainable variables
+            layer.trainable = True
+        return
     weights = balanced_class_weights(job.y, job.n_labels)[job.y] if cfg.class_weights else None
     fitted = fit_linear_members(built.trainee.model, built.train_x, job.y, weights)
-    unfitted = [x for x in built.model._flatten_layers() if isinstance(x, LinearMember)]
-    if len(unfitted) > fitted:  # no path but the one-replica head reaches them
+    if len(members) > fitted:  # no path but the one-replica head reaches them
         raise RuntimeError(f"{cfg.arch}: members on frozen features need the default strategy")
 
 

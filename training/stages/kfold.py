@@ -119,6 +119,7 @@ def cross_validate(
             verbose=False,
             features=features,
             watch=([texts[i] for i in held], record),
+            linear_members=True,
         )
         done = fit(cfg, job, log)
         horizon = min(horizon, done.epochs_run)

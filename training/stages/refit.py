@@ -81,5 +81,6 @@ def refit_all(
         epochs=held.epochs,
         features=features,
         member_epochs=held.member_epochs,
+        linear_members=True,
     )
     return fit(cfg, job, log)
