@@ -28,6 +28,7 @@ import numpy as np
 # unit root-mean-square deviation per value: training.architectures.encoder._encoder_features).
 CS = (0.03, 0.1, 0.3, 1.0)
 FOLDS = 3
+CHOICE_TOL = 1e-3
 MAX_ITER = 1000
 
 
@@ -88,21 +89,30 @@ def regression(
     features: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's (coef_, intercept_) of the logistic regression of ``y`` on ``features``
-    at the strength in CS that a FOLDS-fold cross-validation of the log-loss prefers."""
+    at the strength in CS that a FOLDS-fold cross-validation of the log-loss prefers (the
+    folds' fits to a loose tolerance, CHOICE_TOL: they only rank the strengths)."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 
+    strength = CS[-1]
     folds = min(FOLDS, int(np.bincount(y).max()))
-    if folds < 2:  # one row a label: nothing to cross-validate on
-        fitted: Any = LogisticRegression(C=CS[-1], max_iter=MAX_ITER)
-    else:
-        fitted = LogisticRegressionCV(
+    if folds >= 2:  # else one row a label: nothing to cross-validate on
+        search = LogisticRegressionCV(
             Cs=list(CS),
             cv=StratifiedKFold(folds, shuffle=True, random_state=0),
             scoring="neg_log_loss",
             max_iter=MAX_ITER,
+            tol=CHOICE_TOL,
+            refit=False,
         )
-    with warnings.catch_warnings():  # 1.9's notice of its attributes' future form
-        warnings.simplefilter("ignore", FutureWarning)
-        fitted.fit(features, y, sample_weight=sample_weight)
+        with warnings.catch_warnings():  # 1.9's notice of its attributes' future form
+            warnings.simplefilter("ignore", FutureWarning)
+            search.fit(features, y, sample_weight=sample_weight)
+        # Mean log-loss score per strength over the folds ([folds, len(CS)]; one entry per
+        # class in the attribute's legacy form, the same array for a multinomial fit).
+        scores = search.scores_
+        scores = next(iter(scores.values())) if isinstance(scores, dict) else scores
+        strength = CS[int(np.argmax(np.asarray(scores).reshape(-1, len(CS)).mean(axis=0)))]
+    fitted = LogisticRegression(C=strength, max_iter=MAX_ITER)
+    fitted.fit(features, y, sample_weight=sample_weight)
     return fitted.coef_, fitted.intercept_
