@@ -108,3 +108,7 @@ def test_the_fit_stage_fits_them_only_where_the_job_says(closed_form: bool) -> N
     member = model.get_layer("a_logits")
     assert member.trainable is not closed_form
     assert np.array_equal(before, member.kernel.numpy()) is not closed_form
+    # Where it is not fitted, the steps train it (the model was compiled before the switch).
+    fitted = np.array(member.kernel.numpy())
+    model.fit(x, np.eye(3)[y], epochs=2, verbose=0)
+    assert np.array_equal(fitted, member.kernel.numpy()) is closed_form
