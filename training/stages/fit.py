@@ -72,13 +72,20 @@ def balanced_class_weights(y: np.ndarray, n_labels: int) -> np.ndarray:
     return weights
 
 
+def row_weights(cfg: TrainConfig, y: np.ndarray, n_labels: int) -> np.ndarray | None:
+    """Each training row's weight under ``--class-weights`` (its label's), else None."""
+    if not cfg.class_weights:
+        return None
+    return balanced_class_weights(y, n_labels)[y].astype(np.float32)
+
+
 def _dataset(cfg: TrainConfig, x: Any, y: np.ndarray, n_labels: int, train: bool) -> Any:
     """Batches of (inputs, one-hot labels[, weights]); ``x``: every row's inputs (texts as a
     string tensor, or what ``Trainee.inputs`` made of them)."""
     import tensorflow as tf
 
-    if train and cfg.class_weights:
-        w = balanced_class_weights(y, n_labels)[y].astype(np.float32)
+    w = row_weights(cfg, y, n_labels) if train else None
+    if w is not None:
         ds = tf.data.Dataset.from_tensor_slices((x, y, w))
     else:
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -132,7 +139,7 @@ def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> None:
         for layer in members:  # before the first step traces the trainable variables
             layer.trainable = True
         return
-    weights = balanced_class_weights(job.y, job.n_labels)[job.y] if cfg.class_weights else None
+    weights = row_weights(cfg, job.y, job.n_labels)
     fitted = fit_linear_members(built.trainee.model, built.train_x, job.y, weights)
     if len(members) > fitted:  # no path but the one-replica head reaches them
         raise RuntimeError(f"{cfg.arch}: members on frozen features need the default strategy")

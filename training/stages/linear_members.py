@@ -51,8 +51,8 @@ def member_features(model: Any, members: list[Any], x: Any, batch_size: int = 51
     taps = keras.Model(model.inputs, [m._inbound_nodes[0].input_tensors[0] for m in members])
     out: list[list[np.ndarray]] = [[] for _ in members]
     for b in tf.data.Dataset.from_tensor_slices(x).batch(batch_size):
-        values = taps(b, training=False)
-        for rows, v in zip(out, values if len(members) > 1 else [values], strict=True):
+        # One member's taps answer one tensor, not a list of one: flatten both alike.
+        for rows, v in zip(out, tf.nest.flatten(taps(b, training=False)), strict=True):
             rows.append(np.asarray(v, dtype=np.float64))
     return [np.concatenate(rows) for rows in out]
 
