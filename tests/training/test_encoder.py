@@ -232,6 +232,7 @@ def test_kfold_training_encodes_each_distinct_text_once(
 
     from training.architectures.encoder import EncoderFeatures, EncoderStack
     from training.stages import kfold
+    from training.stages.linear_members import CS
 
     monkeypatch.setattr(kfold, "KFOLD_MIN_STEPS", 1)  # 3 epochs per fold, not 1,600
 
@@ -269,5 +270,8 @@ def test_kfold_training_encodes_each_distinct_text_once(
     # The product of experts' members (USE's, the n-grams') each got their own epochs.
     assert len(cv["member_epochs"]) == len(cv["members"]) == 2
     assert max(cv["member_epochs"]) == cv["chosen_epochs"] <= 3
+    # USE's member is a logistic regression; the published fit says at what strength.
+    strengths = meta["metrics"]["training"]["linear_member_strengths"]
+    assert list(strengths) == ["use_logits"] and strengths["use_logits"] in CS
     assert features.encoded == len(distinct)
     assert int(encoder.rows.numpy()) == len(distinct)

@@ -86,4 +86,6 @@ def evaluate(cfg: TrainConfig, prep: Prepared, trained: Trained, cal: Calibrated
         "fit_seconds": round(fitted.fit_seconds, 2),
         "seconds": round(time.monotonic() - prep.started, 2),
     }
+    if fitted.linear_strengths:  # the published fit's members on frozen features
+        metrics["training"]["linear_member_strengths"] = fitted.linear_strengths
     return Evaluation(metrics=metrics)

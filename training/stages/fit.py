@@ -57,6 +57,8 @@ class Fitted:
     replicas: int
     trainee: Trainee  # predicts as the model does, from inputs computed once per call
     learning_rates: list[float] = field(default_factory=list)  # per epoch run
+    # Each LinearMember's regression strength, by layer name, where the fit fitted them
+    linear_strengths: dict[str, float | None] = field(default_factory=dict)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """The fitted model's probabilities (before calibration) of ``texts``."""
@@ -128,9 +130,9 @@ def _build(cfg: TrainConfig, job: FitInput) -> _Built:
     return built
 
 
-def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> None:
-    """The members on frozen features: logistic regressions, or (``job.linear_members``
-    False) layers the steps train (training.stages.linear_members)."""
+def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> dict[str, float | None]:
+    """The members on frozen features: logistic regressions (their strengths, by layer name),
+    or (``job.linear_members`` False) layers the steps train (training.stages.linear_members)."""
     from training.architectures.experts import LinearMember
     from training.stages.linear_members import fit_linear_members
 
@@ -138,11 +140,12 @@ def _fit_linear_members(cfg: TrainConfig, job: FitInput, built: _Built) -> None:
     if not job.linear_members:
         for layer in members:  # before the first step traces the trainable variables
             layer.trainable = True
-        return
+        return {}
     weights = row_weights(cfg, job.y, job.n_labels)
-    fitted = fit_linear_members(built.trainee.model, built.train_x, job.y, weights)
-    if len(members) > fitted:  # no path but the one-replica head reaches them
+    strengths = fit_linear_members(built.trainee.model, built.train_x, job.y, weights)
+    if len(members) > len(strengths):  # no path but the one-replica head reaches them
         raise RuntimeError(f"{cfg.arch}: members on frozen features need the default strategy")
+    return strengths
 
 
 def _callbacks(cfg: TrainConfig, job: FitInput, trainee: Trainee, log: Log) -> list[Any]:
@@ -196,7 +199,7 @@ def fit(cfg: TrainConfig, job: FitInput, log: Log) -> Fitted:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     built = _build(cfg, job)
-    _fit_linear_members(cfg, job, built)
+    strengths = _fit_linear_members(cfg, job, built)
     cbs = _callbacks(cfg, job, built.trainee, log)
     started = time.monotonic()
     history = built.fit_model.fit(
@@ -222,4 +225,5 @@ def fit(cfg: TrainConfig, job: FitInput, log: Log) -> Fitted:
         built.replicas,
         built.trainee,
         rates,
+        strengths,
     )

@@ -59,22 +59,25 @@ def member_features(model: Any, members: list[Any], x: Any, batch_size: int = 51
 
 def fit_linear_members(
     model: Any, x: Any, y: np.ndarray, sample_weight: np.ndarray | None = None
-) -> int:
+) -> dict[str, float | None]:
     """Set every LinearMember of ``model`` to the logistic regression of its features of the
-    rows ``x`` (``model``'s inputs) on the labels ``y``; how many members were fitted."""
+    rows ``x`` (``model``'s inputs) on the labels ``y``; the strength (``C``) each member got,
+    by layer name (None: the rows hold one label, and the member only says so)."""
     members = linear_members(model)
+    strengths: dict[str, float | None] = {}
     if not members:
-        return 0
+        return strengths
     n_labels = int(members[0].units)
     present = np.unique(y)
     for layer, features in zip(members, member_features(model, members, x), strict=True):
         kernel = np.zeros((features.shape[1], n_labels), np.float32)
         # A label with no training row here (a small fold) keeps a very low bias.
         bias = np.full(n_labels, -30.0, np.float32)
+        strengths[layer.name] = None
         if len(present) == 1:
             bias[present[0]] = 0.0
         else:
-            coef, intercept = regression(features, y, sample_weight)
+            coef, intercept, strengths[layer.name] = regression(features, y, sample_weight)
             if len(present) == 2:  # scikit-learn's binary form: one row for the second class
                 coef = np.stack([-coef[0] / 2, coef[0] / 2])
                 intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
@@ -82,15 +85,16 @@ def fit_linear_members(
             bias[present] = intercept
         layer.kernel.assign(kernel)
         layer.bias.assign(bias)
-    return len(members)
+    return strengths
 
 
 def regression(
     features: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """scikit-learn's (coef_, intercept_) of the logistic regression of ``y`` on ``features``
     at the strength in CS that a FOLDS-fold cross-validation of the log-loss prefers (the
-    folds' fits to a loose tolerance, CHOICE_TOL: they only rank the strengths)."""
+    folds' fits to a loose tolerance, CHOICE_TOL: they only rank the strengths), and that
+    strength."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 
@@ -115,4 +119,4 @@ def regression(
         strength = CS[int(np.argmax(np.asarray(scores).reshape(-1, len(CS)).mean(axis=0)))]
     fitted = LogisticRegression(C=strength, max_iter=MAX_ITER)
     fitted.fit(features, y, sample_weight=sample_weight)
-    return fitted.coef_, fitted.intercept_
+    return fitted.coef_, fitted.intercept_, strength
