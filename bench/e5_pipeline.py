@@ -142,6 +142,9 @@ def train_once(
     out["validation"] = meta["params"]["validation"]
     cv = meta["metrics"].get("evaluation", {}).get("cross_validation", {})
     out["chosen_epochs"] = cv.get("member_epochs") or cv.get("chosen_epochs")
+    strengths = meta["metrics"]["training"].get("linear_member_strengths")
+    if strengths:
+        out["linear_member_strengths"] = strengths
     if features is not None:
         out["texts_encoded_in_run"] = features.encoded
     return out
