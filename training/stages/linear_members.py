@@ -26,8 +26,8 @@ import numpy as np
 
 # scikit-learn's inverse regularisation strengths tried for the members' features (centred,
 # unit root-mean-square deviation per value: training.architectures.encoder._encoder_features).
-# Two-label sentiment on a few thousand rows gets 0.003-0.01; 77 intents at 10-30 rows a label,
-# 0.1-1.
+# From the shrinkage two-label sentiment on a few thousand rows prefers to the little that
+# many-label intent files at 10-30 rows a label do (docs/results/e5-encoder.md).
 CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 FOLDS = 3
 CHOICE_TOL = 1e-3
@@ -111,8 +111,8 @@ def regression(
             max_iter=MAX_ITER,
             tol=CHOICE_TOL,
             refit=False,
-            # The folds in processes of their own (the steps are not running yet): the range's
-            # search costs about half the wall time it does in one process.
+            # The folds in processes of their own: the steps have not started, so the cores
+            # are free.
             n_jobs=min(folds, cpu_count()),
         )
         with warnings.catch_warnings():  # 1.9's notice of its attributes' future form
