@@ -96,7 +96,7 @@ def regression(
     """scikit-learn's (coef_, intercept_) of the logistic regression of ``y`` on ``features``
     at the strength in CS that a FOLDS-fold cross-validation of the log-loss prefers (the
     folds' fits to a loose tolerance, CHOICE_TOL: they only rank the strengths), and that
-    strength."""
+    strength; CS[-1] where the largest label has one row, with nothing to cross-validate on."""
     from joblib import cpu_count
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
