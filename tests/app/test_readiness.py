@@ -80,3 +80,33 @@ def test_a_model_added_later_loads_while_the_service_stays_ready(
         assert r.json()["model_states"] == {"example": "ready", "later": "loading"}
         release.set()
         wait_until(lambda: states() == {"example": "ready", "later": "ready"})
+
+
+def test_grpc_health_check_answers_the_readiness_of_the_moment(
+    slow_second_model: tuple[Path, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check reads readiness when it is called: with the background poll stopped (an hour
+    apart), only the call itself can turn NOT_SERVING into SERVING once the models load."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from app.edge.grpc import health as grpc_health
+    from tests.live_server import free_port
+
+    monkeypatch.setattr(grpc_health, "HEALTH_POLL_S", 3600.0)
+    model_dir, release = slow_second_model
+    port = free_port()
+    with (
+        TestClient(create_app(make_settings(model_dir, grpc_port=port))) as c,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def status(service: str) -> int:
+            return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+        services = ("", grpc_health.SERVICE)
+        assert {status(s) for s in services} == {health_pb2.HealthCheckResponse.NOT_SERVING}
+        release.set()
+        wait_ready(c)
+        assert {status(s) for s in services} == {health_pb2.HealthCheckResponse.SERVING}

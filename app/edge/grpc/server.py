@@ -20,13 +20,13 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.trace import Tracer
 
 from app.config import Settings
 from app.edge.auth import KeyStore
 from app.edge.grpc.codec import code_of, decode_infer_request, encode_infer_response, peer_host
+from app.edge.grpc.health import SERVICE, ReadinessHealth
 from app.edge.grpc.proto import grpc_predict_v2_pb2 as pb
 from app.edge.grpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from app.edge.rate_limit import Limiter
@@ -43,8 +43,6 @@ from app.plane.v2.protocol import InferenceProtocol
 
 log = logging.getLogger(__name__)
 
-SERVICE = "inference.GRPCInferenceService"
-HEALTH_POLL_S = 0.5
 Reply = TypeVar("Reply")
 
 
@@ -224,7 +222,6 @@ class GrpcServer:
         tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
-        self.protocol = protocol
         limit = settings.max_body_bytes  # the same bound on a request as HTTP's
         self._server = grpc.aio.server(
             options=[
@@ -235,7 +232,7 @@ class GrpcServer:
         servicer = InferenceServicer(protocol, keys=keys, limiter=limiter, metrics=metrics)
         servicer.tracer = tracer
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
-        self.health = HealthServicer()
+        self.health = ReadinessHealth(protocol.server_ready)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self.port = 0
         self._health_task: asyncio.Task[None] | None = None
@@ -251,25 +248,11 @@ class GrpcServer:
             self.port = 0
         if self.port == 0:
             raise OSError(port_taken_message(s.grpc_host, s.grpc_port))
-        await self._update_health()
+        await self.health.update()
         await self._server.start()
-        self._health_task = asyncio.create_task(self._follow_readiness(), name="grpc-health")
+        self._health_task = asyncio.create_task(self.health.follow(), name="grpc-health")
         log.info("gRPC (Open Inference Protocol V2, health) listening on %s", address)
         return self.port
-
-    async def _update_health(self) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING
-        status = (
-            serving if self.protocol.server_ready() else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        await self.health.set("", status)
-        await self.health.set(SERVICE, status)
-
-    async def _follow_readiness(self) -> None:
-        # Readiness changes rarely (start-up, a model that stops loading); polling is enough.
-        while True:
-            await asyncio.sleep(HEALTH_POLL_S)
-            await self._update_health()
 
     def begin_shutdown(self) -> None:
         """Stop taking calls and drain (from the SIGTERM handler, on the loop's thread)."""
